@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# NAT lab: two hosts behind real Linux NATs (network namespaces, iptables)
+# and a STUN server (coturn) on a simulated internet, all on one machine.
+#
+#   lab.sh up NAME KIND_A KIND_B [--same-nat]
+#   lab.sh down NAME
+#   lab.sh exec NAME NODE CMD...      NODE: a b ra rb inet
+#   lab.sh loss NAME PERCENT          random UDP loss on each NAT's WAN side (0 = off)
+#   lab.sh udp-timeout NAME SECONDS   conntrack UDP timeouts in the NAT routers
+#   lab.sh flush NAME                 forget every NAT mapping (conntrack -F)
+#   lab.sh info NAME                  print the lab's KEY=VALUE description
+#
+# KIND is one of: none (host directly on the internet), full-cone,
+# port-restricted, symmetric. With --same-nat both hosts sit on one LAN
+# behind one NAT of KIND_A (KIND_B must equal KIND_A or be "-"); a
+# full-cone NAT then forwards unsolicited UDP to host a only.
+#
+# Topology (every address is TEST-NET or 10.x and lives only in namespaces
+# this script creates; nothing touches the root namespace's interfaces):
+#
+#   NAME-inet  bridge br0: 203.0.113.1/24 (gateway for the routers),
+#              203.0.113.10 and 203.0.113.11 (coturn, UDP 3478), 198.51.100.1/24
+#   NAME-ra    wan 198.51.100.11/24 (default via 198.51.100.1), lan 10.1.0.1/24
+#   NAME-rb    wan 198.51.100.12/24, lan 10.2.0.1/24
+#   NAME-a     eth0 10.1.0.2/24 behind ra, or 198.51.100.21/24 for kind none
+#   NAME-b     eth0 10.2.0.2/24 behind rb (10.1.0.3 with --same-nat), or
+#              198.51.100.22/24 for kind none
+#
+# Interfaces are created directly inside their namespaces, so their names
+# (br0, wan, lan, ha, hb, eth0) never clash between labs running at once.
+# `up` prints the lab description as KEY=VALUE lines on stdout; state (coturn
+# pid and log) lives in ${NATLAB_STATE:-/tmp/natlab}/NAME.
+set -euo pipefail
+
+STATE_ROOT=${NATLAB_STATE:-/tmp/natlab}
+STUN1=203.0.113.10
+STUN2=203.0.113.11
+STUN_PORT=3478
+
+die() {
+	echo "lab.sh: $*" >&2
+	exit 1
+}
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+	exit 2
+}
+
+check_name() {
+	[[ $1 =~ ^[a-z][a-z0-9]{0,11}$ ]] || die "lab name '$1' must be 1-12 characters of [a-z0-9], starting with a letter"
+}
+
+check_kind() {
+	case $1 in
+	none | full-cone | port-restricted | symmetric) ;;
+	*) die "NAT kind '$1' must be one of: none full-cone port-restricted symmetric" ;;
+	esac
+}
+
+need_tools() {
+	local t
+	for t in ip iptables conntrack turnserver sysctl; do
+		command -v "$t" >/dev/null || die "$t not found (apt-get install iproute2 iptables conntrack coturn procps)"
+	done
+	[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces and iptables)"
+}
+
+ns_exists() { [ -e "/run/netns/$1" ]; }
+
+# nsx NS CMD...: run CMD inside namespace NS.
+nsx() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# node_ns NAME NODE: the namespace of a lab node.
+node_ns() {
+	case $2 in
+	a | b | ra | rb | inet) echo "$1-$2" ;;
+	*) die "node '$2' must be one of: a b ra rb inet" ;;
+	esac
+}
+
+# routers NAME: the NAT router namespaces that exist in this lab.
+routers() {
+	local r
+	for r in ra rb; do
+		if ns_exists "$1-$r"; then echo "$1-$r"; fi
+	done
+}
+
+new_ns() {
+	ip netns add "$1"
+	nsx "$1" ip link set lo up
+}
+
+# setup_router NS WAN_IP LAN_CIDR KIND DNAT_TARGET
+setup_router() {
+	local ns=$1 wan_ip=$2 lan=$3 kind=$4 target=$5
+	nsx "$ns" ip addr add "$wan_ip/24" dev wan
+	nsx "$ns" ip link set wan up
+	nsx "$ns" ip link add lan type bridge
+	nsx "$ns" ip addr add "$lan" dev lan
+	nsx "$ns" ip link set lan up
+	nsx "$ns" ip route add default via 198.51.100.1
+	nsx "$ns" sysctl -qw net.ipv4.ip_forward=1
+	# Frames bridged between two hosts on the LAN must not cross iptables
+	# (the loss rules are for the WAN side only).
+	if nsx "$ns" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then
+		nsx "$ns" sysctl -qw net.bridge.bridge-nf-call-iptables=0
+	fi
+	# Loss rules go into their own chain so `loss` can replace them.
+	nsx "$ns" iptables -N LABLOSS
+	nsx "$ns" iptables -A FORWARD -j LABLOSS
+	nsx "$ns" iptables -A FORWARD -o wan -j ACCEPT
+	nsx "$ns" iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	case $kind in
+	port-restricted)
+		# Endpoint-independent mapping (the source port is kept when free),
+		# inbound only from the exact address:port contacted.
+		nsx "$ns" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
+		;;
+	symmetric)
+		# A new, random mapped port for every destination.
+		nsx "$ns" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE --random-fully
+		;;
+	full-cone)
+		# Port-preserving MASQUERADE out; every inbound UDP datagram goes to
+		# the inside host on the same port, whoever sent it.
+		nsx "$ns" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
+		nsx "$ns" iptables -t nat -A PREROUTING -i wan -p udp -j DNAT --to-destination "$target"
+		nsx "$ns" iptables -A FORWARD -i wan -m conntrack --ctstate DNAT -j ACCEPT
+		;;
+	esac
+	nsx "$ns" iptables -A FORWARD -i wan -j DROP
+}
+
+# add_host NAME SIDE KIND ROUTER_NS LAN_IP PUBLIC_IP: create host NAME-SIDE
+# either behind ROUTER_NS (on its LAN bridge) or directly on the internet.
+add_host() {
+	local name=$1 side=$2 kind=$3 router=$4 lan_ip=$5 pub_ip=$6
+	local ns=$name-$side
+	new_ns "$ns"
+	if [ "$kind" = none ]; then
+		nsx "$name-inet" ip link add "h$side" type veth peer name eth0 netns "$ns"
+		nsx "$name-inet" ip link set "h$side" master br0 up
+		nsx "$ns" ip addr add "$pub_ip/24" dev eth0
+		nsx "$ns" ip link set eth0 up
+		nsx "$ns" ip route add default via 198.51.100.1
+		echo "HOST_${side^^}_IP=$pub_ip"
+	else
+		nsx "$router" ip link add "h$side" type veth peer name eth0 netns "$ns"
+		nsx "$router" ip link set "h$side" master lan up
+		nsx "$ns" ip addr add "$lan_ip/24" dev eth0
+		nsx "$ns" ip link set eth0 up
+		nsx "$ns" ip route add default via "${lan_ip%.*}.1"
+		echo "HOST_${side^^}_IP=$lan_ip"
+	fi
+	echo "HOST_${side^^}_NS=$ns"
+}
+
+add_router() {
+	local name=$1 r=$2 wan_ip=$3 lan=$4 kind=$5 target=$6
+	new_ns "$name-$r"
+	nsx "$name-inet" ip link add "$r" type veth peer name wan netns "$name-$r"
+	nsx "$name-inet" ip link set "$r" master br0 up
+	setup_router "$name-$r" "$wan_ip" "$lan" "$kind" "$target"
+	echo "ROUTER_${r^^}_NS=$name-$r"
+	echo "ROUTER_${r^^}_IP=$wan_ip"
+}
+
+start_stun() {
+	local name=$1 dir=$STATE_ROOT/$1 i
+	mkdir -p "$dir"
+	: >"$dir/turnserver.log"
+	# -n: ignore /etc/turnserver.conf. Debian's copy sets no-rfc5780 and
+	# syslog, which would make coturn refuse CHANGE-REQUEST and log nowhere.
+	# Without it, two listener addresses give RFC 5780 behaviour discovery
+	# (alternate address STUN2, alternate port STUN_PORT+1).
+	# Anonymous --stun-only needs no users, but coturn still opens an SQLite
+	# db: keep it in the lab's state dir so nothing under /var is touched.
+	# Close every inherited descriptor above stderr, then exec, so coturn
+	# holds no pipe of whoever called `up` (a caller reading our stdout to
+	# EOF would otherwise wait for coturn to exit).
+	(
+		for fd in $(ls "/proc/$BASHPID/fd"); do
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		exec ip netns exec "$name-inet" turnserver -n --stun-only --no-cli --no-tls --no-dtls --no-auth \
+			-L "$STUN1" -L "$STUN2" --listening-port="$STUN_PORT" \
+			--userdb="$dir/turndb" --pidfile="$dir/turnserver.pid" \
+			--log-file="$dir/turnserver.log" --simple-log \
+			--no-software-attribute
+	) </dev/null >/dev/null 2>&1 &
+	# Ready when both addresses listen on the STUN port and the alternate port.
+	for i in $(seq 1 100); do
+		# (coturn opens one socket per thread, so count distinct addr:port.)
+		if [ "$(nsx "$name-inet" ss -Hlun "( sport = :$STUN_PORT or sport = :$((STUN_PORT + 1)) )" | awk '{print $4}' | sort -u | wc -l)" -ge 4 ]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	cat "$dir/turnserver.log" >&2 || true
+	die "coturn did not start listening on $STUN1 and $STUN2 (ports $STUN_PORT and $((STUN_PORT + 1))) within 5 s (log above)"
+}
+
+cmd_up() {
+	[ $# -ge 3 ] || usage
+	local name=$1 ka=$2 kb=$3 same=0
+	shift 3
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--same-nat) same=1 ;;
+		*) die "unknown option '$1'" ;;
+		esac
+		shift
+	done
+	check_name "$name"
+	need_tools
+	check_kind "$ka"
+	if [ "$same" = 1 ]; then
+		[ "$kb" = - ] && kb=$ka
+		[ "$kb" = "$ka" ] || die "--same-nat puts both hosts behind one NAT: KIND_B must be '-' or equal KIND_A"
+		[ "$ka" != none ] || die "--same-nat needs a NAT kind other than none"
+	fi
+	check_kind "$kb"
+	ns_exists "$name-inet" && die "lab '$name' already exists (lab.sh down $name)"
+
+	# Whatever fails half-way is undone.
+	UP_OK=0
+	UP_NAME=$name
+	trap 'if [ "${UP_OK:-0}" != 1 ]; then cmd_down "$UP_NAME" >/dev/null 2>&1 || true; fi' EXIT
+	mkdir -p "$STATE_ROOT/$name"
+	{
+		echo "NAME=$name"
+		echo "KIND_A=$ka"
+		echo "KIND_B=$kb"
+		echo "SAME_NAT=$same"
+		echo "STUN1=$STUN1:$STUN_PORT"
+		echo "STUN2=$STUN2:$STUN_PORT"
+		echo "INET_NS=$name-inet"
+
+		new_ns "$name-inet"
+		nsx "$name-inet" ip link add br0 type bridge
+		nsx "$name-inet" ip addr add 203.0.113.1/24 dev br0
+		nsx "$name-inet" ip addr add "$STUN1/24" dev br0
+		nsx "$name-inet" ip addr add "$STUN2/24" dev br0
+		nsx "$name-inet" ip addr add 198.51.100.1/24 dev br0
+		nsx "$name-inet" ip link set br0 up
+		nsx "$name-inet" sysctl -qw net.ipv4.ip_forward=1
+		if nsx "$name-inet" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then
+			nsx "$name-inet" sysctl -qw net.bridge.bridge-nf-call-iptables=0
+		fi
+
+		if [ "$same" = 1 ]; then
+			add_router "$name" ra 198.51.100.11 10.1.0.1/24 "$ka" 10.1.0.2
+			add_host "$name" a "$ka" "$name-ra" 10.1.0.2 ""
+			add_host "$name" b "$kb" "$name-ra" 10.1.0.3 ""
+		else
+			if [ "$ka" != none ]; then
+				add_router "$name" ra 198.51.100.11 10.1.0.1/24 "$ka" 10.1.0.2
+			fi
+			add_host "$name" a "$ka" "$name-ra" 10.1.0.2 198.51.100.21
+			if [ "$kb" != none ]; then
+				add_router "$name" rb 198.51.100.12 10.2.0.1/24 "$kb" 10.2.0.2
+			fi
+			add_host "$name" b "$kb" "$name-rb" 10.2.0.2 198.51.100.22
+		fi
+	} >"$STATE_ROOT/$name/info.tmp"
+	start_stun "$name"
+	mv "$STATE_ROOT/$name/info.tmp" "$STATE_ROOT/$name/info"
+	UP_OK=1
+	cat "$STATE_ROOT/$name/info"
+}
+
+cmd_down() {
+	[ $# -eq 1 ] || usage
+	local name=$1 ns node pid pids="" alive
+	check_name "$name"
+	# Every process still inside one of this lab's namespaces (coturn, peers)
+	# belongs to the lab: stop it, then remove the namespaces, which takes
+	# their interfaces with them.
+	for node in a b ra rb inet; do
+		ns=$name-$node
+		if ns_exists "$ns"; then pids="$pids $(ip netns pids "$ns" 2>/dev/null || true)"; fi
+	done
+	# coturn takes 1.5 s to honour SIGTERM and has nothing worth flushing:
+	# give everything 0.5 s, then SIGKILL what is left.
+	for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+	for _ in $(seq 1 10); do
+		alive=""
+		for pid in $pids; do
+			if kill -0 "$pid" 2>/dev/null; then alive="$alive $pid"; fi
+		done
+		pids=$alive
+		[ -z "$pids" ] && break
+		sleep 0.05
+	done
+	for pid in $pids; do kill -9 "$pid" 2>/dev/null || true; done
+	for node in a b ra rb inet; do
+		ns=$name-$node
+		if ns_exists "$ns"; then ip netns del "$ns" 2>/dev/null || true; fi
+	done
+	rm -rf "${STATE_ROOT:?}/$name"
+}
+
+cmd_exec() {
+	[ $# -ge 3 ] || usage
+	local name=$1 node=$2
+	shift 2
+	check_name "$name"
+	local ns
+	ns=$(node_ns "$name" "$node")
+	ns_exists "$ns" || die "lab '$name' has no node '$node'"
+	exec ip netns exec "$ns" "$@"
+}
+
+cmd_loss() {
+	[ $# -eq 2 ] || usage
+	local name=$1 pct=$2 r p
+	check_name "$name"
+	[[ $pct =~ ^[0-9]{1,2}$|^100$ ]] || die "loss '$pct' must be a whole percentage 0-100"
+	p=$(printf '0.%02d' "$pct")
+	[ "$pct" = 100 ] && p=1
+	for r in $(routers "$name"); do
+		nsx "$r" iptables -F LABLOSS
+		if [ "$pct" != 0 ]; then
+			# Each datagram crosses the WAN side of a NAT once in each direction.
+			nsx "$r" iptables -A LABLOSS -i wan -p udp -m statistic --mode random --probability "$p" -j DROP
+			nsx "$r" iptables -A LABLOSS -o wan -p udp -m statistic --mode random --probability "$p" -j DROP
+		fi
+	done
+}
+
+cmd_udp_timeout() {
+	[ $# -eq 2 ] || usage
+	local name=$1 secs=$2 r
+	check_name "$name"
+	[[ $secs =~ ^[1-9][0-9]{0,5}$ ]] || die "timeout '$secs' must be a whole number of seconds >= 1"
+	for r in $(routers "$name"); do
+		# _stream applies once a flow has seen replies (an established punch).
+		nsx "$r" sysctl -qw net.netfilter.nf_conntrack_udp_timeout="$secs" \
+			net.netfilter.nf_conntrack_udp_timeout_stream="$secs"
+	done
+}
+
+cmd_flush() {
+	[ $# -eq 1 ] || usage
+	local r
+	check_name "$1"
+	for r in $(routers "$1"); do
+		nsx "$r" conntrack -F >/dev/null 2>&1 || true
+	done
+}
+
+cmd_info() {
+	[ $# -eq 1 ] || usage
+	check_name "$1"
+	cat "$STATE_ROOT/$1/info" 2>/dev/null || die "lab '$1' is not up"
+}
+
+[ $# -ge 1 ] || usage
+sub=$1
+shift
+case $sub in
+up) cmd_up "$@" ;;
+down) cmd_down "$@" ;;
+exec) cmd_exec "$@" ;;
+loss) cmd_loss "$@" ;;
+udp-timeout) cmd_udp_timeout "$@" ;;
+flush) cmd_flush "$@" ;;
+info) cmd_info "$@" ;;
+-h | --help | help) usage ;;
+*) die "unknown subcommand '$sub' (up down exec loss udp-timeout flush info)" ;;
+esac
