@@ -135,6 +135,14 @@ setup_router() {
 		;;
 	esac
 	nsx "$ns" iptables -A FORWARD -i wan -j DROP
+	# Like any home router, drop unsolicited packets to the router itself.
+	# This matters: an accepted one (even answered by ICMP port unreachable)
+	# leaves a conntrack entry whose tuple then collides with the mapping the
+	# inside host's reply needs, and MASQUERADE picks another port; an early
+	# punch probe would turn the port-restricted NAT into a symmetric one.
+	# A packet dropped in filter/INPUT never confirms its conntrack entry.
+	nsx "$ns" iptables -A INPUT -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	nsx "$ns" iptables -A INPUT -i wan -j DROP
 }
 
 # add_host NAME SIDE KIND ROUTER_NS LAN_IP PUBLIC_IP: create host NAME-SIDE
