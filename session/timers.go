@@ -1,0 +1,109 @@
+package session
+
+import "time"
+
+// Every timer and size limit of the session machine lives here, with the
+// reason for its value (in the spirit of wireguard-go's constants file).
+const (
+	// HandshakeInitialRTO is the first retransmission interval of Noise
+	// message 1. The path was just proven by punch's probes, so a lost
+	// message 1 is the only reason to wait; 500 ms matches the STUN
+	// retransmission start in RFC 8489 §6.2.1 that the rest of the stack uses.
+	HandshakeInitialRTO = 500 * time.Millisecond
+	// HandshakeMaxRTO caps the doubling of the message 1 interval so a late
+	// answer is still noticed within a few seconds.
+	HandshakeMaxRTO = 4 * time.Second
+	// HandshakeTimeout bounds how long the user watches "connecting…" after
+	// punch selected a path: 500+1000+2000+4000+4000+4000 ms covers six
+	// tries of message 1. WireGuard retries for 90 s, but it runs unattended.
+	HandshakeTimeout = 20 * time.Second
+
+	// InitialRTO is the retransmission timeout before any RTT sample,
+	// RFC 6298 §2.1 (1 s).
+	InitialRTO = time.Second
+	// MinRTO is the lower bound of the retransmission timeout. RFC 6298 §2.4
+	// asks for 1 s to protect TCP against spurious retransmissions on slow
+	// links; our receivers acknowledge at once (no delayed acks) and a
+	// spurious retransmission costs only one duplicate fragment that the
+	// receiver suppresses, so 200 ms (Linux TCP's TCP_RTO_MIN) keeps a chat
+	// responsive on lossy LAN and internet paths alike.
+	MinRTO = 200 * time.Millisecond
+	// MaxRTO caps the exponential backoff (RFC 6298 §5.5 allows any maximum
+	// of at least 60 s). Punch declares a silent path lost after ~30 s, so
+	// waiting longer than a few seconds between tries buys nothing but a
+	// slow recovery when the path comes back.
+	MaxRTO = 8 * time.Second
+	// ClockGranularity is G in RFC 6298 §2.2: the machine sees the
+	// caller's time, which is at least millisecond-accurate.
+	ClockGranularity = time.Millisecond
+
+	// DeadPeerTimeout fails the session when data or a receipt has been
+	// outstanding this long without a single authenticated packet from the
+	// peer. Twice punch's 30 s path-lost timeout, so punch normally notices
+	// first and this is only the backstop.
+	DeadPeerTimeout = 60 * time.Second
+
+	// TypingRefresh is the minimum interval between two "typing" frames
+	// while the user keeps typing (the indicator is a hint, not worth a
+	// datagram per key press).
+	TypingRefresh = 3 * time.Second
+	// TypingExpiry clears a peer's typing indicator when no refresh came:
+	// two refresh intervals, so one lost frame does not make it flicker.
+	TypingExpiry = 2 * TypingRefresh
+)
+
+const (
+	// MaxMessageSize is the largest message body Send accepts (64 KiB).
+	MaxMessageSize = 64 << 10
+	// MaxDatagramSize bounds every datagram the machine emits, all headers
+	// included: 1200 bytes fits the IPv6 minimum MTU of 1280 with IPv6 and
+	// UDP headers to spare, the same bound QUIC uses (RFC 9000 §14).
+	MaxDatagramSize = 1200
+
+	// RecvWindowFragments is how many fragments past the last committed
+	// message a receiver accepts (about 1.1 MiB). A receiver whose UI stops
+	// committing stops the sender after this much, which is the flow
+	// control: the advertised window only moves when messages are stored.
+	RecvWindowFragments = 1024
+	// SendWindowFragments bounds unacknowledged fragments in flight, so a
+	// burst of Sends does not flood the path before the first ack returns.
+	SendWindowFragments = 256
+	// LossReorderThreshold declares a fragment lost when a fragment sent at
+	// least this many sequence numbers later was acknowledged first
+	// (RFC 9002 §6.1.1 kPacketThreshold).
+	LossReorderThreshold = 3
+	// MaxAckRanges bounds the selective-ack ranges in one ack frame.
+	MaxAckRanges = 32
+)
+
+// Timers overrides the timer constants for one machine; a zero field keeps
+// the default. Tests use it to stretch DeadPeerTimeout in 50%-loss runs.
+type Timers struct {
+	HandshakeInitialRTO time.Duration
+	HandshakeMaxRTO     time.Duration
+	HandshakeTimeout    time.Duration
+	InitialRTO          time.Duration
+	MinRTO              time.Duration
+	MaxRTO              time.Duration
+	DeadPeerTimeout     time.Duration
+	TypingRefresh       time.Duration
+	TypingExpiry        time.Duration
+}
+
+func (t Timers) withDefaults() Timers {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&t.HandshakeInitialRTO, HandshakeInitialRTO)
+	def(&t.HandshakeMaxRTO, HandshakeMaxRTO)
+	def(&t.HandshakeTimeout, HandshakeTimeout)
+	def(&t.InitialRTO, InitialRTO)
+	def(&t.MinRTO, MinRTO)
+	def(&t.MaxRTO, MaxRTO)
+	def(&t.DeadPeerTimeout, DeadPeerTimeout)
+	def(&t.TypingRefresh, TypingRefresh)
+	def(&t.TypingExpiry, TypingExpiry)
+	return t
+}
