@@ -9,6 +9,7 @@
 #   lab.sh udp-timeout NAME SECONDS   conntrack UDP timeouts in the NAT routers
 #   lab.sh flush NAME                 forget every NAT mapping (conntrack -F)
 #   lab.sh info NAME                  print the lab's KEY=VALUE description
+#   lab.sh list                       names of the labs that exist (to clean up after a crash)
 #
 # KIND is one of: none (host directly on the internet), full-cone,
 # port-restricted, symmetric. With --same-nat both hosts sit on one LAN
@@ -369,6 +370,16 @@ cmd_info() {
 	cat "$STATE_ROOT/$1/info" 2>/dev/null || die "lab '$1' is not up"
 }
 
+cmd_list() {
+	[ $# -eq 0 ] || usage
+	local f
+	for f in /run/netns/*-inet; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		echo "${f%-inet}"
+	done
+}
+
 [ $# -ge 1 ] || usage
 sub=$1
 shift
@@ -380,6 +391,7 @@ loss) cmd_loss "$@" ;;
 udp-timeout) cmd_udp_timeout "$@" ;;
 flush) cmd_flush "$@" ;;
 info) cmd_info "$@" ;;
+list) cmd_list "$@" ;;
 -h | --help | help) usage ;;
-*) die "unknown subcommand '$sub' (up down exec loss udp-timeout flush info)" ;;
+*) die "unknown subcommand '$sub' (up down exec loss udp-timeout flush info list)" ;;
 esac
