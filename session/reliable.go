@@ -166,7 +166,7 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 			// Karn's algorithm: only unambiguous samples (RFC 6298 §3).
 			s.sample(now.Sub(largest.lastSent))
 		}
-		s.detectLoss(largest)
+		s.detectLoss(now, largest)
 		if s.inflight > 0 {
 			s.rtoAt = now.Add(s.rto) // RFC 6298 §5.3
 		} else {
@@ -195,16 +195,20 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 	s.scheduleProbe(now)
 }
 
-// detectLoss marks as lost every unacked fragment at least
-// LossReorderThreshold below the newest acked one that went out in an
-// earlier datagram (RFC 9002 §6.1.1, packet threshold).
-func (s *sender) detectLoss(largest *outFrag) {
-	if largest.f.seq < s.base+LossReorderThreshold {
+// detectLoss marks as lost every unacked fragment older than the newest
+// acked one whose datagram went out at least LossReorderThreshold datagrams
+// before that one's (RFC 9002 §6.1.1, packet threshold) and at least 9/8
+// SRTT ago (§6.1.2's time threshold; requiring both, not either, keeps a
+// reordered burst from being resent while it is still on its way).
+func (s *sender) detectLoss(now time.Time, largest *outFrag) {
+	if largest.lastPkt < LossReorderThreshold || !s.hasRTT {
 		return
 	}
-	for seq := s.base; seq <= largest.f.seq-LossReorderThreshold; seq++ {
+	limit := largest.lastPkt - LossReorderThreshold
+	sentBefore := now.Add(-s.srtt * 9 / 8)
+	for seq := s.base; seq < largest.f.seq; seq++ {
 		of := &s.frags[seq-s.base]
-		if of.sent && !of.acked && !of.lost && of.lastPkt < largest.lastPkt {
+		if of.sent && !of.acked && !of.lost && of.lastPkt <= limit && !of.lastSent.After(sentBefore) {
 			of.lost = true
 			s.lost = append(s.lost, seq)
 		}

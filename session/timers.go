@@ -68,8 +68,8 @@ const (
 	// SendWindowFragments bounds unacknowledged fragments in flight, so a
 	// burst of Sends does not flood the path before the first ack returns.
 	SendWindowFragments = 256
-	// LossReorderThreshold declares a fragment lost when a fragment sent at
-	// least this many sequence numbers later was acknowledged first
+	// LossReorderThreshold declares a fragment lost when a fragment sent in
+	// a datagram at least this many datagrams later was acknowledged first
 	// (RFC 9002 §6.1.1 kPacketThreshold).
 	LossReorderThreshold = 3
 	// MaxAckRanges bounds the selective-ack ranges in one ack frame.
