@@ -141,7 +141,7 @@ func newSim(t testing.TB, seed uint64, loss float64, timers Timers) *sim {
 	a, b := testPair(t, seed, timers)
 	s := &sim{
 		t: t,
-		link: &simLink{t: t, rng: rand.New(rand.NewPCG(seed, 99)), loss: loss, dup: 0.05,
+		link: &simLink{t: t, rng: newRand(seed), loss: loss, dup: 0.05,
 			delay: 20 * time.Millisecond, reorder: 0.1, jitter: 30 * time.Millisecond},
 		m:   [2]*Machine{a, b},
 		now: simEpoch,
@@ -150,6 +150,9 @@ func newSim(t testing.TB, seed uint64, loss float64, timers Timers) *sim {
 	b.Start(s.now)
 	return s
 }
+
+// quiet turns off duplication and reordering for exact assertions.
+func (s *sim) quiet() { s.link.dup, s.link.reorder = 0, 0 }
 
 // pump moves transmits onto the link and hands events to onEv until both
 // machines are quiet at the current time.
@@ -347,3 +350,5 @@ func TestSimulatedCleanLinkNoRetransmits(t *testing.T) {
 		}
 	}
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 99)) }
