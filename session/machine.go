@@ -281,10 +281,15 @@ func (m *Machine) Established() bool { return m.state == stateEstablished }
 
 // HandleDatagram processes one datagram from the selected path (the caller
 // already demultiplexed it as a session packet). Garbage, forgeries and
-// replays are counted and dropped; they never end the session.
+// replays are counted and dropped; they never end the session. A datagram
+// before Start starts the machine: the peer's punch may select the path
+// and send message 1 a moment before ours does.
 func (m *Machine) HandleDatagram(now time.Time, b []byte) {
+	if !m.started {
+		m.Start(now)
+	}
 	m.now = now
-	if m.state == stateFailed || !m.started {
+	if m.state == stateFailed {
 		return
 	}
 	typ, err := packetType(b)

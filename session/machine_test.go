@@ -417,3 +417,21 @@ func TestMessageIDRoundTrip(t *testing.T) {
 		t.Error("ParseMessageID accepted garbage")
 	}
 }
+
+// The responder's punch may not have selected the path yet when message 1
+// arrives: the datagram starts the machine instead of being lost.
+func TestResponderStartsOnFirstDatagram(t *testing.T) {
+	a, b := testPair(t, 1, Timers{})
+	a.Start(simEpoch)
+	for _, d := range a.Transmits() {
+		b.HandleDatagram(simEpoch, d)
+	}
+	out := b.Transmits()
+	if !b.Established() || len(out) != 1 || out[0][0] != typeHandshakeResp {
+		t.Fatalf("responder before Start: established %v, sent %d datagrams", b.Established(), len(out))
+	}
+	a.HandleDatagram(simEpoch, out[0])
+	if !a.Established() {
+		t.Fatal("initiator did not accept message 2")
+	}
+}
