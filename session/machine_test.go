@@ -267,6 +267,9 @@ func TestFlowControlStopsSenderAtWindow(t *testing.T) {
 			received++
 			held = append(held, r.ID)
 		}
+		if d, ok := ev.(Delivered); ok {
+			t.Fatalf("Delivered(%s) before the receiver committed anything", d.ID)
+		}
 	}
 	const n = 3000
 	for i := range n {
