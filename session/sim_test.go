@@ -135,6 +135,19 @@ type sim struct {
 	now   time.Time
 	onEv  func(peer int, ev Event)
 	steps int
+	// later holds callbacks the test scheduled at a simulated time (a
+	// store write finishing, say), run in time order by run.
+	later []simTask
+}
+
+type simTask struct {
+	at time.Time
+	fn func()
+}
+
+// after schedules fn at now+d.
+func (s *sim) after(d time.Duration, fn func()) {
+	s.later = append(s.later, simTask{at: s.now.Add(d), fn: fn})
 }
 
 func newSim(t testing.TB, seed uint64, loss float64, timers Timers) *sim {
@@ -193,6 +206,9 @@ func (s *sim) run(done func() bool, limit time.Duration) {
 		for _, m := range s.m {
 			next = earliest(next, m.Deadline())
 		}
+		for _, task := range s.later {
+			next = earliest(next, task.at)
+		}
 		if next.IsZero() {
 			s.t.Fatalf("simulation stalled at %v: nothing in flight, no timer", s.now)
 		}
@@ -211,6 +227,19 @@ func (s *sim) run(done func() bool, limit time.Duration) {
 			if d := m.Deadline(); !d.IsZero() && !d.After(s.now) {
 				m.HandleTimeout(s.now)
 			}
+		}
+		due := s.later[:0:0]
+		rest := s.later[:0]
+		for _, task := range s.later {
+			if task.at.After(s.now) {
+				rest = append(rest, task)
+			} else {
+				due = append(due, task)
+			}
+		}
+		s.later = rest
+		for _, task := range due {
+			task.fn()
 		}
 	}
 }
@@ -282,6 +311,13 @@ func (st *stream) done() bool { return st.received == st.n && st.delivered == st
 // a link with the given loss and checks every message arrives exactly once,
 // in order, with its receipt.
 func transfer(t *testing.T, seed uint64, loss float64, n, back int, tune func(*simLink)) *sim {
+	return transferCommitting(t, seed, loss, n, back, tune, 0)
+}
+
+// transferCommitting is transfer with each Commit delayed by a random time
+// up to maxDelay, as a store write would be, so commits complete out of
+// order.
+func transferCommitting(t *testing.T, seed uint64, loss float64, n, back int, tune func(*simLink), maxDelay time.Duration) *sim {
 	t.Helper()
 	s := newSim(t, seed, loss, Timers{DeadPeerTimeout: time.Hour, HandshakeTimeout: 10 * time.Minute})
 	if tune != nil {
@@ -295,8 +331,15 @@ func transfer(t *testing.T, seed uint64, loss float64, n, back int, tune func(*s
 			established++
 		case Received:
 			streams[1-peer].onReceived(ev)
-			if err := s.m[peer].Commit(s.now, ev.ID); err != nil {
-				t.Fatal(err)
+			commit := func() {
+				if err := s.m[peer].Commit(s.now, ev.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if maxDelay == 0 {
+				commit()
+			} else {
+				s.after(time.Duration(s.link.rng.Int64N(int64(maxDelay))), commit)
 			}
 		case Delivered:
 			streams[peer].onDelivered(ev)
@@ -336,6 +379,14 @@ func TestSimulatedLinkExactlyOnceInOrder(t *testing.T) {
 					a.DatagramsSent, a.Retransmits, a.SRTT, a.RTO, b.DuplicateFragments)
 			})
 		}
+	}
+}
+
+// Commits that finish late and out of order (store writes in tea.Cmds)
+// still produce every receipt, in order.
+func TestSimulatedOutOfOrderCommits(t *testing.T) {
+	for _, seed := range []uint64{1, 2} {
+		transferCommitting(t, seed, 0.1, 3000, 300, nil, 50*time.Millisecond)
 	}
 }
 
