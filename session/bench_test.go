@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -314,5 +315,52 @@ func BenchmarkThroughput(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestLoopbackUDP runs the benchmark harness as a test: real sockets on
+// 127.0.0.1, 2,000 messages of mixed sizes, every one received and
+// delivered, and every goroutine gone afterwards.
+func TestLoopbackUDP(t *testing.T) {
+	before := runtime.NumGoroutine()
+	p := newUDPPair(t, true)
+	const n = 2000
+	done := make(chan struct{})
+	var sender sync.WaitGroup
+	sender.Add(1)
+	go func() {
+		defer sender.Done()
+		for i := range n {
+			select {
+			case p.ends[0].send <- OutMessage{ID: benchID(i), Body: msgBody(0, i), SentAt: time.Now()}:
+			case <-done:
+				return
+			}
+		}
+	}()
+	defer func() { close(done); sender.Wait() }()
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	for i := range n {
+		select {
+		case <-p.ends[1].recv:
+		case <-timer.C:
+			p.close()
+			t.Fatalf("received %d of %d messages over loopback", i, n)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.ends[0].delivered.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := p.ends[0].delivered.Load(); got != n {
+		t.Errorf("%d of %d receipts", got, n)
+	}
+	p.close()
+	for time.Now().Before(deadline) && runtime.NumGoroutine() > before {
+		time.Sleep(time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > before {
+		t.Errorf("%d goroutines left running after close (had %d)", got, before)
 	}
 }
