@@ -28,7 +28,6 @@ type Machine struct {
 
 	state   machineState
 	started bool
-	startAt time.Time
 	now     time.Time // time of the latest input; Transmits stamps with it
 
 	hs handshake
@@ -268,7 +267,6 @@ func (m *Machine) Start(now time.Time) {
 		return
 	}
 	m.started = true
-	m.startAt = now
 	m.now = now
 	if err := m.hs.start(m, now); err != nil {
 		m.fail(ReasonBadConfig, err.Error())

@@ -178,6 +178,7 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 	for k < len(s.frags) && s.frags[k].acked {
 		k++
 	}
+	clear(s.frags[:k]) // release the message bodies they point into
 	s.frags = s.frags[k:]
 	s.base += uint64(k)
 

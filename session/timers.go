@@ -14,8 +14,9 @@ const (
 	// answer is still noticed within a few seconds.
 	HandshakeMaxRTO = 4 * time.Second
 	// HandshakeTimeout bounds how long the user watches "connecting…" after
-	// punch selected a path: 500+1000+2000+4000+4000+4000 ms covers six
-	// tries of message 1. WireGuard retries for 90 s, but it runs unattended.
+	// punch selected a path: eight tries of message 1 (at 0, 0.5, 1.5, 3.5,
+	// 7.5, 11.5, 15.5 and 19.5 s). WireGuard retries for 90 s, but it runs
+	// unattended.
 	HandshakeTimeout = 20 * time.Second
 
 	// InitialRTO is the retransmission timeout before any RTT sample,
