@@ -209,6 +209,7 @@ func fuzzSeeds(tb testing.TB) corpus {
 		appendDataFrame(nil, last), // continues nothing: protocol error
 		{framePing},
 		{frameTyping, 0},
+		{frameClose},
 	}
 	return c
 }

@@ -182,6 +182,8 @@ const (
 	ReasonProtocolError
 	// ReasonBadConfig: NewMachine's inputs were unusable.
 	ReasonBadConfig
+	// ReasonPeerClosed: the peer ended the conversation (Close).
+	ReasonPeerClosed
 )
 
 // String is the reason in plain words, fit for the status bar.
@@ -197,6 +199,8 @@ func (r FailReason) String() string {
 		return "the peer sent an invalid message"
 	case ReasonBadConfig:
 		return "the session was set up with invalid keys"
+	case ReasonPeerClosed:
+		return "the peer closed the conversation"
 	}
 	return fmt.Sprintf("session failure %d", int(r))
 }
@@ -271,6 +275,20 @@ func (m *Machine) Start(now time.Time) {
 	if err := m.hs.start(m, now); err != nil {
 		m.fail(ReasonBadConfig, err.Error())
 	}
+}
+
+// Close ends the session: the peer is told at once (one unreliable
+// datagram, returned by the next Transmits) instead of noticing a silent
+// path half a minute later. No event is reported locally; undelivered
+// messages stay in the caller's outbox.
+func (m *Machine) Close(now time.Time) {
+	m.now = now
+	if m.state == stateEstablished {
+		m.seal([]byte{frameClose})
+	}
+	out := m.out
+	m.state = stateFailed
+	m.out = out
 }
 
 // Established reports whether the handshake completed and the session is

@@ -438,3 +438,22 @@ func TestResponderStartsOnFirstDatagram(t *testing.T) {
 		t.Fatal("initiator did not accept message 2")
 	}
 }
+
+func TestCloseTellsPeer(t *testing.T) {
+	s := newSim(t, 10, 0, Timers{})
+	s.quiet()
+	var c collect
+	s.onEv = c.on
+	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
+	s.m[0].Close(s.now)
+	s.run(func() bool { _, ok := failedWith(&c, 1); return ok }, time.Second)
+	if f, _ := failedWith(&c, 1); f.Reason != ReasonPeerClosed {
+		t.Errorf("peer saw %v, want ReasonPeerClosed", f)
+	}
+	if _, ok := failedWith(&c, 0); ok {
+		t.Error("Close reported a failure to its own caller")
+	}
+	if err := s.m[0].Send(s.now, OutMessage{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close: %v, want ErrClosed", err)
+	}
+}

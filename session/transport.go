@@ -55,6 +55,8 @@ func (m *Machine) handleTransport(now time.Time, b []byte) {
 			m.rcv.ackPending = true
 		case frameTyping:
 			m.handleTyping(now, f.typing)
+		case frameClose:
+			m.fail(ReasonPeerClosed, "")
 		}
 		if m.state == stateFailed {
 			return

@@ -19,6 +19,7 @@ import (
 //	ACK    0x02 | cum 8 | committed 8 | window 8 | n 1 | n × (offset 2 | length 2)
 //	PING   0x03
 //	TYPING 0x04 | active 1
+//	CLOSE  0x05
 //
 // Every length is checked before it is read (the discipline of Tailscale's
 // disco package); parsers never panic and never allocate except for ranges.
@@ -40,6 +41,7 @@ const (
 	frameAck    byte = 0x02
 	framePing   byte = 0x03
 	frameTyping byte = 0x04
+	frameClose  byte = 0x05
 
 	dataHeaderLen      = 1 + 8 + 1 + 2
 	dataFirstHeaderLen = 16 + 8 + 4
@@ -265,7 +267,7 @@ func nextFrame(b []byte, f *frame) ([]byte, error) {
 		return parseDataFrame(b, &f.data)
 	case frameAck:
 		return parseAckFrame(b, &f.ack)
-	case framePing:
+	case framePing, frameClose:
 		return b[1:], nil
 	case frameTyping:
 		if len(b) < 2 || b[1] > 1 {
