@@ -364,3 +364,60 @@ func TestLoopbackUDP(t *testing.T) {
 		t.Errorf("%d goroutines left running after close (had %d)", got, before)
 	}
 }
+
+// BenchmarkMachineInMemory is the machines' own cost per message, without
+// sockets or goroutines: A sends, B receives and commits, A gets the
+// receipt, datagrams handed over directly.
+func BenchmarkMachineInMemory(b *testing.B) {
+	for _, size := range []int{100, 16 << 10} {
+		name := "100B"
+		if size > 100 {
+			name = "16KiB"
+		}
+		b.Run(name, func(b *testing.B) {
+			a, r := testPair(b, 1, Timers{})
+			now := simEpoch
+			a.Start(now)
+			r.Start(now)
+			exchange := func() (received, delivered int) {
+				for moved := true; moved; {
+					moved = false
+					for _, d := range a.Transmits() {
+						r.HandleDatagram(now, d)
+						moved = true
+					}
+					for _, ev := range r.Events() {
+						if rcv, ok := ev.(Received); ok {
+							received++
+							_ = r.Commit(now, rcv.ID)
+						}
+					}
+					for _, d := range r.Transmits() {
+						a.HandleDatagram(now, d)
+						moved = true
+					}
+					for _, ev := range a.Events() {
+						if _, ok := ev.(Delivered); ok {
+							delivered++
+						}
+					}
+				}
+				return received, delivered
+			}
+			exchange()
+			body := bytes.Repeat([]byte{'x'}, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				now = now.Add(time.Microsecond)
+				if err := a.Send(now, OutMessage{ID: benchID(i), Body: body, SentAt: now}); err != nil {
+					b.Fatal(err)
+				}
+				if rc, dl := exchange(); rc != 1 || dl != 1 {
+					b.Fatalf("message %d: %d received, %d delivered", i, rc, dl)
+				}
+			}
+		})
+	}
+}
