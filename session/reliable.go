@@ -28,7 +28,11 @@ type pendingDelivery struct {
 }
 
 type sender struct {
-	frags    []outFrag // frags[i].f.seq == base+i, from the lowest unacked to the newest
+	// frags[head:] are the fragments from the lowest unacked (base) to the
+	// newest; the acked prefix frags[:head] is compacted away now and then
+	// so the backing array is reused rather than regrown.
+	frags    []outFrag
+	head     int
 	base     uint64
 	next     uint64 // next sequence number to assign
 	sendNext uint64 // lowest never-sent sequence number
@@ -53,6 +57,9 @@ type sender struct {
 
 	waitStart time.Time // when deliveries last became non-empty
 }
+
+// frag returns the fragment with sequence number seq (base <= seq < next).
+func (s *sender) frag(seq uint64) *outFrag { return &s.frags[s.head+int(seq-s.base)] }
 
 func (s *sender) init(t Timers) {
 	s.rto, s.minRTO, s.maxRTO = t.InitialRTO, t.MinRTO, t.MaxRTO
@@ -91,7 +98,7 @@ func (s *sender) emit(m *Machine, now time.Time, add func(*dataFrame) uint64) {
 		if seq < s.base {
 			continue
 		}
-		of := &s.frags[seq-s.base]
+		of := s.frag(seq)
 		if of.acked || !of.lost {
 			continue
 		}
@@ -103,7 +110,7 @@ func (s *sender) emit(m *Machine, now time.Time, add func(*dataFrame) uint64) {
 	}
 	s.lost = s.lost[:0]
 	for s.sendNext < s.next && s.inflight < SendWindowFragments && s.sendNext < s.peerWindow {
-		of := &s.frags[s.sendNext-s.base]
+		of := s.frag(s.sendNext)
 		of.sent, of.count, of.lastSent = true, 1, now
 		of.lastPkt = add(&of.f)
 		s.inflight++
@@ -139,7 +146,7 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 	}
 	var largest *outFrag
 	mark := func(seq uint64) {
-		of := &s.frags[seq-s.base]
+		of := s.frag(seq)
 		if of.acked {
 			return
 		}
@@ -174,13 +181,18 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 		}
 	}
 	// Drop the acked prefix.
-	k := 0
+	k := s.head
 	for k < len(s.frags) && s.frags[k].acked {
 		k++
 	}
-	clear(s.frags[:k]) // release the message bodies they point into
-	s.frags = s.frags[k:]
-	s.base += uint64(k)
+	clear(s.frags[s.head:k]) // release the message bodies they point into
+	s.base += uint64(k - s.head)
+	s.head = k
+	if s.head > len(s.frags)/2 {
+		n := copy(s.frags, s.frags[s.head:])
+		clear(s.frags[n:])
+		s.frags, s.head = s.frags[:n], 0
+	}
 
 	if a.committed > s.committed {
 		s.committed = a.committed
@@ -208,7 +220,7 @@ func (s *sender) detectLoss(now time.Time, largest *outFrag) {
 	limit := largest.lastPkt - LossReorderThreshold
 	sentBefore := now.Add(-s.srtt * 9 / 8)
 	for seq := s.base; seq < largest.f.seq; seq++ {
-		of := &s.frags[seq-s.base]
+		of := s.frag(seq)
 		if of.sent && !of.acked && !of.lost && of.lastPkt <= limit && !of.lastSent.After(sentBefore) {
 			of.lost = true
 			s.lost = append(s.lost, seq)
@@ -240,8 +252,8 @@ func (s *sender) timeout(m *Machine, now time.Time) {
 		// RFC 6298 §5.4–5.6: retransmit, back off, restart the timer. With
 		// selective acks every fragment still unacked after a whole RTO is
 		// taken as lost, not only the oldest.
-		for i := range s.frags[:s.sendNext-s.base] {
-			of := &s.frags[i]
+		for seq := s.base; seq < s.sendNext; seq++ {
+			of := s.frag(seq)
 			if of.sent && !of.acked && !of.lost {
 				of.lost = true
 				s.lost = append(s.lost, of.f.seq)

@@ -369,7 +369,7 @@ func transferCommitting(t *testing.T, seed uint64, loss float64, n, back int, tu
 }
 
 func TestSimulatedLinkExactlyOnceInOrder(t *testing.T) {
-	seeds := []uint64{1, 2, 3}
+	seeds := []uint64{1, 2, 3, 4, 5}
 	if testing.Short() {
 		seeds = seeds[:1]
 	}
