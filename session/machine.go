@@ -216,8 +216,10 @@ func (f Failed) Error() string {
 // Stats are counters and the RTT estimate of one machine, for the status
 // bar and for tests.
 type Stats struct {
-	DatagramsSent     uint64
-	DatagramsReceived uint64 // authenticated and accepted
+	// DatagramsSent counts every datagram handed out by Transmits.
+	DatagramsSent uint64
+	// DatagramsReceived counts datagrams that authenticated and were applied.
+	DatagramsReceived uint64
 	// DroppedUnauthenticated counts datagrams whose AEAD tag or handshake
 	// failed to verify.
 	DroppedUnauthenticated uint64
@@ -233,7 +235,9 @@ type Stats struct {
 	// DuplicateFragments counts fragments that arrived again and were
 	// suppressed.
 	DuplicateFragments uint64
-	SRTT, RTTVar, RTO  time.Duration
+	// SRTT, RTTVar and RTO are the RFC 6298 estimates (zero SRTT: no
+	// sample yet).
+	SRTT, RTTVar, RTO time.Duration
 }
 
 // Errors returned by Send and Commit.
