@@ -60,7 +60,7 @@ const (
 
 var (
 	errShort     = errors.New("truncated")
-	errNotSesion = errors.New("not a session packet")
+	errNotSession = errors.New("not a session packet")
 )
 
 // packetType checks the first byte and the fixed length of handshake packets.
@@ -85,7 +85,7 @@ func packetType(b []byte) (byte, error) {
 			return 0, fmt.Errorf("transport: %d bytes exceeds %d", len(b), MaxDatagramSize)
 		}
 	default:
-		return 0, fmt.Errorf("type 0x%02x: %w", b[0], errNotSesion)
+		return 0, fmt.Errorf("type 0x%02x: %w", b[0], errNotSession)
 	}
 	return b[0], nil
 }
