@@ -457,3 +457,24 @@ func TestCloseTellsPeer(t *testing.T) {
 		t.Errorf("Send after Close: %v, want ErrClosed", err)
 	}
 }
+
+// A long quiet spell is not a dead peer: the dead-peer clock starts when
+// there is something to wait for.
+func TestIdleSessionStillSends(t *testing.T) {
+	s := newSim(t, 11, 0, Timers{})
+	s.quiet()
+	var c collect
+	s.onEv = c.on
+	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
+	if d := s.m[0].Deadline(); !d.IsZero() {
+		t.Fatalf("idle session has a deadline at %v", d)
+	}
+	s.now = s.now.Add(10 * time.Minute)
+	if err := s.m[0].Send(s.now, OutMessage{ID: msgID(0, 0), Body: []byte("after a coffee")}); err != nil {
+		t.Fatal(err)
+	}
+	s.run(func() bool { return c.count(1, isReceived) == 1 }, time.Second)
+	if _, failed := failedWith(&c, 0); failed {
+		t.Fatal("the sender gave up after an idle spell")
+	}
+}
