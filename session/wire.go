@@ -59,7 +59,7 @@ const (
 )
 
 var (
-	errShort     = errors.New("truncated")
+	errShort      = errors.New("truncated")
 	errNotSession = errors.New("not a session packet")
 )
 
