@@ -94,12 +94,7 @@ func (h *handshake) start(m *Machine, now time.Time) error {
 	return nil
 }
 
-func (h *handshake) deadline() time.Time {
-	if m := h.resendAt; !m.IsZero() {
-		return earliest(m, h.giveUpAt)
-	}
-	return h.giveUpAt
-}
+func (h *handshake) deadline() time.Time { return earliest(h.resendAt, h.giveUpAt) }
 
 func (h *handshake) timeout(m *Machine, now time.Time) {
 	if !now.Before(h.giveUpAt) {
