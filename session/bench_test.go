@@ -75,7 +75,7 @@ func newUDPPair(tb testing.TB, session bool) *udpPair {
 		e.peer = p.ends[1-i].conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	}
 	if session {
-		a, b := testPair(tb, 1, Timers{})
+		a, b := simPair(tb, 1, Timers{})
 		p.ends[0].m, p.ends[1].m = a, b
 	}
 	for _, e := range p.ends {
@@ -332,7 +332,7 @@ func TestLoopbackUDP(t *testing.T) {
 		defer sender.Done()
 		for i := range n {
 			select {
-			case p.ends[0].send <- OutMessage{ID: benchID(i), Body: msgBody(0, i), SentAt: time.Now()}:
+			case p.ends[0].send <- OutMessage{ID: benchID(i), Body: simMsgBody(0, i), SentAt: time.Now()}:
 			case <-done:
 				return
 			}
@@ -375,7 +375,7 @@ func BenchmarkMachineInMemory(b *testing.B) {
 			name = "16KiB"
 		}
 		b.Run(name, func(b *testing.B) {
-			a, r := testPair(b, 1, Timers{})
+			a, r := simPair(b, 1, Timers{})
 			now := simEpoch
 			a.Start(now)
 			r.Start(now)

@@ -23,8 +23,8 @@ func FuzzHandshakePacket(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The seeds come from a session with another ID, so not even a
-		// genuine handshake message from the corpus may establish here.
-		a, r := testPair(t, 1, Timers{})
+		// genuine handshake message from the fuzzCorpus may establish here.
+		a, r := simPair(t, 1, Timers{})
 		a.cfg.SessionID, r.cfg.SessionID = "fuzzsession01", "fuzzsession01"
 		a.Start(simEpoch)
 		r.Start(simEpoch)
@@ -135,7 +135,7 @@ func FuzzTransportPayload(f *testing.F) {
 		s.quiet()
 		s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 		a, b := s.m[0], s.m[1]
-		_ = b.Send(s.now, OutMessage{ID: msgID(1, 0), Body: make([]byte, 3000)})
+		_ = b.Send(s.now, OutMessage{ID: simMsgID(1, 0), Body: make([]byte, 3000)})
 		b.Transmits()
 		// Seal as A would, with A's next counter, and deliver twice.
 		a.seal(plain)
@@ -164,13 +164,13 @@ func FuzzTransportPayload(f *testing.F) {
 	})
 }
 
-// corpus holds seed inputs per target.
-type corpus struct{ handshake, transport, ack, data, payload [][]byte }
+// fuzzCorpus holds seed inputs per target.
+type fuzzCorpus struct{ handshake, transport, ack, data, payload [][]byte }
 
 // fuzzSeeds records the datagrams and frames of a short real session with
 // loss, plus a few hand-made edge cases.
-func fuzzSeeds(tb testing.TB) corpus {
-	var c corpus
+func fuzzSeeds(tb testing.TB) fuzzCorpus {
+	var c fuzzCorpus
 	s := newSim(tb, 9, 0.2, Timers{DeadPeerTimeout: time.Hour})
 	s.link.tamper = func(from int, b []byte) []byte {
 		switch b[0] {
@@ -191,7 +191,7 @@ func fuzzSeeds(tb testing.TB) corpus {
 		}
 	}
 	for i := range 40 {
-		_ = s.m[0].Send(s.now, OutMessage{ID: msgID(0, i), Body: msgBody(0, i*25), SentAt: s.now})
+		_ = s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, i), Body: simMsgBody(0, i*25), SentAt: s.now})
 	}
 	s.m[1].SetTyping(s.now, true)
 	s.run(func() bool { return received == 40 }, time.Hour)
@@ -199,9 +199,9 @@ func fuzzSeeds(tb testing.TB) corpus {
 	// Frames, as the receiver-side payloads would contain them.
 	ack := &ackFrame{cum: 10, committed: 7, window: 7 + RecvWindowFragments,
 		ranges: []ackRange{{12, 14}, {20, 21}}}
-	first := &dataFrame{seq: 3, first: true, id: msgID(0, 1), sentAt: 1, total: 2000, data: bytes.Repeat([]byte{'x'}, fragmentSize)}
+	first := &dataFrame{seq: 3, first: true, id: simMsgID(0, 1), sentAt: 1, total: 2000, data: bytes.Repeat([]byte{'x'}, fragmentSize)}
 	last := &dataFrame{seq: 4, last: true, data: bytes.Repeat([]byte{'y'}, 2000-fragmentSize)}
-	single := &dataFrame{seq: 0, first: true, last: true, id: msgID(0, 0), total: 5, data: []byte("hello")}
+	single := &dataFrame{seq: 0, first: true, last: true, id: simMsgID(0, 0), total: 5, data: []byte("hello")}
 	c.ack = [][]byte{appendAckFrame(nil, ack), appendAckFrame(nil, &ackFrame{}), {frameAck}}
 	c.data = [][]byte{appendDataFrame(nil, first), appendDataFrame(nil, last), appendDataFrame(nil, single), {frameData}}
 	c.payload = [][]byte{
@@ -215,7 +215,7 @@ func fuzzSeeds(tb testing.TB) corpus {
 	return c
 }
 
-// TestWriteFuzzCorpus writes the seeds as go-fuzz corpus files under
+// TestWriteFuzzCorpus writes the seeds as go-fuzz fuzzCorpus files under
 // testdata/fuzz when SESSION_WRITE_CORPUS=1.
 func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("SESSION_WRITE_CORPUS") != "1" {

@@ -7,12 +7,12 @@ import (
 	"time"
 )
 
-// collect gathers every event of both peers of a sim.
-type collect struct{ ev [2][]Event }
+// eventLog gathers every event of both peers of a sim.
+type eventLog struct{ ev [2][]Event }
 
-func (c *collect) on(peer int, ev Event) { c.ev[peer] = append(c.ev[peer], ev) }
+func (c *eventLog) on(peer int, ev Event) { c.ev[peer] = append(c.ev[peer], ev) }
 
-func (c *collect) count(peer int, match func(Event) bool) int {
+func (c *eventLog) count(peer int, match func(Event) bool) int {
 	n := 0
 	for _, ev := range c.ev[peer] {
 		if match(ev) {
@@ -25,7 +25,7 @@ func (c *collect) count(peer int, match func(Event) bool) int {
 func isEstablished(ev Event) bool { _, ok := ev.(Established); return ok }
 func isReceived(ev Event) bool    { _, ok := ev.(Received); return ok }
 
-func failedWith(c *collect, peer int) (Failed, bool) {
+func failedWith(c *eventLog, peer int) (Failed, bool) {
 	for _, ev := range c.ev[peer] {
 		if f, ok := ev.(Failed); ok {
 			return f, true
@@ -36,7 +36,7 @@ func failedWith(c *collect, peer int) (Failed, bool) {
 
 func TestHandshakeEstablishes(t *testing.T) {
 	s := newSim(t, 1, 0, Timers{})
-	var c collect
+	var c eventLog
 	s.onEv = c.on
 	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 	for peer := range 2 {
@@ -44,7 +44,7 @@ func TestHandshakeEstablishes(t *testing.T) {
 			t.Errorf("peer %d: %d Established events, want 1", peer, n)
 		}
 	}
-	_, bPub := testKey(t, 2)
+	_, bPub := simKey(t, 2)
 	if got := c.ev[0][0].(Established).RemoteStatic; got != bPub {
 		t.Errorf("initiator established with %x, want %x", got, bPub)
 	}
@@ -55,7 +55,7 @@ func TestHandshakeEstablishes(t *testing.T) {
 func TestHandshakeRetransmitIsIdempotent(t *testing.T) {
 	s := newSim(t, 1, 0, Timers{})
 	s.quiet()
-	var c collect
+	var c eventLog
 	s.onEv = c.on
 	var msg2s [][]byte
 	s.link.tamper = func(from int, b []byte) []byte {
@@ -87,16 +87,16 @@ func TestHandshakeRetransmitIsIdempotent(t *testing.T) {
 		t.Errorf("responder: %d Established events, want 1", n)
 	}
 	// Both ends really share keys: a message goes through.
-	if err := s.m[1].Send(s.now, OutMessage{ID: msgID(1, 0), Body: []byte("hi")}); err != nil {
+	if err := s.m[1].Send(s.now, OutMessage{ID: simMsgID(1, 0), Body: []byte("hi")}); err != nil {
 		t.Fatal(err)
 	}
 	s.run(func() bool { return c.count(0, isReceived) == 1 }, time.Second)
 }
 
 func TestHandshakeRejectsWrongInitiatorKey(t *testing.T) {
-	aPriv, aPub := testKey(t, 1)
-	bPriv, bPub := testKey(t, 2)
-	_, cPub := testKey(t, 3)
+	aPriv, aPub := simKey(t, 1)
+	bPriv, bPub := simKey(t, 2)
+	_, cPub := simKey(t, 3)
 	a, err := NewMachine(Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub, SessionID: "s12345678"})
 	if err != nil {
 		t.Fatal(err)
@@ -132,12 +132,12 @@ func TestHandshakeRejectsWrongInitiatorKey(t *testing.T) {
 // Different session IDs change the prologue: the handshake can't complete
 // and ends with a timeout, never with a session.
 func TestHandshakeBindsSessionID(t *testing.T) {
-	aPriv, aPub := testKey(t, 1)
-	bPriv, bPub := testKey(t, 2)
+	aPriv, aPub := simKey(t, 1)
+	bPriv, bPub := simKey(t, 2)
 	a, _ := NewMachine(Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub, SessionID: "sessionone"})
 	b, _ := NewMachine(Config{LocalPrivate: bPriv, LocalPublic: bPub, RemoteStatic: aPub, SessionID: "sessiontwo"})
-	s := &sim{t: t, link: &simLink{t: t, rng: newRand(1), delay: 10 * time.Millisecond}, m: [2]*Machine{a, b}, now: simEpoch}
-	var c collect
+	s := &sim{t: t, link: &simLink{t: t, rng: simRand(1), delay: 10 * time.Millisecond}, m: [2]*Machine{a, b}, now: simEpoch}
+	var c eventLog
 	s.onEv = c.on
 	a.Start(s.now)
 	b.Start(s.now)
@@ -163,7 +163,7 @@ func TestHandshakeBindsSessionID(t *testing.T) {
 func TestReplayAndForgeryAreDroppedAndCounted(t *testing.T) {
 	s := newSim(t, 3, 0, Timers{})
 	s.quiet()
-	var c collect
+	var c eventLog
 	s.onEv = func(peer int, ev Event) {
 		c.on(peer, ev)
 		if r, ok := ev.(Received); ok {
@@ -180,7 +180,7 @@ func TestReplayAndForgeryAreDroppedAndCounted(t *testing.T) {
 		return b
 	}
 	for i := range 20 {
-		if err := s.m[0].Send(s.now, OutMessage{ID: msgID(0, i), Body: msgBody(0, i)}); err != nil {
+		if err := s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, i), Body: simMsgBody(0, i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,7 +207,7 @@ func TestReplayAndForgeryAreDroppedAndCounted(t *testing.T) {
 		}
 		return d
 	}
-	_ = s.m[0].Send(s.now, OutMessage{ID: msgID(0, 20), Body: msgBody(0, 20)})
+	_ = s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, 20), Body: simMsgBody(0, 20)})
 	s.pump()
 	if fresh == nil {
 		t.Fatal("no datagram captured")
@@ -250,9 +250,9 @@ func TestReplayAndForgeryAreDroppedAndCounted(t *testing.T) {
 	}
 	// The session survives: more messages in both directions.
 	for i := 21; i < 30; i++ {
-		_ = s.m[0].Send(s.now, OutMessage{ID: msgID(0, i), Body: msgBody(0, i)})
+		_ = s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, i), Body: simMsgBody(0, i)})
 	}
-	_ = s.m[1].Send(s.now, OutMessage{ID: msgID(1, 0), Body: []byte("still here")})
+	_ = s.m[1].Send(s.now, OutMessage{ID: simMsgID(1, 0), Body: []byte("still here")})
 	s.run(func() bool { return c.count(1, isReceived) == 30 && c.count(0, isReceived) == 1 }, time.Minute)
 }
 
@@ -274,7 +274,7 @@ func TestFlowControlStopsSenderAtWindow(t *testing.T) {
 	const n = 3000
 	for i := range n {
 		body := bytes.Repeat([]byte{byte(i)}, 1000) // one fragment each
-		if err := s.m[0].Send(s.now, OutMessage{ID: msgID(0, i), Body: body}); err != nil {
+		if err := s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, i), Body: body}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -313,7 +313,7 @@ func TestFlowControlStopsSenderAtWindow(t *testing.T) {
 
 func TestTypingIndicator(t *testing.T) {
 	s := newSim(t, 5, 0, Timers{})
-	var c collect
+	var c eventLog
 	s.onEv = c.on
 	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 	typing := func() []bool {
@@ -356,16 +356,16 @@ func TestTypingIndicator(t *testing.T) {
 
 func TestSendBeforeHandshakeIsQueued(t *testing.T) {
 	s := newSim(t, 6, 0, Timers{})
-	var c collect
+	var c eventLog
 	s.onEv = c.on
-	if err := s.m[0].Send(s.now, OutMessage{ID: msgID(0, 0), Body: []byte("early")}); err != nil {
+	if err := s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, 0), Body: []byte("early")}); err != nil {
 		t.Fatal(err)
 	}
 	s.run(func() bool { return c.count(1, isReceived) == 1 }, time.Second)
 }
 
 func TestSendAndCommitErrors(t *testing.T) {
-	a, _ := testPair(t, 1, Timers{})
+	a, _ := simPair(t, 1, Timers{})
 	err := a.Send(simEpoch, OutMessage{Body: make([]byte, MaxMessageSize+1)})
 	if !errors.Is(err, ErrTooLarge) {
 		t.Errorf("Send of 64 KiB + 1: %v, want ErrTooLarge", err)
@@ -385,12 +385,12 @@ func TestSendAndCommitErrors(t *testing.T) {
 // after DeadPeerTimeout, with a reason the UI can show.
 func TestDeadPeerFails(t *testing.T) {
 	s := newSim(t, 8, 0, Timers{})
-	var c collect
+	var c eventLog
 	s.onEv = c.on
 	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 	s.link.loss = 1
 	start := s.now
-	_ = s.m[0].Send(s.now, OutMessage{ID: msgID(0, 0), Body: []byte("anyone?")})
+	_ = s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, 0), Body: []byte("anyone?")})
 	s.run(func() bool { _, ok := failedWith(&c, 0); return ok }, 2*DeadPeerTimeout)
 	f, _ := failedWith(&c, 0)
 	if f.Reason != ReasonPeerUnresponsive {
@@ -408,7 +408,7 @@ func TestDeadPeerFails(t *testing.T) {
 }
 
 func TestMessageIDRoundTrip(t *testing.T) {
-	id, err := NewMessageID(seededReader(1))
+	id, err := NewMessageID(simReader(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func TestMessageIDRoundTrip(t *testing.T) {
 // The responder's punch may not have selected the path yet when message 1
 // arrives: the datagram starts the machine instead of being lost.
 func TestResponderStartsOnFirstDatagram(t *testing.T) {
-	a, b := testPair(t, 1, Timers{})
+	a, b := simPair(t, 1, Timers{})
 	a.Start(simEpoch)
 	for _, d := range a.Transmits() {
 		b.HandleDatagram(simEpoch, d)
@@ -442,7 +442,7 @@ func TestResponderStartsOnFirstDatagram(t *testing.T) {
 func TestCloseTellsPeer(t *testing.T) {
 	s := newSim(t, 10, 0, Timers{})
 	s.quiet()
-	var c collect
+	var c eventLog
 	s.onEv = c.on
 	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 	s.m[0].Close(s.now)
@@ -463,14 +463,14 @@ func TestCloseTellsPeer(t *testing.T) {
 func TestIdleSessionStillSends(t *testing.T) {
 	s := newSim(t, 11, 0, Timers{})
 	s.quiet()
-	var c collect
+	var c eventLog
 	s.onEv = c.on
 	s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 	if d := s.m[0].Deadline(); !d.IsZero() {
 		t.Fatalf("idle session has a deadline at %v", d)
 	}
 	s.now = s.now.Add(10 * time.Minute)
-	if err := s.m[0].Send(s.now, OutMessage{ID: msgID(0, 0), Body: []byte("after a coffee")}); err != nil {
+	if err := s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, 0), Body: []byte("after a coffee")}); err != nil {
 		t.Fatal(err)
 	}
 	s.run(func() bool { return c.count(1, isReceived) == 1 }, time.Second)

@@ -12,8 +12,8 @@ import (
 	"golang.org/x/crypto/curve25519"
 )
 
-// testKey derives a deterministic X25519 key pair from a seed byte.
-func testKey(t testing.TB, seed byte) (priv, pub [32]byte) {
+// simKey derives a deterministic X25519 key pair from a seed byte.
+func simKey(t testing.TB, seed byte) (priv, pub [32]byte) {
 	t.Helper()
 	for i := range priv {
 		priv[i] = seed + byte(i)*7
@@ -26,28 +26,28 @@ func testKey(t testing.TB, seed byte) (priv, pub [32]byte) {
 	return priv, pub
 }
 
-// testPair returns an initiator and a responder machine that expect each
+// simPair returns an initiator and a responder machine that expect each
 // other, with seeded randomness.
-func testPair(t testing.TB, seed uint64, timers Timers) (a, b *Machine) {
+func simPair(t testing.TB, seed uint64, timers Timers) (a, b *Machine) {
 	t.Helper()
-	aPriv, aPub := testKey(t, 1)
-	bPriv, bPub := testKey(t, 2)
+	aPriv, aPub := simKey(t, 1)
+	bPriv, bPub := simKey(t, 2)
 	var err error
 	a, err = NewMachine(Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub,
-		SessionID: "testsession0001", Rand: seededReader(seed), Timers: timers})
+		SessionID: "testsession0001", Rand: simReader(seed), Timers: timers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, err = NewMachine(Config{Initiator: false, LocalPrivate: bPriv, LocalPublic: bPub, RemoteStatic: aPub,
-		SessionID: "testsession0001", Rand: seededReader(seed + 1), Timers: timers})
+		SessionID: "testsession0001", Rand: simReader(seed + 1), Timers: timers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a, b
 }
 
-// seededReader is a deterministic io.Reader for ephemeral keys.
-func seededReader(seed uint64) *rand.ChaCha8 {
+// simReader is a deterministic io.Reader for ephemeral keys.
+func simReader(seed uint64) *rand.ChaCha8 {
 	var s [32]byte
 	binary.LittleEndian.PutUint64(s[:], seed)
 	return rand.NewChaCha8(s)
@@ -151,10 +151,10 @@ func (s *sim) after(d time.Duration, fn func()) {
 }
 
 func newSim(t testing.TB, seed uint64, loss float64, timers Timers) *sim {
-	a, b := testPair(t, seed, timers)
+	a, b := simPair(t, seed, timers)
 	s := &sim{
 		t: t,
-		link: &simLink{t: t, rng: newRand(seed), loss: loss, dup: 0.05,
+		link: &simLink{t: t, rng: simRand(seed), loss: loss, dup: 0.05,
 			delay: 20 * time.Millisecond, reorder: 0.1, jitter: 30 * time.Millisecond},
 		m:   [2]*Machine{a, b},
 		now: simEpoch,
@@ -244,9 +244,9 @@ func (s *sim) run(done func() bool, limit time.Duration) {
 	}
 }
 
-// msgBody is a deterministic body for message n of a stream, mostly small
+// simMsgBody is a deterministic body for message n of a stream, mostly small
 // with some multi-fragment and some maximum-size ones.
-func msgBody(stream, n int) []byte {
+func simMsgBody(dir, n int) []byte {
 	size := 1 + (n*37)%300
 	switch {
 	case n%997 == 0:
@@ -258,21 +258,21 @@ func msgBody(stream, n int) []byte {
 	}
 	b := make([]byte, size)
 	for i := range b {
-		b[i] = byte(stream*31 + n + i*13)
+		b[i] = byte(dir*31 + n + i*13)
 	}
 	return b
 }
 
-func msgID(stream, n int) MessageID {
+func simMsgID(dir, n int) MessageID {
 	var id MessageID
-	id[0] = byte(stream)
+	id[0] = byte(dir)
 	binary.BigEndian.PutUint64(id[8:], uint64(n))
 	return id
 }
 
-// stream tracks one direction of a transfer and checks exactly-once,
+// simStream tracks one direction of a transfer and checks exactly-once,
 // in-order delivery and receipts.
-type stream struct {
+type simStream struct {
 	t         testing.TB
 	dir       int // sender index
 	n         int
@@ -280,23 +280,23 @@ type stream struct {
 	delivered int
 }
 
-func (st *stream) onReceived(ev Received) {
+func (st *simStream) onReceived(ev Received) {
 	st.t.Helper()
 	if st.received >= st.n {
 		st.t.Fatalf("stream %d: extra message %s", st.dir, ev.ID)
 	}
-	if want := msgID(st.dir, st.received); ev.ID != want {
+	if want := simMsgID(st.dir, st.received); ev.ID != want {
 		st.t.Fatalf("stream %d: message %d has id %s, want %s (lost, duplicated or reordered)", st.dir, st.received, ev.ID, want)
 	}
-	if !bytes.Equal(ev.Body, msgBody(st.dir, st.received)) {
+	if !bytes.Equal(ev.Body, simMsgBody(st.dir, st.received)) {
 		st.t.Fatalf("stream %d: message %d body differs (%d bytes)", st.dir, st.received, len(ev.Body))
 	}
 	st.received++
 }
 
-func (st *stream) onDelivered(ev Delivered) {
+func (st *simStream) onDelivered(ev Delivered) {
 	st.t.Helper()
-	if want := msgID(st.dir, st.delivered); ev.ID != want {
+	if want := simMsgID(st.dir, st.delivered); ev.ID != want {
 		st.t.Fatalf("stream %d: receipt %d for %s, want %s", st.dir, st.delivered, ev.ID, want)
 	}
 	if st.delivered >= st.received {
@@ -305,7 +305,7 @@ func (st *stream) onDelivered(ev Delivered) {
 	st.delivered++
 }
 
-func (st *stream) done() bool { return st.received == st.n && st.delivered == st.n }
+func (st *simStream) done() bool { return st.received == st.n && st.delivered == st.n }
 
 // transfer sends n messages from A to B and back messages from B to A over
 // a link with the given loss and checks every message arrives exactly once,
@@ -327,7 +327,7 @@ func transferCommitting(t *testing.T, seed uint64, loss float64, n, back int, tu
 	if tune != nil {
 		tune(s.link)
 	}
-	streams := [2]*stream{{t: t, dir: 0, n: n}, {t: t, dir: 1, n: back}}
+	streams := [2]*simStream{{t: t, dir: 0, n: n}, {t: t, dir: 1, n: back}}
 	established := 0
 	s.onEv = func(peer int, ev Event) {
 		switch ev := ev.(type) {
@@ -352,12 +352,12 @@ func transferCommitting(t *testing.T, seed uint64, loss float64, n, back int, tu
 		}
 	}
 	for i := range n {
-		if err := s.m[0].Send(s.now, OutMessage{ID: msgID(0, i), Body: msgBody(0, i), SentAt: s.now}); err != nil {
+		if err := s.m[0].Send(s.now, OutMessage{ID: simMsgID(0, i), Body: simMsgBody(0, i), SentAt: s.now}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i := range back {
-		if err := s.m[1].Send(s.now, OutMessage{ID: msgID(1, i), Body: msgBody(1, i), SentAt: s.now}); err != nil {
+		if err := s.m[1].Send(s.now, OutMessage{ID: simMsgID(1, i), Body: simMsgBody(1, i), SentAt: s.now}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -406,4 +406,4 @@ func TestSimulatedCleanLinkNoRetransmits(t *testing.T) {
 	}
 }
 
-func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 99)) }
+func simRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 99)) }
