@@ -1,0 +1,441 @@
+package signal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/firestore"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Firestore document fields. Short, stable names: they are the schema the
+// security rules in signal/firestore/firestore.rules check.
+const (
+	fVersion   = "v"
+	fFrom      = "from"
+	fTo        = "to"
+	fKind      = "kind"
+	fSession   = "sessionId"
+	fPayload   = "payload"
+	fCreatedAt = "createdAt"
+	fExpiresAt = "expiresAt"
+	fName      = "displayName"
+	fPublicKey = "publicKey"
+	fLastSeen  = "lastSeen"
+)
+
+// FirestoreOptions tunes the Firestore backend; zero values are defaults.
+type FirestoreOptions struct {
+	// Heartbeat is how often presence is refreshed; the refresh doubles as
+	// the health probe, because the client's watch stream retries silently.
+	Heartbeat time.Duration
+	// RetryMin and RetryMax bound the listener's reconnect backoff.
+	RetryMin, RetryMax time.Duration
+}
+
+// DefaultHeartbeat keeps "last seen" fresh enough for an online dot and
+// notices an outage within half a minute, for one write per interval.
+const DefaultHeartbeat = 20 * time.Second
+
+// OpCounts is what a Firestore signaller has spent, in billed operations:
+// every document a listener receives is a read.
+type OpCounts struct{ Reads, Writes, Deletes int64 }
+
+// FirestoreSignaller is the Signaller for Cloud Firestore (native mode):
+// presence in peers/{id}, signals in peers/{id}/inbox/{signalId}.
+type FirestoreSignaller struct {
+	client  *firestore.Client
+	project string
+	me      string
+	log     *slog.Logger
+	opts    FirestoreOptions
+	now     func() time.Time
+	*lifetime
+
+	reads, writes, deletes atomic.Int64
+	listening              atomic.Bool
+	presence               atomic.Pointer[Presence]
+}
+
+// OpenFirestore connects to projectID (FIRESTORE_EMULATOR_HOST is honoured
+// by the client; otherwise Application Default Credentials are used).
+func OpenFirestore(ctx context.Context, projectID, me string, logger *slog.Logger, opts FirestoreOptions) (*FirestoreSignaller, error) {
+	if projectID == "" {
+		return nil, errors.New("open firestore: no project ID (use --project or GOOGLE_CLOUD_PROJECT)")
+	}
+	if err := ValidID(me); err != nil {
+		return nil, fmt.Errorf("open firestore: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 250 * time.Millisecond
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 10 * time.Second
+	}
+	client, err := firestore.NewClient(ctx, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("open firestore project %s: %w", projectID, err)
+	}
+	return &FirestoreSignaller{client: client, project: projectID, me: me, log: logger, opts: opts, now: time.Now, lifetime: newLifetime()}, nil
+}
+
+// Name implements Signaller.
+func (f *FirestoreSignaller) Name() string { return "firestore " + f.project }
+
+// Ops reports the operations spent so far.
+func (f *FirestoreSignaller) Ops() OpCounts {
+	return OpCounts{Reads: f.reads.Load(), Writes: f.writes.Load(), Deletes: f.deletes.Load()}
+}
+
+func (f *FirestoreSignaller) peer(id string) *firestore.DocumentRef {
+	return f.client.Collection("peers").Doc(id)
+}
+
+// PublishPresence implements Signaller.
+func (f *FirestoreSignaller) PublishPresence(ctx context.Context, p Presence) error {
+	if err := f.usable(); err != nil {
+		return err
+	}
+	if err := ValidID(p.ID); err != nil {
+		return err
+	}
+	p.Version = ProtocolVersion
+	f.presence.Store(&p)
+	return f.writePresence(ctx, p)
+}
+
+func (f *FirestoreSignaller) writePresence(ctx context.Context, p Presence) error {
+	f.writes.Add(1)
+	_, err := f.peer(p.ID).Set(ctx, map[string]any{
+		fVersion: ProtocolVersion, fName: p.DisplayName, fPublicKey: p.PublicKey, fLastSeen: firestore.ServerTimestamp,
+	})
+	if err != nil {
+		return fmt.Errorf("publish presence: %w", wrapUnavailable(err))
+	}
+	return nil
+}
+
+// LookupPresence implements Signaller.
+func (f *FirestoreSignaller) LookupPresence(ctx context.Context, id string) (Presence, error) {
+	if err := f.usable(); err != nil {
+		return Presence{}, err
+	}
+	if err := ValidID(id); err != nil {
+		return Presence{}, err
+	}
+	f.reads.Add(1)
+	snap, err := f.peer(id).Get(ctx)
+	if status.Code(err) == codes.NotFound {
+		return Presence{}, fmt.Errorf("presence of %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Presence{}, fmt.Errorf("presence of %s: %w", id, wrapUnavailable(err))
+	}
+	d := snap.Data()
+	p := Presence{ID: id}
+	var ok1, ok2 bool
+	p.DisplayName, ok1 = d[fName].(string)
+	p.PublicKey, ok2 = d[fPublicKey].([]byte)
+	v, _ := d[fVersion].(int64)
+	p.Version = int(v)
+	p.LastSeen, _ = d[fLastSeen].(time.Time)
+	if !ok1 || !ok2 {
+		return Presence{}, fmt.Errorf("presence of %s: %w: malformed presence document", id, ErrInvalid)
+	}
+	return p, nil
+}
+
+// Send implements Signaller.
+func (f *FirestoreSignaller) Send(ctx context.Context, s Signal) (string, error) {
+	if err := f.usable(); err != nil {
+		return "", err
+	}
+	if s.From == "" {
+		s.From = f.me
+	}
+	s, err := prepare(s, f.now())
+	if err != nil {
+		return "", err
+	}
+	ref := f.peer(s.To).Collection("inbox").NewDoc()
+	f.writes.Add(1)
+	_, err = ref.Create(ctx, map[string]any{
+		fVersion: ProtocolVersion, fFrom: s.From, fTo: s.To, fKind: string(s.Kind), fSession: s.SessionID,
+		fPayload: s.Payload, fCreatedAt: s.CreatedAt, fExpiresAt: s.ExpiresAt,
+	})
+	if err != nil {
+		return "", fmt.Errorf("send %s to %s: %w", s.Kind, s.To, wrapUnavailable(err))
+	}
+	return ref.ID, nil
+}
+
+// Ack implements Signaller.
+func (f *FirestoreSignaller) Ack(ctx context.Context, signalID string) error {
+	if err := f.usable(); err != nil {
+		return err
+	}
+	if signalID == "" || len(signalID) > 128 {
+		return fmt.Errorf("ack: %w: bad signal ID", ErrInvalid)
+	}
+	f.deletes.Add(1)
+	if _, err := f.peer(f.me).Collection("inbox").Doc(signalID).Delete(ctx); err != nil {
+		return fmt.Errorf("ack %s: %w", signalID, wrapUnavailable(err))
+	}
+	return nil
+}
+
+// Listen implements Signaller: one snapshot listener on my inbox, ordered
+// by creation time, rebuilt whenever the backend comes back.
+func (f *FirestoreSignaller) Listen(ctx context.Context) (<-chan Event, error) {
+	if err := f.usable(); err != nil {
+		return nil, err
+	}
+	if !f.listening.CompareAndSwap(false, true) {
+		return nil, ErrAlreadyListening
+	}
+	st := newStream()
+	runCtx := f.start(ctx)
+	recovered := make(chan struct{}, 1)
+	f.goWait(func() { st.run(runCtx) })
+	f.goWait(func() { f.listenLoop(runCtx, st, recovered) })
+	f.goWait(func() { f.heartbeat(runCtx, st, recovered) })
+	return st.out, nil
+}
+
+// heartbeat refreshes presence (or reads it, before any is published) and
+// reports health changes. On recovery it nudges the listener to reconnect at
+// once rather than after the client's own backoff, which reaches a minute.
+func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, recovered chan<- struct{}) {
+	t := time.NewTicker(f.opts.Heartbeat)
+	defer t.Stop()
+	healthy := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, f.opts.Heartbeat)
+		var err error
+		if p := f.presence.Load(); p != nil {
+			err = f.writePresence(cctx, *p)
+		} else {
+			f.reads.Add(1)
+			_, err = f.peer(f.me).Get(cctx)
+			if status.Code(err) == codes.NotFound {
+				err = nil
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err != nil && healthy:
+			healthy = false
+			f.log.Warn("firestore unavailable", "err", err)
+			st.push(HealthEvent{Backend: f.Name(), Err: wrapUnavailable(err)})
+		case err == nil && !healthy:
+			healthy = true
+			f.log.Info("firestore available again")
+			st.push(HealthEvent{Backend: f.Name()})
+			select {
+			case recovered <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// listenLoop runs snapshot iterators one after another. Document IDs already
+// delivered are remembered while they exist, so a rebuilt listener's first
+// snapshot does not deliver them again.
+func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, recovered <-chan struct{}) {
+	delivered := map[string]bool{}
+	backoff := f.opts.RetryMin
+	for ctx.Err() == nil {
+		itCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			// Rebuild the iterator when the heartbeat sees the backend return.
+			defer close(done)
+			select {
+			case <-recovered:
+				stop()
+			case <-itCtx.Done():
+			}
+		}()
+		err := f.runIterator(itCtx, st, delivered)
+		stop()
+		<-done
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			f.log.Warn("inbox listener stopped; reconnecting", "err", err, "in", backoff)
+			st.push(HealthEvent{Backend: f.Name(), Err: wrapUnavailable(err)})
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, f.opts.RetryMax)
+			continue
+		}
+		backoff = f.opts.RetryMin
+	}
+}
+
+// runIterator delivers from one snapshot iterator until it fails (error) or
+// is cancelled (nil).
+func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delivered map[string]bool) error {
+	q := f.peer(f.me).Collection("inbox").OrderBy(fCreatedAt, firestore.Asc)
+	it := q.Snapshots(ctx)
+	defer it.Stop()
+	first := true
+	for {
+		snap, err := it.Next()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if first {
+			// The client's watch stream may have been silently retrying;
+			// a snapshot proves it is connected.
+			first = false
+			present := map[string]bool{}
+			for _, ch := range snap.Changes {
+				present[ch.Doc.Ref.ID] = true
+			}
+			for id := range delivered {
+				if !present[id] {
+					delete(delivered, id)
+				}
+			}
+		}
+		var batch []Signal
+		for _, ch := range snap.Changes {
+			id := ch.Doc.Ref.ID
+			switch ch.Kind {
+			case firestore.DocumentRemoved:
+				delete(delivered, id)
+				continue
+			case firestore.DocumentModified:
+				continue
+			}
+			if delivered[id] {
+				continue
+			}
+			f.reads.Add(1)
+			s, ok := f.judgeDoc(ctx, ch.Doc, st)
+			if ok {
+				delivered[id] = true
+				batch = append(batch, s)
+			}
+		}
+		sortByCreated(batch)
+		for _, s := range batch {
+			st.push(SignalEvent{Signal: s})
+		}
+	}
+}
+
+// judgeDoc decodes one inbox document defensively: the database is shared,
+// so any field may be missing or of the wrong type.
+func (f *FirestoreSignaller) judgeDoc(ctx context.Context, doc *firestore.DocumentSnapshot, st *stream) (Signal, bool) {
+	d := doc.Data()
+	s := Signal{ID: doc.Ref.ID}
+	var version int64
+	var kind string
+	var why string
+	var ok bool
+	switch {
+	case d == nil:
+		why = "empty document"
+	default:
+		if version, ok = d[fVersion].(int64); !ok {
+			why = "missing or non-integer protocol version"
+			break
+		}
+		fields := []struct {
+			name string
+			dst  *string
+		}{{fFrom, &s.From}, {fTo, &s.To}, {fKind, &kind}, {fSession, &s.SessionID}}
+		for _, fl := range fields {
+			if *fl.dst, ok = d[fl.name].(string); !ok {
+				why = fmt.Sprintf("field %q missing or not a string", fl.name)
+				break
+			}
+		}
+		if why != "" {
+			break
+		}
+		if s.Payload, ok = d[fPayload].([]byte); !ok && d[fPayload] != nil {
+			why = "payload is not bytes"
+			break
+		}
+		if s.CreatedAt, ok = d[fCreatedAt].(time.Time); !ok {
+			why = "createdAt missing or not a timestamp"
+			break
+		}
+		if s.ExpiresAt, ok = d[fExpiresAt].(time.Time); !ok {
+			why = "expiresAt missing or not a timestamp"
+			break
+		}
+	}
+	s.Kind = Kind(kind)
+	verdict := reject
+	if why == "" {
+		verdict, why = judge(s, int(version), f.me, f.now())
+	}
+	switch verdict {
+	case deliver:
+		return s, true
+	case dropExpired:
+		f.log.Info("dropping expired signal", "id", s.ID, "from", s.From, "kind", s.Kind)
+	default:
+		f.log.Warn("rejected inbox document", "backend", "firestore", "doc", s.ID, "reason", why)
+		st.push(RejectedEvent{DocID: s.ID, Reason: why})
+	}
+	f.deletes.Add(1)
+	if _, err := doc.Ref.Delete(ctx); err != nil && ctx.Err() == nil {
+		f.log.Warn("could not delete refused document", "doc", s.ID, "err", err)
+	}
+	return Signal{}, false
+}
+
+// Close implements Signaller.
+func (f *FirestoreSignaller) Close() error {
+	err := f.close()
+	if cerr := f.client.Close(); cerr != nil && err == nil && status.Code(cerr) != codes.Canceled {
+		err = cerr
+	}
+	return err
+}
+
+// wrapUnavailable marks transport failures so callers can tell "the service
+// is down" from "the request was wrong".
+func wrapUnavailable(err error) error {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
