@@ -47,7 +47,7 @@ type localDoc struct {
 	From      string    `json:"from"`
 	To        string    `json:"to"`
 	Kind      Kind      `json:"kind"`
-	SessionID string    `json:"session"`
+	SessionID string    `json:"sessionId"`
 	Payload   []byte    `json:"payload"`
 	CreatedAt time.Time `json:"createdAt"`
 	ExpiresAt time.Time `json:"expiresAt"`
