@@ -1,0 +1,62 @@
+// Package punch owns the UDP socket and everything needed to get a direct
+// path to a peer through NATs: STUN discovery (pion/stun/v2), candidate
+// gathering and encoding, NAT behaviour probing, and the sans-I/O hole-punch
+// machine with its keepalives. It knows nothing about chat messages: once a
+// path is selected, the session layer uses that address pair.
+package punch
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Datagram is one packet read from the socket, with where and when it came.
+type Datagram struct {
+	From netip.AddrPort
+	Data []byte
+	At   time.Time
+}
+
+// Transmit is a packet a machine wants written to the socket.
+type Transmit struct {
+	To   netip.AddrPort
+	Data []byte
+}
+
+// Class is what kind of protocol a datagram belongs to, judged by its first
+// bytes so STUN, punching and the chat session can share one socket (the
+// NAT mapping STUN learned is then the one the peer is told about).
+type Class int
+
+// The classes of datagram.
+const (
+	ClassUnknown Class = iota
+	ClassSTUN          // first byte 0x00-0x03 and the RFC 8489 magic cookie
+	ClassPunch         // first byte 0x50: probes, replies, keepalives
+	ClassSession       // first byte 0x60-0x6F: the session layer's packets
+)
+
+// PunchByte is the first byte of every hole-punch packet.
+const PunchByte = 0x50
+
+// stunMagicCookie is RFC 8489 section 5's fixed value at bytes 4-7.
+const stunMagicCookie = 0x2112A442
+
+// Classify sorts a datagram by its first bytes, in the spirit of RFC 7983.
+func Classify(b []byte) Class {
+	if len(b) == 0 {
+		return ClassUnknown
+	}
+	switch {
+	case b[0] <= 0x03:
+		if len(b) >= 20 && uint32(b[4])<<24|uint32(b[5])<<16|uint32(b[6])<<8|uint32(b[7]) == stunMagicCookie {
+			return ClassSTUN
+		}
+		return ClassUnknown
+	case b[0] == PunchByte:
+		return ClassPunch
+	case b[0] >= 0x60 && b[0] <= 0x6F:
+		return ClassSession
+	}
+	return ClassUnknown
+}
