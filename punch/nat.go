@@ -1,0 +1,105 @@
+package punch
+
+// MappingBehavior is how a NAT picks the public address for an inside
+// socket, in RFC 4787 section 4.1 terms. It decides whether the address STUN
+// reports is the one a peer will see.
+type MappingBehavior int
+
+// The mapping behaviours. The zero value is "not measured".
+const (
+	MappingUnknown MappingBehavior = iota
+	// MappingEndpointIndependent reuses one mapping for every destination
+	// (a "cone" NAT): the STUN-reported address works for any peer.
+	MappingEndpointIndependent
+	// MappingAddressDependent makes a new mapping per destination IP.
+	MappingAddressDependent
+	// MappingAddressAndPortDependent makes a new mapping per destination
+	// IP and port (the classic "symmetric" NAT).
+	MappingAddressAndPortDependent
+	// MappingNone means no NAT at all: the mapped address is the socket's
+	// own address.
+	MappingNone
+)
+
+// String is the RFC 4787 name, as printed in logs and by the NAT lab.
+func (m MappingBehavior) String() string {
+	switch m {
+	case MappingEndpointIndependent:
+		return "endpoint-independent"
+	case MappingAddressDependent:
+		return "address-dependent"
+	case MappingAddressAndPortDependent:
+		return "address-and-port-dependent"
+	case MappingNone:
+		return "none"
+	}
+	return "unknown"
+}
+
+// FilteringBehavior is which inbound packets a NAT lets through to a
+// mapping, in RFC 4787 section 5 terms.
+type FilteringBehavior int
+
+// The filtering behaviours. The zero value is "not measured" (our STUN
+// server, coturn, cannot answer the RFC 5780 CHANGE-REQUEST test).
+const (
+	FilteringUnknown FilteringBehavior = iota
+	// FilteringEndpointIndependent lets anyone reach a mapping (full cone).
+	FilteringEndpointIndependent
+	// FilteringAddressDependent lets in only IPs the inside host has sent to.
+	FilteringAddressDependent
+	// FilteringAddressAndPortDependent lets in only the exact IP:port the
+	// inside host has sent to (port-restricted cone).
+	FilteringAddressAndPortDependent
+)
+
+// String is the RFC 4787 name.
+func (f FilteringBehavior) String() string {
+	switch f {
+	case FilteringEndpointIndependent:
+		return "endpoint-independent"
+	case FilteringAddressDependent:
+		return "address-dependent"
+	case FilteringAddressAndPortDependent:
+		return "address-and-port-dependent"
+	}
+	return "unknown"
+}
+
+// NATBehavior is what is known about the NAT in front of one peer. Each side
+// measures its own and sends it along with its candidates, so the machine
+// can explain a failure in words.
+type NATBehavior struct {
+	Mapping   MappingBehavior
+	Filtering FilteringBehavior
+}
+
+// Symmetric reports whether the NAT gives each destination its own mapping,
+// so the address STUN saw is not the one a peer will see.
+func (b NATBehavior) Symmetric() bool {
+	return b.Mapping == MappingAddressDependent || b.Mapping == MappingAddressAndPortDependent
+}
+
+// Open reports whether anyone can reach this side's published address
+// without it having sent there first: no NAT, or a full-cone NAT. Only such
+// a peer can talk to one behind a symmetric NAT.
+func (b NATBehavior) Open() bool {
+	return b.Mapping == MappingNone ||
+		(b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringEndpointIndependent)
+}
+
+// Phrase says in plain words what the behaviour means for direct
+// connections, for the status bar and the connection details.
+func (b NATBehavior) Phrase() string {
+	switch {
+	case b.Mapping == MappingNone:
+		return "no NAT: direct connections work with almost any peer"
+	case b.Symmetric():
+		return "symmetric NAT: direct connections only work with peers on open or full-cone NATs"
+	case b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringEndpointIndependent:
+		return "full-cone NAT: direct connections work with almost any peer"
+	case b.Mapping == MappingEndpointIndependent:
+		return "cone NAT: direct connections work with most peers"
+	}
+	return "NAT type unknown: direct connections may or may not work"
+}
