@@ -1,0 +1,134 @@
+package ui
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+)
+
+// Event is one line of headless output: a JSON object whose "ev" field names
+// what happened. Fields that do not apply to an event are left out.
+//
+//	ready      id, fingerprint (my own key's), nat, backend
+//	id         id, fingerprint                       (answer to "id")
+//	contacts   contacts [{name,id,online}]            (answer to "contacts")
+//	contact    name, id                               (a contact was added, renamed)
+//	presence   peer, name, online, last_seen
+//	offer      from, name, known, session, fingerprint
+//	connecting peer, session, words
+//	connected  peer, path ("direct"), local, remote, encrypted
+//	message    from, id, body, at
+//	receipt    to, id
+//	queued     to, id, body                            (stored, waiting for a session)
+//	sent       to, id                                  (handed to a live session)
+//	typing     peer, active
+//	failure    peer, reason, words
+//	health     backend, ok, words
+//	error      words
+type Event struct {
+	Ev          string         `json:"ev"`
+	ID          string         `json:"id,omitempty"`
+	Fingerprint string         `json:"fingerprint,omitempty"`
+	NAT         string         `json:"nat,omitempty"`
+	Backend     string         `json:"backend,omitempty"`
+	Peer        string         `json:"peer,omitempty"`
+	From        string         `json:"from,omitempty"`
+	To          string         `json:"to,omitempty"`
+	Name        string         `json:"name,omitempty"`
+	Known       *bool          `json:"known,omitempty"`
+	Online      *bool          `json:"online,omitempty"`
+	Active      *bool          `json:"active,omitempty"`
+	OK          *bool          `json:"ok,omitempty"`
+	Session     string         `json:"session,omitempty"`
+	Path        string         `json:"path,omitempty"`
+	Local       string         `json:"local,omitempty"`
+	Remote      string         `json:"remote,omitempty"`
+	Encrypted   *bool          `json:"encrypted,omitempty"`
+	Body        string         `json:"body,omitempty"`
+	At          string         `json:"at,omitempty"`
+	LastSeen    string         `json:"last_seen,omitempty"`
+	Reason      string         `json:"reason,omitempty"`
+	Words       string         `json:"words,omitempty"`
+	Contacts    []EventContact `json:"contacts,omitempty"`
+}
+
+// EventContact is one entry of a "contacts" event.
+type EventContact struct {
+	Name   string `json:"name"`
+	ID     string `json:"id"`
+	Online bool   `json:"online"`
+}
+
+func boolp(b bool) *bool { return &b }
+
+// eventWriter writes headless events as JSON lines from one goroutine it
+// owns, so Update only appends to a queue and never blocks on a slow reader
+// of stdout. Close flushes what is queued and waits for the goroutine.
+type eventWriter struct {
+	w    io.Writer
+	wake chan struct{}
+	done chan struct{}
+
+	mu     sync.Mutex
+	queue  []Event
+	closed bool
+}
+
+func newEventWriter(w io.Writer) *eventWriter {
+	ew := &eventWriter{w: w, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go ew.run()
+	return ew
+}
+
+// emit queues one event; it never blocks. After Close it drops the event.
+func (ew *eventWriter) emit(e Event) {
+	ew.mu.Lock()
+	if ew.closed {
+		ew.mu.Unlock()
+		return
+	}
+	ew.queue = append(ew.queue, e)
+	ew.mu.Unlock()
+	select {
+	case ew.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (ew *eventWriter) run() {
+	defer close(ew.done)
+	enc := json.NewEncoder(ew.w)
+	enc.SetEscapeHTML(false)
+	for {
+		ew.mu.Lock()
+		batch, closed := ew.queue, ew.closed
+		ew.queue = nil
+		ew.mu.Unlock()
+		for _, e := range batch {
+			// A gone reader (closed stdout) leaves nothing to do; the
+			// program goes on until told to quit.
+			_ = enc.Encode(e)
+		}
+		if closed {
+			return
+		}
+		<-ew.wake
+	}
+}
+
+// Close writes what is queued and waits for the writer goroutine to end.
+func (ew *eventWriter) Close() {
+	ew.mu.Lock()
+	if ew.closed {
+		ew.mu.Unlock()
+		<-ew.done
+		return
+	}
+	ew.closed = true
+	ew.mu.Unlock()
+	select {
+	case ew.wake <- struct{}{}:
+	default:
+	}
+	<-ew.done
+}
