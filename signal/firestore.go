@@ -15,7 +15,7 @@ import (
 )
 
 // Firestore document fields. Short, stable names: they are the schema the
-// security rules in signal/firestore/firestore.rules check.
+// security rules in signal/deploy/firestore.rules check.
 const (
 	fVersion   = "v"
 	fFrom      = "from"
