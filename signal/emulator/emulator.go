@@ -23,10 +23,11 @@ import (
 // Emulator is one running emulator process group.
 type Emulator struct {
 	// Host is host:port, the value for FIRESTORE_EMULATOR_HOST.
-	Host string
-	java string
-	cmd  *exec.Cmd
-	log  *lockedBuffer
+	Host  string
+	java  string
+	rules string
+	cmd   *exec.Cmd
+	log   *lockedBuffer
 }
 
 // lockedBuffer collects the emulator's output, written by exec's copying
@@ -96,6 +97,12 @@ func FreePort() (int, error) {
 // Start launches an emulator on 127.0.0.1:port (a free port when port is 0)
 // and waits until it answers.
 func Start(ctx context.Context, port int) (*Emulator, error) {
+	return StartWithRules(ctx, port, "")
+}
+
+// StartWithRules is Start with a security rules file enforced for clients
+// that present Firebase ID tokens (the Go server client bypasses rules).
+func StartWithRules(ctx context.Context, port int, rules string) (*Emulator, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
@@ -107,7 +114,7 @@ func Start(ctx context.Context, port int) (*Emulator, error) {
 		}
 		port = p
 	}
-	e := &Emulator{Host: fmt.Sprintf("127.0.0.1:%d", port), java: java}
+	e := &Emulator{Host: fmt.Sprintf("127.0.0.1:%d", port), java: java, rules: rules}
 	if err := e.launch(ctx); err != nil {
 		return nil, err
 	}
@@ -116,7 +123,11 @@ func Start(ctx context.Context, port int) (*Emulator, error) {
 
 func (e *Emulator) launch(ctx context.Context) error {
 	e.log = &lockedBuffer{}
-	cmd := exec.Command("gcloud", "emulators", "firestore", "start", "--host-port="+e.Host, "--quiet")
+	args := []string{"emulators", "firestore", "start", "--host-port=" + e.Host, "--quiet"}
+	if e.rules != "" {
+		args = append(args, "--rules="+e.rules)
+	}
+	cmd := exec.Command("gcloud", args...)
 	cmd.Env = append(os.Environ(), "JAVA="+e.java, "CLOUDSDK_CORE_DISABLE_PROMPTS=1")
 	cmd.Stdout = e.log
 	cmd.Stderr = e.log
