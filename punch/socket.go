@@ -216,3 +216,36 @@ func hostCandidatePriority(i int) uint32 {
 func srflxCandidatePriority() uint32 {
 	return srflxTypePreference<<24 | 65535<<8 | 255
 }
+
+// ResolveSTUNServers turns host:port names (DefaultSTUNServers, or the
+// user's) into IPv4 addresses for a Discovery, one per name. Names that do
+// not resolve are skipped; the error is set only when none did.
+func ResolveSTUNServers(ctx context.Context, names []string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	var errs []error
+	for _, name := range names {
+		host, portStr, err := net.SplitHostPort(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("STUN server %q: %w", name, err))
+			continue
+		}
+		port, err := net.DefaultResolver.LookupPort(ctx, "udp", portStr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("STUN server %q: %w", name, err))
+			continue
+		}
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		if err == nil && len(ips) == 0 {
+			err = errors.New("no IPv4 address")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resolve STUN server %q: %w", name, err))
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ips[0].Unmap(), uint16(port)))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no STUN server resolved: %w", errors.Join(errs...))
+	}
+	return out, nil
+}

@@ -1,0 +1,528 @@
+package punch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pion/stun/v2"
+)
+
+var (
+	stunA = netip.MustParseAddrPort("203.0.113.10:3478")
+	stunB = netip.MustParseAddrPort("203.0.113.11:3478")
+	t0    = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+)
+
+func seeded(seed uint64) *rand.ChaCha8 {
+	var s [32]byte
+	s[0] = byte(seed)
+	return rand.NewChaCha8(s)
+}
+
+// request decodes a transmit as a Binding request.
+func request(t *testing.T, tx Transmit) *stun.Message {
+	t.Helper()
+	m := &stun.Message{Raw: append([]byte(nil), tx.Data...)}
+	if err := m.Decode(); err != nil {
+		t.Fatalf("transmit to %v is not STUN: %v", tx.To, err)
+	}
+	if m.Type != stun.BindingRequest {
+		t.Fatalf("transmit to %v is %v, want a Binding request", tx.To, m.Type)
+	}
+	if err := stun.Fingerprint.Check(m); err != nil {
+		t.Fatalf("request fingerprint: %v", err)
+	}
+	if Classify(tx.Data) != ClassSTUN {
+		t.Fatalf("request classifies as %v", Classify(tx.Data))
+	}
+	return m
+}
+
+// answer is a server's success response carrying mapped.
+func answer(t *testing.T, id [stun.TransactionIDSize]byte, mapped netip.AddrPort) []byte {
+	t.Helper()
+	m, err := stun.Build(stun.BindingSuccess, stun.NewTransactionIDSetter(id),
+		&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())}, stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Raw
+}
+
+// requests maps each server to the transaction ID of its request in txs.
+func requests(t *testing.T, txs []Transmit) map[netip.AddrPort][stun.TransactionIDSize]byte {
+	t.Helper()
+	ids := make(map[netip.AddrPort][stun.TransactionIDSize]byte)
+	for _, tx := range txs {
+		ids[tx.To] = request(t, tx).TransactionID
+	}
+	return ids
+}
+
+func TestDiscoveryMappingBehaviour(t *testing.T) {
+	mappedA := netip.MustParseAddrPort("198.51.100.11:40000")
+	cases := []struct {
+		name     string
+		servers  []netip.AddrPort
+		mapped   []netip.AddrPort // per server
+		local    []netip.AddrPort
+		want     MappingBehavior
+		wantRefl netip.AddrPort
+	}{
+		{"same mapping: endpoint-independent", []netip.AddrPort{stunA, stunB},
+			[]netip.AddrPort{mappedA, mappedA}, nil, MappingEndpointIndependent, mappedA},
+		{"new port per server: symmetric", []netip.AddrPort{stunA, stunB},
+			[]netip.AddrPort{mappedA, netip.MustParseAddrPort("198.51.100.11:51234")}, nil,
+			MappingAddressAndPortDependent, mappedA},
+		{"same IP other port agrees, other IP differs: address-dependent",
+			[]netip.AddrPort{stunA, netip.AddrPortFrom(stunA.Addr(), 3479), stunB},
+			[]netip.AddrPort{mappedA, mappedA, netip.MustParseAddrPort("198.51.100.11:51234")}, nil,
+			MappingAddressDependent, mappedA},
+		{"mapped is our own address: no NAT", []netip.AddrPort{stunA, stunB},
+			[]netip.AddrPort{netip.MustParseAddrPort("198.51.100.21:4000"), netip.MustParseAddrPort("198.51.100.21:4000")},
+			[]netip.AddrPort{netip.MustParseAddrPort("10.9.9.9:4000"), netip.MustParseAddrPort("198.51.100.21:4000")},
+			MappingNone, netip.MustParseAddrPort("198.51.100.21:4000")},
+		{"one server: mapping unknown", []netip.AddrPort{stunA},
+			[]netip.AddrPort{mappedA}, nil, MappingUnknown, mappedA},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := NewDiscoveryConfig(DiscoveryConfig{Servers: c.servers, Local: c.local}, seeded(1))
+			d.Start(t0)
+			ids := requests(t, d.Transmits())
+			if len(ids) != len(c.servers) {
+				t.Fatalf("%d requests, want one per server (%d)", len(ids), len(c.servers))
+			}
+			// Answer in reverse order: the reflexive candidate still comes
+			// from the first configured server.
+			for i := len(c.servers) - 1; i >= 0; i-- {
+				if _, done := d.Result(); done {
+					t.Fatalf("done before server %v answered", c.servers[i])
+				}
+				s := c.servers[i]
+				d.HandlePacket(t0.Add(time.Duration(10+i)*time.Millisecond), s, answer(t, ids[s], c.mapped[i]))
+			}
+			res, done := d.Result()
+			if !done {
+				t.Fatal("not done after every server answered")
+			}
+			if res.Err != nil {
+				t.Fatalf("Err %v", res.Err)
+			}
+			if res.NAT.Mapping != c.want {
+				t.Errorf("mapping %v, want %v", res.NAT.Mapping, c.want)
+			}
+			if res.NAT.Filtering != FilteringUnknown {
+				t.Errorf("filtering %v, want unknown", res.NAT.Filtering)
+			}
+			if res.Reflexive.Addr != c.wantRefl || res.Reflexive.Type != CandidateServerReflexive || res.Reflexive.Priority == 0 {
+				t.Errorf("reflexive %+v, want srflx %v with a priority", res.Reflexive, c.wantRefl)
+			}
+			if len(res.Servers) != len(c.servers) || res.Servers[0].RTT != 10*time.Millisecond {
+				t.Errorf("server answers %+v", res.Servers)
+			}
+			if !d.Deadline().IsZero() {
+				t.Errorf("deadline %v after done, want none", d.Deadline())
+			}
+		})
+	}
+}
+
+func TestDiscoveryIgnoresStrayPackets(t *testing.T) {
+	d := NewDiscovery([]netip.AddrPort{stunA}, seeded(2))
+	d.Start(t0)
+	ids := requests(t, d.Transmits())
+	id := ids[stunA]
+	mapped := netip.MustParseAddrPort("198.51.100.11:40000")
+	forged := netip.MustParseAddrPort("192.0.2.66:6666")
+
+	badID := id
+	badID[0] ^= 1
+	req, _ := stun.Build(stun.BindingRequest, stun.NewTransactionIDSetter(id))
+	errResp, _ := stun.Build(stun.NewType(stun.MethodAllocate, stun.ClassSuccessResponse), stun.NewTransactionIDSetter(id),
+		&stun.XORMappedAddress{IP: forged.Addr().AsSlice(), Port: int(forged.Port())})
+	broken := answer(t, id, forged)
+	broken[len(broken)-1] ^= 0xff // fingerprint no longer matches
+	strays := []struct {
+		name string
+		from netip.AddrPort
+		b    []byte
+	}{
+		{"wrong transaction ID", stunA, answer(t, badID, forged)},
+		{"right ID from another address", netip.MustParseAddrPort("192.0.2.66:3478"), answer(t, id, forged)},
+		{"a request, not a response", stunA, req.Raw},
+		{"another method", stunA, errResp.Raw},
+		{"bad fingerprint", stunA, broken},
+		{"garbage", stunA, []byte("\x01\x01\x00\x00garbage")},
+		{"truncated", stunA, answer(t, id, forged)[:30]},
+		{"empty", stunA, nil},
+	}
+	for _, s := range strays {
+		d.HandlePacket(t0.Add(time.Millisecond), s.from, s.b)
+		if _, done := d.Result(); done {
+			t.Fatalf("%s: discovery finished on a stray packet", s.name)
+		}
+	}
+	d.HandlePacket(t0.Add(2*time.Millisecond), stunA, answer(t, id, mapped))
+	res, done := d.Result()
+	if !done || res.Err != nil || res.Reflexive.Addr != mapped {
+		t.Fatalf("after the real answer: done %v, %+v", done, res)
+	}
+	// A late duplicate answer changes nothing.
+	d.HandlePacket(t0.Add(3*time.Millisecond), stunA, answer(t, id, forged))
+	if res, _ := d.Result(); res.Reflexive.Addr != mapped {
+		t.Errorf("a duplicate answer replaced the address with %v", res.Reflexive.Addr)
+	}
+}
+
+func TestDiscoveryRetransmissionSchedule(t *testing.T) {
+	d := NewDiscovery([]netip.AddrPort{stunA, stunB}, seeded(3))
+	d.Start(t0)
+	first := d.Transmits()
+	ids := requests(t, first)
+	var sends []time.Duration
+	sends = append(sends, 0)
+	now := t0
+	for {
+		dl := d.Deadline()
+		if dl.IsZero() {
+			break
+		}
+		if !dl.After(now) {
+			t.Fatalf("deadline %v does not move forward from %v", dl.Sub(t0), now.Sub(t0))
+		}
+		now = dl
+		d.HandleTimeout(now)
+		txs := d.Transmits()
+		if len(txs) == 0 {
+			continue
+		}
+		if len(txs) != 2 {
+			t.Fatalf("at %v: %d transmits, want one per server", now.Sub(t0), len(txs))
+		}
+		for _, tx := range txs {
+			// A retransmission is the same request (RFC 8489 6.2.1).
+			if request(t, tx).TransactionID != ids[tx.To] {
+				t.Errorf("at %v: retransmission to %v has a new transaction ID", now.Sub(t0), tx.To)
+			}
+			if !bytes.Equal(tx.Data, first[0].Data) && !bytes.Equal(tx.Data, first[1].Data) {
+				t.Errorf("at %v: retransmission differs from the request", now.Sub(t0))
+			}
+		}
+		sends = append(sends, now.Sub(t0))
+		if len(sends) > 20 {
+			t.Fatal("retransmitting forever")
+		}
+	}
+	want := []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond, 3100 * time.Millisecond,
+		4700 * time.Millisecond, 6300 * time.Millisecond, 7900 * time.Millisecond}
+	if fmt.Sprint(sends) != fmt.Sprint(want) {
+		t.Errorf("requests at %v, want %v", sends, want)
+	}
+	if gaveUp := now.Sub(t0); gaveUp != 9500*time.Millisecond {
+		t.Errorf("gave up at %v, want 9.5s", gaveUp)
+	}
+	res, done := d.Result()
+	if !done {
+		t.Fatal("not done after the schedule ran out")
+	}
+	if !errors.Is(res.Err, ErrNoSTUNAnswer) || !errors.Is(res.Err, ErrSTUNTimeout) {
+		t.Errorf("Err %v, want ErrNoSTUNAnswer and ErrSTUNTimeout", res.Err)
+	}
+}
+
+func TestDiscoveryConfiguredSchedule(t *testing.T) {
+	d := NewDiscoveryConfig(DiscoveryConfig{
+		Servers: []netip.AddrPort{stunA}, InitialRTO: 10 * time.Millisecond, MaxRTO: 25 * time.Millisecond, Tries: 3,
+	}, seeded(4))
+	d.Start(t0)
+	var sends []time.Duration
+	for now := t0; !now.IsZero(); now = d.Deadline() {
+		d.HandleTimeout(now)
+		if len(d.Transmits()) > 0 {
+			sends = append(sends, now.Sub(t0))
+		}
+	}
+	if got := fmt.Sprint(sends); got != "[0s 10ms 30ms]" {
+		t.Errorf("requests at %v, want [0s 10ms 30ms]", got)
+	}
+	if _, done := d.Result(); !done {
+		t.Error("not done")
+	}
+}
+
+func TestDiscoveryGraceAfterFirstAnswer(t *testing.T) {
+	d := NewDiscovery([]netip.AddrPort{stunA, stunB}, seeded(5))
+	d.Start(t0)
+	ids := requests(t, d.Transmits())
+	mapped := netip.MustParseAddrPort("198.51.100.11:40000")
+	d.HandlePacket(t0.Add(100*time.Millisecond), stunB, answer(t, ids[stunB], mapped))
+	now := t0.Add(100 * time.Millisecond)
+	for {
+		dl := d.Deadline()
+		if dl.IsZero() {
+			break
+		}
+		now = dl
+		d.HandleTimeout(now)
+	}
+	if got := now.Sub(t0); got != 2100*time.Millisecond {
+		t.Errorf("silent server given up at %v, want 2.1s (2 s after the other's answer)", got)
+	}
+	res, done := d.Result()
+	if !done || res.Err != nil || res.Reflexive.Addr != mapped || res.NAT.Mapping != MappingUnknown {
+		t.Errorf("done %v, %+v: want the one answer used, mapping unknown", done, res)
+	}
+	if !errors.Is(res.Servers[0].Err, ErrSTUNTimeout) {
+		t.Errorf("silent server's error %v", res.Servers[0].Err)
+	}
+}
+
+func TestDiscoveryErrorResponse(t *testing.T) {
+	d := NewDiscovery([]netip.AddrPort{stunA, stunB}, seeded(6))
+	d.Start(t0)
+	ids := requests(t, d.Transmits())
+	rej, err := stun.Build(stun.BindingError, stun.NewTransactionIDSetter(ids[stunA]), stun.CodeBadRequest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.HandlePacket(t0.Add(time.Millisecond), stunA, rej.Raw)
+	mapped := netip.MustParseAddrPort("198.51.100.11:40000")
+	d.HandlePacket(t0.Add(2*time.Millisecond), stunB, answer(t, ids[stunB], mapped))
+	res, done := d.Result()
+	if !done || res.Err != nil || res.Reflexive.Addr != mapped {
+		t.Fatalf("done %v, %+v", done, res)
+	}
+	if !errors.Is(res.Servers[0].Err, ErrSTUNRejected) {
+		t.Errorf("rejecting server's error %v, want ErrSTUNRejected", res.Servers[0].Err)
+	}
+}
+
+func TestDiscoveryNoServers(t *testing.T) {
+	d := NewDiscovery(nil, seeded(7))
+	if _, done := d.Result(); done {
+		t.Error("done before Start")
+	}
+	d.Start(t0)
+	res, done := d.Result()
+	if !done || !errors.Is(res.Err, ErrNoSTUNServers) {
+		t.Errorf("done %v, Err %v: want ErrNoSTUNServers", done, res.Err)
+	}
+	if !d.Deadline().IsZero() || len(d.Transmits()) != 0 {
+		t.Error("no servers, yet a deadline or transmits")
+	}
+}
+
+func TestDiscoveryDistinctTransactionIDs(t *testing.T) {
+	d := NewDiscovery([]netip.AddrPort{stunA, stunB, stunA}, seeded(8))
+	d.Start(t0)
+	txs := d.Transmits()
+	if len(txs) != 2 {
+		t.Fatalf("%d requests for two distinct servers", len(txs))
+	}
+	if request(t, txs[0]).TransactionID == request(t, txs[1]).TransactionID {
+		t.Error("two servers got one transaction ID")
+	}
+}
+
+func TestDefaultSTUNServersParse(t *testing.T) {
+	for _, s := range DefaultSTUNServers() {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+}
+
+func TestResolveSTUNServers(t *testing.T) {
+	got, err := ResolveSTUNServers(context.Background(), []string{"127.0.0.1:3478", "no-port", "localhost:3479"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:3478"), netip.MustParseAddrPort("127.0.0.1:3479")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if _, err := ResolveSTUNServers(context.Background(), []string{"bad"}); err == nil {
+		t.Error("no name resolved, yet no error")
+	}
+}
+
+// needTool skips (or, under CI, fails) a test that needs a program.
+func needTool(t *testing.T, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found (%s); CI must have it", name, install)
+		}
+		t.Skipf("%s not found (%s)", name, install)
+	}
+	return p
+}
+
+// freeUDPPort finds a port free for UDP on every address given, and the
+// port after it (coturn's RFC 5780 alternate port).
+func freeUDPPort(t *testing.T, ips ...string) int {
+	t.Helper()
+	for range 50 {
+		c, err := net.ListenPacket("udp4", ips[0]+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		ok := port < 65535
+		for _, ip := range ips {
+			for _, p := range []int{port, port + 1} {
+				if !ok {
+					break
+				}
+				c, err := net.ListenPacket("udp4", net.JoinHostPort(ip, strconv.Itoa(p)))
+				if err != nil {
+					ok = false
+					break
+				}
+				c.Close()
+			}
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free UDP port pair")
+	return 0
+}
+
+// startCoturn runs a real STUN server on 127.0.0.1 and 127.0.0.2 for the
+// test and returns its two addresses once both answer.
+func startCoturn(t *testing.T) []netip.AddrPort {
+	t.Helper()
+	bin := needTool(t, "turnserver", "apt-get install coturn")
+	dir := t.TempDir()
+	port := freeUDPPort(t, "127.0.0.1", "127.0.0.2")
+	ctx, cancel := context.WithCancel(context.Background())
+	// -n: ignore /etc/turnserver.conf (Debian's sets options we do not want).
+	cmd := exec.CommandContext(ctx, bin, "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp",
+		"--no-auth", "-L", "127.0.0.1", "-L", "127.0.0.2", "--listening-port="+strconv.Itoa(port),
+		"--userdb="+filepath.Join(dir, "turndb"), "--pidfile="+filepath.Join(dir, "pid"),
+		"--log-file="+filepath.Join(dir, "log"), "--simple-log", "--no-stdout-log", "--relay-threads=1")
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start turnserver: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel() // SIGKILL: coturn has nothing to flush
+		<-exited
+	})
+	servers := []netip.AddrPort{
+		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
+		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)),
+	}
+	// Ready when both addresses answer a Binding request.
+	probe, err := ListenUDP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	deadline := time.After(10 * time.Second)
+	for _, s := range servers {
+		for ready := false; !ready; {
+			req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
+			if err := probe.WriteTo(req.Raw, s); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				exited <- err
+				log, _ := os.ReadFile(filepath.Join(dir, "log"))
+				t.Fatalf("turnserver exited (%v):\n%s", err, log)
+			case d := <-probe.Datagrams():
+				ready = d.From == s
+			case <-time.After(50 * time.Millisecond):
+			case <-deadline:
+				log, _ := os.ReadFile(filepath.Join(dir, "log"))
+				t.Fatalf("turnserver not answering on %v within 10 s; log:\n%s", s, log)
+			}
+		}
+	}
+	return servers
+}
+
+// runDiscovery drives d over a real socket until it has a result.
+func runDiscovery(t *testing.T, sock *Socket, d *Discovery) DiscoveryResult {
+	t.Helper()
+	d.Start(time.Now())
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	limit := time.After(15 * time.Second)
+	for {
+		for _, tx := range d.Transmits() {
+			if err := sock.WriteTo(tx.Data, tx.To); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if res, done := d.Result(); done {
+			return res
+		}
+		timer.Reset(time.Until(d.Deadline()))
+		select {
+		case dg := <-sock.Datagrams():
+			if Classify(dg.Data) == ClassSTUN {
+				d.HandlePacket(dg.At, dg.From, dg.Data)
+			}
+		case now := <-timer.C:
+			d.HandleTimeout(now)
+		case <-limit:
+			t.Fatal("discovery did not finish within 15 s")
+		}
+	}
+}
+
+func TestDiscoveryAgainstCoturn(t *testing.T) {
+	servers := startCoturn(t)
+	checkNoLeak(t)
+	sock, err := ListenUDP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+
+	// On loopback there is no NAT: both servers see the socket's address.
+	res := runDiscovery(t, sock, NewDiscoveryConfig(DiscoveryConfig{
+		Servers: servers, Local: []netip.AddrPort{sock.LocalAddr()},
+	}, seeded(9)))
+	if res.Err != nil {
+		t.Fatalf("discovery: %v", res.Err)
+	}
+	if res.Reflexive.Addr != sock.LocalAddr() {
+		t.Errorf("mapped %v, want the socket's own %v", res.Reflexive.Addr, sock.LocalAddr())
+	}
+	if res.NAT.Mapping != MappingNone {
+		t.Errorf("mapping %v, want none", res.NAT.Mapping)
+	}
+	for _, a := range res.Servers {
+		if a.Err != nil || a.Mapped != sock.LocalAddr() || a.RTT <= 0 {
+			t.Errorf("server answer %+v", a)
+		}
+	}
+
+	// Without knowing its own addresses, equal answers read as a cone NAT.
+	res = runDiscovery(t, sock, NewDiscovery(servers, seeded(10)))
+	if res.Err != nil || res.NAT.Mapping != MappingEndpointIndependent {
+		t.Errorf("without local addresses: mapping %v, err %v; want endpoint-independent", res.NAT.Mapping, res.Err)
+	}
+}
