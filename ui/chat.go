@@ -1,0 +1,231 @@
+package ui
+
+import (
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// conversation is one contact's scrollback. Messages are sanitized once
+// when they arrive; their wrapped, styled lines are cached per width so a
+// redraw only touches the lines that are on screen, however long the
+// history is.
+type conversation struct {
+	msgs   []MessageView
+	index  map[string]int // Key -> position in msgs
+	typing bool
+
+	// scroll is how many lines the view is scrolled up from the newest
+	// line; 0 follows new messages.
+	scroll int
+	// unseen counts lines added below the view while scrolled up.
+	unseen int
+
+	width  int        // width the cache was built for
+	blocks [][]string // blocks[i]: msgs[i]'s lines (with its day separator); nil: not built
+}
+
+func newConversation() *conversation {
+	return &conversation{index: make(map[string]int)}
+}
+
+// set replaces the history.
+func (c *conversation) set(ms []MessageView) {
+	c.msgs = make([]MessageView, 0, len(ms))
+	c.index = make(map[string]int, len(ms))
+	for _, m := range ms {
+		c.add(m)
+	}
+	c.blocks = make([][]string, len(c.msgs))
+	c.scroll, c.unseen = 0, 0
+}
+
+// add appends m (sanitized) and returns false if its Key is already there
+// (a duplicate push is ignored, so the engine may resend safely).
+func (c *conversation) add(m MessageView) bool {
+	if m.Key != "" {
+		if _, dup := c.index[m.Key]; dup {
+			return false
+		}
+		c.index[m.Key] = len(c.msgs)
+	}
+	m.Sender = sanitizeLine(m.Sender)
+	m.Body = strings.ReplaceAll(sanitize(m.Body), "\t", "    ")
+	c.msgs = append(c.msgs, m)
+	return true
+}
+
+// appendMsg adds m at the end; a view scrolled up stays where it is.
+func (c *conversation) appendMsg(m MessageView, l *chatLayout) {
+	if !c.add(m) {
+		return
+	}
+	c.blocks = append(c.blocks, nil)
+	if c.scroll > 0 && c.width > 0 {
+		n := len(c.block(len(c.msgs)-1, l))
+		c.scroll += n
+		c.unseen += n
+	}
+}
+
+// setMark changes one message's mark and drops its cached lines.
+func (c *conversation) setMark(key string, mark Mark) {
+	i, ok := c.index[key]
+	if !ok || c.msgs[i].Mark == mark {
+		return
+	}
+	c.msgs[i].Mark = mark
+	c.blocks[i] = nil
+}
+
+// chatLayout is what rendering a message needs besides the message.
+type chatLayout struct {
+	st    *styles
+	loc   *time.Location
+	width int
+}
+
+// block returns message i's lines at l.width, building and caching them.
+func (c *conversation) block(i int, l *chatLayout) []string {
+	if c.width != l.width {
+		c.width = l.width
+		clear(c.blocks)
+	}
+	if b := c.blocks[i]; b != nil {
+		return b
+	}
+	var prev *MessageView
+	if i > 0 {
+		prev = &c.msgs[i-1]
+	}
+	b := renderMessage(&c.msgs[i], prev, l)
+	c.blocks[i] = b
+	return b
+}
+
+// lines returns up to height lines ending scroll lines above the newest
+// one, oldest first, and the scroll actually used (clamped at the top).
+// Only the messages that reach the screen are rendered.
+func (c *conversation) lines(height, scroll int, l *chatLayout) ([]string, int) {
+	need := height + scroll
+	var rev [][]string // blocks from the newest backwards
+	got := 0
+	for i := len(c.msgs) - 1; i >= 0 && got < need; i-- {
+		b := c.block(i, l)
+		rev = append(rev, b)
+		got += len(b)
+	}
+	if got < need { // not enough history to scroll that far
+		scroll = max(0, got-height)
+		need = height + scroll
+	}
+	out := make([]string, 0, min(got, need))
+	skipTop := max(0, got-need)
+	for j := len(rev) - 1; j >= 0; j-- {
+		for _, ln := range rev[j] {
+			if skipTop > 0 {
+				skipTop--
+				continue
+			}
+			out = append(out, ln)
+		}
+	}
+	return out[:len(out)-scroll], scroll
+}
+
+// renderMessage draws one message: a day separator when the day changes,
+// then "15:04 name: body" with the body wrapped under itself and the
+// delivery mark after the last word.
+func renderMessage(m, prev *MessageView, l *chatLayout) []string {
+	st, w := l.st, l.width
+	var out []string
+	at := m.At.In(l.loc)
+	if prev == nil || !sameDay(prev.At.In(l.loc), at) {
+		out = append(out, daySeparator(at, w, st))
+	}
+
+	sender := m.Sender
+	if sender == "" {
+		if m.Mine {
+			sender = "me"
+		} else {
+			sender = "them"
+		}
+	}
+	maxName := max(4, min(16, w/4))
+	sender = ansi.Truncate(sender, maxName, "…")
+	stamp := at.Format("15:04")
+	nameStyle := st.peer
+	if m.Mine {
+		nameStyle = st.mine
+	}
+	prefix := st.stamp.Render(stamp) + " " + nameStyle.Render(sender) + ": "
+	indent := len(stamp) + 1 + ansi.StringWidth(sender) + 2
+	if indent > w/2 {
+		indent = 2
+	}
+	avail := max(1, w-indent)
+
+	mark, markW := "", 0
+	if m.Mine {
+		switch m.Mark {
+		case MarkQueued:
+			mark = st.mark.Render("⏳")
+		case MarkSent:
+			mark = st.mark.Render("✓")
+		case MarkDelivered:
+			mark = st.markDone.Render("✓✓")
+		}
+		markW = ansi.StringWidth(ansi.Strip(mark))
+	}
+
+	var body []string
+	for _, para := range strings.Split(m.Body, "\n") {
+		wrapped := ansi.Wrap(para, avail, "")
+		body = append(body, strings.Split(wrapped, "\n")...)
+	}
+	if markW > 0 {
+		last := body[len(body)-1]
+		if ansi.StringWidth(last)+1+markW <= avail {
+			body[len(body)-1] = last + " \x00"
+		} else {
+			body = append(body, "\x00")
+		}
+	}
+
+	pad := strings.Repeat(" ", indent)
+	firstOnOwnLine := indent == 2 && len(stamp)+1+ansi.StringWidth(sender)+2 > w/2
+	if firstOnOwnLine {
+		out = append(out, prefix)
+	}
+	for j, ln := range body {
+		styled := st.body.Render(strings.TrimSuffix(ln, "\x00"))
+		if strings.HasSuffix(ln, "\x00") {
+			styled = st.body.Render(strings.TrimSuffix(ln, "\x00")) + mark
+		}
+		if j == 0 && !firstOnOwnLine {
+			out = append(out, prefix+styled)
+		} else {
+			out = append(out, pad+styled)
+		}
+	}
+	return out
+}
+
+func sameDay(a, b time.Time) bool {
+	ay, am, ad := a.Date()
+	by, bm, bd := b.Date()
+	return ay == by && am == bm && ad == bd
+}
+
+// daySeparator is "──── Tuesday 24 November 2026 ────" across the width.
+func daySeparator(t time.Time, w int, st *styles) string {
+	label := " " + t.Format("Monday 2 January 2006") + " "
+	if ansi.StringWidth(label) > w {
+		label = " " + t.Format("2 Jan 2006") + " "
+	}
+	rest := max(0, w-ansi.StringWidth(label))
+	left := rest / 2
+	return st.daySep.Render(strings.Repeat("─", left) + label + strings.Repeat("─", rest-left))
+}
