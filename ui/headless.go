@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/session"
 )
 
 // Headless mode runs the same root model without a renderer or keyboard:
@@ -18,7 +21,7 @@ import (
 //	rename ID|NAME NEWNAME   rename a contact
 //	remove ID|NAME           remove a contact
 //	contacts                 list contacts
-//	connect ID|NAME          open a conversation (offer through signalling)
+//	connect ID|NAME          open a peerLink (offer through signalling)
 //	accept SESSION [NAME]    accept an offer; NAME adds an unknown sender as a contact
 //	decline SESSION          decline an offer
 //	send ID|NAME TEXT...     send a message (queued until a session carries it)
@@ -116,4 +119,71 @@ func readCommand(r *bufio.Reader) tea.Cmd {
 			}
 		}
 	}
+}
+
+// handleCommand runs one headless command through the same paths the
+// screen's intents take.
+func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
+	switch cmd.verb {
+	case "id":
+		m.emit(Event{Ev: "id", ID: m.me, Fingerprint: session.KeyFingerprint(m.d.Identity.Public)})
+	case "add":
+		m.addContact(cmd.args[0], cmd.args[1])
+	case "rename":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			m.renameContact(id, cmd.args[1])
+		}
+	case "remove":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			m.removeContact(now, id)
+		}
+	case "contacts":
+		list := make([]EventContact, 0, len(m.contacts))
+		for _, ct := range m.contacts {
+			p, ok := m.presence[ct.ID]
+			list = append(list, EventContact{Name: ct.Name, ID: ct.ID, Online: ok && m.online(now, p)})
+		}
+		m.emit(Event{Ev: "contacts", Contacts: list})
+	case "connect":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			m.openChat(now, id)
+		}
+	case "accept":
+		name := ""
+		if len(cmd.args) > 1 {
+			name = cmd.args[1]
+		}
+		m.accept(now, cmd.args[0], name)
+	case "decline":
+		m.decline(now, cmd.args[0])
+	case "send":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			m.sendText(now, id, cmd.rest)
+		}
+	case "quit":
+		m.quit(now)
+	}
+}
+
+// resolve finds a contact by ID or by name (case-insensitive, unique); a
+// valid ID of someone not in the contacts resolves to itself.
+func (m *Model) resolve(s string) (string, bool) {
+	if pub, err := session.ParseID(s); err == nil {
+		return session.IDFromPublic(pub), true
+	}
+	var found []string
+	for _, ct := range m.contacts {
+		if strings.EqualFold(ct.Name, s) {
+			found = append(found, ct.ID)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], true
+	case 0:
+		m.showError(fmt.Sprintf("no contact called %q (use a name from \"contacts\" or an ID)", s))
+	default:
+		m.showError(fmt.Sprintf("%d contacts are called %q: use the ID", len(found), s))
+	}
+	return "", false
 }
