@@ -234,7 +234,11 @@ func runOnce(ctx context.Context, o options, run int, out *printer) error {
 	if err != nil {
 		return err
 	}
-	local := append(sock.HostCandidates(), srflx)
+	local := sock.HostCandidates()
+	if nat.Mapping != punch.MappingNone {
+		// With no NAT the mapped address is a host candidate already.
+		local = append(local, srflx)
+	}
 	var names []string
 	for _, c := range local {
 		names = append(names, c.String())
@@ -270,7 +274,12 @@ func runOnce(ctx context.Context, o options, run int, out *printer) error {
 // discover runs the STUN discovery machine over sock until it has a result.
 func discover(ctx context.Context, o options, run int, sock *punch.Socket, out *printer) (punch.NATBehavior, punch.Candidate, error) {
 	start := time.Now()
-	d := punch.NewDiscovery(o.servers, rand.Reader)
+	// The socket's own addresses let discovery tell "no NAT" apart.
+	var own []netip.AddrPort
+	for _, c := range sock.HostCandidates() {
+		own = append(own, c.Addr)
+	}
+	d := punch.NewDiscoveryConfig(punch.DiscoveryConfig{Servers: o.servers, Local: own}, rand.Reader)
 	d.Start(start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
