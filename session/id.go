@@ -69,8 +69,22 @@ func IDFromPublic(pub [32]byte) string {
 // paste: any case, and spaces, tabs, newlines or dashes anywhere. Errors wrap
 // ErrIDMalformed, ErrIDTypo or ErrIDBadKey.
 func ParseID(s string) ([32]byte, error) {
+	pub, err := decodeID(s)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	if err := checkPublicKey(pub); err != nil {
+		return [32]byte{}, err
+	}
+	return pub, nil
+}
+
+// decodeID is ParseID without the (comparatively slow) key check, for IDs
+// the store already validated when the contact was added.
+func decodeID(s string) ([32]byte, error) {
 	var pub [32]byte
-	clean := make([]byte, 0, IDLength)
+	var clean [IDLength]byte
+	n := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
@@ -82,17 +96,17 @@ func ParseID(s string) ([32]byte, error) {
 		default:
 			return pub, fmt.Errorf("%w (found %q)", ErrIDMalformed, idQuoteChar(s, i))
 		}
-		if len(clean) == IDLength {
+		if n == IDLength {
 			return pub, fmt.Errorf("%w (too long)", ErrIDMalformed)
 		}
-		clean = append(clean, c)
+		clean[n] = c
+		n++
 	}
-	if len(clean) != IDLength {
-		return pub, fmt.Errorf("%w (got %d characters)", ErrIDMalformed, len(clean))
+	if n != IDLength {
+		return pub, fmt.Errorf("%w (got %d characters)", ErrIDMalformed, n)
 	}
 	var raw [32 + idChecksumSize]byte
-	n, err := idEncoding.Decode(raw[:], clean)
-	if err != nil || n != len(raw) {
+	if m, err := idEncoding.Decode(raw[:], clean[:]); err != nil || m != len(raw) {
 		// Unreachable for 56 alphabet characters, kept as a guard.
 		return pub, fmt.Errorf("%w: %v", ErrIDMalformed, err)
 	}
@@ -100,9 +114,6 @@ func ParseID(s string) ([32]byte, error) {
 	sum := idChecksum(pub)
 	if subtle.ConstantTimeCompare(sum[:], raw[32:]) != 1 {
 		return [32]byte{}, ErrIDTypo
-	}
-	if err := checkPublicKey(pub); err != nil {
-		return [32]byte{}, err
 	}
 	return pub, nil
 }

@@ -1,0 +1,756 @@
+package session
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Store is one profile's persistent state in a single bbolt file: contacts,
+// every conversation's history, and the outbox of messages not yet
+// delivered. Every write is one fsynced transaction, so what a method
+// returned nil for survives a crash or power cut. The file is locked for
+// the life of the Store: a second process on the same profile gets
+// ErrAlreadyRunning instead of two writers fighting.
+//
+// A Store is safe for concurrent use; calls block on disk, so the UI makes
+// them from a tea.Cmd or a writer goroutine, not inline in Update.
+type Store struct {
+	db  *bolt.DB
+	dir string
+}
+
+// Store files inside a profile directory.
+const (
+	// StoreFile is the bbolt database.
+	StoreFile = "p2ptui.db"
+	// PIDFile names the process holding the store, for the "already
+	// running" message only (the lock itself is bbolt's flock).
+	PIDFile = "p2ptui.pid"
+
+	// storeLockTimeout is how long OpenStore waits for the lock: long
+	// enough to ride out a previous instance that is just closing, short
+	// enough that the user is told at once.
+	storeLockTimeout = 200 * time.Millisecond
+	// storeSchema is the layout version kept in the meta bucket.
+	storeSchema = 1
+	// MaxContactNameBytes bounds a contact's name.
+	MaxContactNameBytes = 64
+)
+
+// Errors of the store, for callers to branch on.
+var (
+	// ErrAlreadyRunning: another p2ptui process holds the profile.
+	ErrAlreadyRunning = errors.New("p2ptui is already running with this profile")
+	// ErrNoSuchContact: no contact has that ID.
+	ErrNoSuchContact = errors.New("no such contact")
+	// ErrContactExists: a contact with that ID is already in the list.
+	ErrContactExists = errors.New("that ID is already a contact")
+	// ErrInvalidName: a contact or profile name is empty, too long or holds
+	// control characters.
+	ErrInvalidName = errors.New("invalid name")
+	// ErrNoSuchMessage: the message ID is not in this conversation.
+	ErrNoSuchMessage = errors.New("no such message")
+	// ErrUnknownStoreFormat: the file was written by a newer p2ptui.
+	ErrUnknownStoreFormat = errors.New("store written by a newer version of p2ptui")
+)
+
+// AlreadyRunningError is the ErrAlreadyRunning a second OpenStore returns,
+// with what the user needs to find the other instance.
+type AlreadyRunningError struct {
+	Profile string // the profile directory's name
+	PID     int    // 0 when unknown
+}
+
+func (e *AlreadyRunningError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("p2ptui is already running with profile %s (pid %d); quit it first or choose another profile", e.Profile, e.PID)
+	}
+	return fmt.Sprintf("p2ptui is already running with profile %s; quit it first or choose another profile", e.Profile)
+}
+
+// Is makes errors.Is(err, ErrAlreadyRunning) true.
+func (e *AlreadyRunningError) Is(target error) bool { return target == ErrAlreadyRunning }
+
+// MessageState is where a message stands.
+type MessageState uint8
+
+// Message states. Ours go StateQueued → StateSent → StateDelivered; theirs are StateReceived.
+const (
+	// StateQueued: stored, not yet handed to a session.
+	StateQueued MessageState = iota + 1
+	// StateSent: handed to a session; stays in the outbox until StateDelivered.
+	StateSent
+	// StateDelivered: the peer stored it (its receipt arrived).
+	StateDelivered
+	// StateReceived: a message from the peer, stored.
+	StateReceived
+)
+
+func (s MessageState) String() string {
+	switch s {
+	case StateQueued:
+		return "queued"
+	case StateSent:
+		return "sent"
+	case StateDelivered:
+		return "delivered"
+	case StateReceived:
+		return "received"
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Record is one message of a conversation.
+type Record struct {
+	// ContactID is the peer's ID (canonical form).
+	ContactID string
+	// Seq orders the conversation: 1 for the first message stored with this
+	// contact, increasing by one per message, never reused.
+	Seq   uint64
+	MsgID MessageID
+	// Mine is true for messages this user wrote.
+	Mine bool
+	Body string
+	// At is when the message was queued (ours) or received (theirs), by
+	// this machine's clock.
+	At    time.Time
+	State MessageState
+}
+
+// Contact is a name the user gave to an ID.
+type Contact struct {
+	Name   string
+	ID     string
+	Public [32]byte
+	Added  time.Time
+}
+
+// Bucket layout:
+//
+//	meta                    schema → version
+//	contacts                pub(32) → ver(1) added(8) name
+//	convs/pub(32)/h         seq(8) → record
+//	convs/pub(32)/mine      msgID(16) → seq(8)   our messages
+//	convs/pub(32)/recv      msgID(16) → seq(8)   received messages (dedupe)
+//	convs/pub(32)/out       seq(8) → msgID(16)   outbox, in queue order
+//
+// Keys are big-endian so cursor order is sequence order. The two message
+// ID indexes are separate so a peer reusing one of our IDs can't make us
+// drop its message or mark ours.
+var (
+	bucketMeta     = []byte("meta")
+	bucketContacts = []byte("contacts")
+	bucketConvs    = []byte("convs")
+	bucketHistory  = []byte("h")
+	bucketMine     = []byte("mine")
+	bucketRecv     = []byte("recv")
+	bucketOut      = []byte("out")
+	keySchema      = []byte("schema")
+)
+
+// OpenStore opens (creating on first run) the store in dir, a profile
+// directory, and holds its lock until Close.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := bolt.Open(filepath.Join(dir, StoreFile), 0o600, &bolt.Options{
+		Timeout:      storeLockTimeout,
+		FreelistType: bolt.FreelistMapType, // O(1) page allocation as history grows
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, &AlreadyRunningError{Profile: filepath.Base(dir), PID: readPID(dir)}
+		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{db: db, dir: dir}
+	err = db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get(keySchema); v != nil {
+			if len(v) != 1 || v[0] > storeSchema {
+				return ErrUnknownStoreFormat
+			}
+		} else if err := meta.Put(keySchema, []byte{storeSchema}); err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketContacts, bucketConvs} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	writePID(dir)
+	return s, nil
+}
+
+// Close releases the store and its lock.
+func (s *Store) Close() error {
+	_ = os.Remove(filepath.Join(s.dir, PIDFile))
+	return s.db.Close()
+}
+
+// writePID records our process ID for a second instance's message; it is
+// advisory, so failures are ignored.
+func writePID(dir string) {
+	tmp := filepath.Join(dir, PIDFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err == nil {
+		_ = os.Rename(tmp, filepath.Join(dir, PIDFile))
+	}
+}
+
+func readPID(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, PIDFile))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// ProfileDir returns the directory of a profile: dataDir/profiles/<profile>,
+// where an empty dataDir means $XDG_DATA_HOME/p2ptui, else the user config
+// directory's p2ptui (~/.config/p2ptui on Linux). An empty profile is
+// "default". Profile names are 1–32 characters of letters, digits, '.', '_'
+// and '-', not starting with '.', so they can't escape the profiles
+// directory. The directory is not created.
+func ProfileDir(dataDir, profile string) (string, error) {
+	if profile == "" {
+		profile = "default"
+	}
+	if err := validateProfile(profile); err != nil {
+		return "", err
+	}
+	if dataDir == "" {
+		if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
+			dataDir = filepath.Join(x, "p2ptui")
+		} else {
+			cfg, err := os.UserConfigDir()
+			if err != nil {
+				return "", fmt.Errorf("find a data directory (set XDG_DATA_HOME or pass a data directory): %w", err)
+			}
+			dataDir = filepath.Join(cfg, "p2ptui")
+		}
+	}
+	return filepath.Join(dataDir, "profiles", profile), nil
+}
+
+func validateProfile(p string) error {
+	if len(p) > 32 || p[0] == '.' {
+		return fmt.Errorf("%w: profile %q: use 1-32 letters, digits, '.', '_' or '-', not starting with '.'", ErrInvalidName, p)
+	}
+	for _, c := range []byte(p) {
+		ok := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return fmt.Errorf("%w: profile %q: use 1-32 letters, digits, '.', '_' or '-', not starting with '.'", ErrInvalidName, p)
+		}
+	}
+	return nil
+}
+
+// CleanContactName trims surrounding space and checks a contact name: 1–64
+// bytes of UTF-8 without control characters (names are drawn in a
+// terminal).
+func CleanContactName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	switch {
+	case name == "":
+		return "", fmt.Errorf("%w: a contact needs a name", ErrInvalidName)
+	case len(name) > MaxContactNameBytes:
+		return "", fmt.Errorf("%w: %q is longer than %d bytes", ErrInvalidName, name, MaxContactNameBytes)
+	case !utf8.ValidString(name):
+		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return "", fmt.Errorf("%w: %q contains control characters", ErrInvalidName, name)
+	}
+	return name, nil
+}
+
+// AddContact binds name to id (any pasted form ParseID accepts) at time at.
+func (s *Store) AddContact(name, id string, at time.Time) (Contact, error) {
+	name, err := CleanContactName(name)
+	if err != nil {
+		return Contact{}, err
+	}
+	pub, err := ParseID(id)
+	if err != nil {
+		return Contact{}, err
+	}
+	c := Contact{Name: name, ID: IDFromPublic(pub), Public: pub, Added: at}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContacts)
+		if v := b.Get(pub[:]); v != nil {
+			old, _ := decodeContact(pub, v)
+			return fmt.Errorf("%w (as %q)", ErrContactExists, old.Name)
+		}
+		return b.Put(pub[:], encodeContact(c))
+	})
+	if err != nil {
+		return Contact{}, fmt.Errorf("add contact: %w", err)
+	}
+	return c, nil
+}
+
+// RenameContact gives an existing contact a new name.
+func (s *Store) RenameContact(id, name string) error {
+	name, err := CleanContactName(name)
+	if err != nil {
+		return err
+	}
+	pub, err := decodeID(id)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContacts)
+		v := b.Get(pub[:])
+		if v == nil {
+			return ErrNoSuchContact
+		}
+		c, err := decodeContact(pub, v)
+		if err != nil {
+			return err
+		}
+		c.Name = name
+		return b.Put(pub[:], encodeContact(c))
+	})
+	if err != nil {
+		return fmt.Errorf("rename contact: %w", err)
+	}
+	return nil
+}
+
+// RemoveContact deletes a contact. The conversation stays: adding the ID
+// again brings it back (and an undelivered outbox waits for that).
+func (s *Store) RemoveContact(id string) error {
+	pub, err := decodeID(id)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketContacts)
+		if b.Get(pub[:]) == nil {
+			return ErrNoSuchContact
+		}
+		return b.Delete(pub[:])
+	})
+	if err != nil {
+		return fmt.Errorf("remove contact: %w", err)
+	}
+	return nil
+}
+
+// Contact looks one contact up by ID; ErrNoSuchContact for strangers.
+func (s *Store) Contact(id string) (Contact, error) {
+	pub, err := decodeID(id)
+	if err != nil {
+		return Contact{}, err
+	}
+	var c Contact
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketContacts).Get(pub[:])
+		if v == nil {
+			return ErrNoSuchContact
+		}
+		c, err = decodeContact(pub, v)
+		return err
+	})
+	return c, err
+}
+
+// Contacts returns every contact, sorted by name (case-insensitively), then ID.
+func (s *Store) Contacts() ([]Contact, error) {
+	var out []Contact
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContacts).ForEach(func(k, v []byte) error {
+			var pub [32]byte
+			copy(pub[:], k)
+			c, err := decodeContact(pub, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list contacts: %w", err)
+	}
+	slices.SortFunc(out, func(a, b Contact) int {
+		if c := strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+func encodeContact(c Contact) []byte {
+	b := make([]byte, 0, 9+len(c.Name))
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Added.UnixNano()))
+	return append(b, c.Name...)
+}
+
+func decodeContact(pub [32]byte, v []byte) (Contact, error) {
+	if len(v) < 9 || v[0] != 1 {
+		return Contact{}, errors.New("damaged contact record")
+	}
+	return Contact{
+		Name:   string(v[9:]),
+		ID:     IDFromPublic(pub),
+		Public: pub,
+		Added:  time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))),
+	}, nil
+}
+
+// Record encoding: ver(1) state(1) mine(1) msgID(16) at(8) body.
+const recordHeader = 1 + 1 + 1 + 16 + 8
+
+func encodeRecord(r *Record) []byte {
+	b := make([]byte, recordHeader, recordHeader+len(r.Body))
+	b[0] = 1
+	b[1] = byte(r.State)
+	if r.Mine {
+		b[2] = 1
+	}
+	copy(b[3:19], r.MsgID[:])
+	binary.BigEndian.PutUint64(b[19:27], uint64(r.At.UnixNano()))
+	return append(b, r.Body...)
+}
+
+func decodeRecord(contactID string, seq []byte, v []byte) (Record, error) {
+	if len(v) < recordHeader || v[0] != 1 || len(seq) != 8 {
+		return Record{}, errors.New("damaged message record")
+	}
+	r := Record{
+		ContactID: contactID,
+		Seq:       binary.BigEndian.Uint64(seq),
+		State:     MessageState(v[1]),
+		Mine:      v[2] == 1,
+		At:        time.Unix(0, int64(binary.BigEndian.Uint64(v[19:27]))),
+		Body:      string(v[recordHeader:]),
+	}
+	copy(r.MsgID[:], v[3:19])
+	return r, nil
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// conv is one conversation's buckets inside a transaction.
+type conv struct {
+	id                  string // canonical contact ID
+	h, mine, recv, outb *bolt.Bucket
+}
+
+// openConv returns the conversation's buckets, creating them when create
+// is set; ok is false when the conversation does not exist (read-only).
+func openConv(tx *bolt.Tx, pub [32]byte, create bool) (c conv, ok bool, err error) {
+	c.id = IDFromPublic(pub)
+	convs := tx.Bucket(bucketConvs)
+	b := convs.Bucket(pub[:])
+	if b == nil {
+		if !create {
+			return c, false, nil
+		}
+		if b, err = convs.CreateBucket(pub[:]); err != nil {
+			return c, false, err
+		}
+		for _, name := range [][]byte{bucketHistory, bucketMine, bucketRecv, bucketOut} {
+			if _, err := b.CreateBucket(name); err != nil {
+				return c, false, err
+			}
+		}
+	}
+	c.h, c.mine, c.recv, c.outb = b.Bucket(bucketHistory), b.Bucket(bucketMine), b.Bucket(bucketRecv), b.Bucket(bucketOut)
+	if c.h == nil || c.mine == nil || c.recv == nil || c.outb == nil {
+		return c, false, errors.New("damaged conversation")
+	}
+	return c, true, nil
+}
+
+// get returns the record at a sequence number stored in an index.
+func (c conv) get(seq []byte) (Record, error) {
+	v := c.h.Get(seq)
+	if v == nil {
+		return Record{}, errors.New("damaged conversation: index points nowhere")
+	}
+	return decodeRecord(c.id, seq, v)
+}
+
+// appendRecord stores r with the next sequence number and indexes it.
+func (c conv) appendRecord(r *Record) error {
+	seq, err := c.h.NextSequence()
+	if err != nil {
+		return err
+	}
+	r.Seq = seq
+	r.ContactID = c.id
+	k := seqKey(seq)
+	if err := c.h.Put(k, encodeRecord(r)); err != nil {
+		return err
+	}
+	if !r.Mine {
+		return c.recv.Put(r.MsgID[:], k)
+	}
+	if err := c.mine.Put(r.MsgID[:], k); err != nil {
+		return err
+	}
+	if r.State == StateQueued || r.State == StateSent {
+		return c.outb.Put(k, r.MsgID[:])
+	}
+	return nil
+}
+
+// Append stores a record in its conversation and returns it with ContactID
+// (canonical) and Seq set. It is idempotent by (conversation, direction,
+// MsgID): appending a message already stored returns the stored record
+// unchanged. Ours in state StateQueued or StateSent enter the outbox; theirs should
+// have state StateReceived.
+func (s *Store) Append(r Record) (Record, error) {
+	out, _, err := s.append(r)
+	return out, err
+}
+
+func (s *Store) append(r Record) (out Record, added bool, err error) {
+	pub, err := decodeID(r.ContactID)
+	if err != nil {
+		return Record{}, false, err
+	}
+	if r.State < StateQueued || r.State > StateReceived || (r.State == StateReceived) == r.Mine {
+		return Record{}, false, fmt.Errorf("append message: state %v does not fit mine=%v", r.State, r.Mine)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		c, _, err := openConv(tx, pub, true)
+		if err != nil {
+			return err
+		}
+		idx := c.recv
+		if r.Mine {
+			idx = c.mine
+		}
+		if seq := idx.Get(r.MsgID[:]); seq != nil {
+			out, err = c.get(seq)
+			return err
+		}
+		out, added = r, true
+		return c.appendRecord(&out)
+	})
+	if err != nil {
+		return Record{}, false, fmt.Errorf("append message: %w", err)
+	}
+	return out, added, nil
+}
+
+// Queue stores a message of ours, state StateQueued, in the history and the
+// outbox in one transaction. Call it before Machine.Send: once Queue
+// returned, the message survives a crash and is resent, with the same ID,
+// by the next session. Queueing an ID again returns the stored record.
+func (s *Store) Queue(contactID string, id MessageID, body string, at time.Time) (Record, error) {
+	return s.Append(Record{ContactID: contactID, MsgID: id, Mine: true, Body: body, At: at, State: StateQueued})
+}
+
+// AppendReceived stores a message from the peer unless (contact, id) is
+// already stored; added reports whether it was new. Call it before
+// Machine.Commit, and commit duplicates too.
+func (s *Store) AppendReceived(contactID string, id MessageID, body string, at time.Time) (r Record, added bool, err error) {
+	return s.append(Record{ContactID: contactID, MsgID: id, Body: body, At: at, State: StateReceived})
+}
+
+// HasReceived reports whether a message from the peer with this ID is
+// stored, to drop a resend from a later session.
+func (s *Store) HasReceived(contactID string, id MessageID) (bool, error) {
+	pub, err := decodeID(contactID)
+	if err != nil {
+		return false, err
+	}
+	var has bool
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c, ok, err := openConv(tx, pub, false)
+		if ok {
+			has = c.recv.Get(id[:]) != nil
+		}
+		return err
+	})
+	return has, err
+}
+
+// Outbox returns our undelivered messages to the contact (StateQueued or StateSent),
+// in the order they were queued: what the next session sends first.
+func (s *Store) Outbox(contactID string) ([]Record, error) {
+	pub, err := decodeID(contactID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c, ok, err := openConv(tx, pub, false)
+		if !ok {
+			return err
+		}
+		return c.outb.ForEach(func(seq, _ []byte) error {
+			r, err := c.get(seq)
+			out = append(out, r)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// PendingContacts returns the IDs of every conversation with a non-empty
+// outbox: whom to reconnect to at start.
+func (s *Store) PendingContacts() ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConvs).ForEachBucket(func(k []byte) error {
+			b := tx.Bucket(bucketConvs).Bucket(k).Bucket(bucketOut)
+			if b != nil && len(k) == 32 {
+				if k2, _ := b.Cursor().First(); k2 != nil {
+					ids = append(ids, IDFromPublic([32]byte(k)))
+				}
+			}
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// MarkSent records that a queued message was handed to a session. It
+// stays in the outbox until MarkDelivered.
+func (s *Store) MarkSent(contactID string, id MessageID) error {
+	return s.mark(contactID, id, StateSent)
+}
+
+// MarkDelivered records the peer's receipt and removes the message from
+// the outbox. Marking a delivered message again is a no-op.
+func (s *Store) MarkDelivered(contactID string, id MessageID) error {
+	return s.mark(contactID, id, StateDelivered)
+}
+
+func (s *Store) mark(contactID string, id MessageID, state MessageState) error {
+	pub, err := decodeID(contactID)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		c, ok, err := openConv(tx, pub, false)
+		if err != nil {
+			return err
+		}
+		var seq []byte
+		if ok {
+			seq = c.mine.Get(id[:])
+		}
+		if seq == nil {
+			return ErrNoSuchMessage
+		}
+		seq = bytes.Clone(seq)
+		r, err := c.get(seq)
+		if err != nil {
+			return err
+		}
+		if r.State >= state {
+			return nil // a late or repeated event; never go back
+		}
+		r.State = state
+		if err := c.h.Put(seq, encodeRecord(&r)); err != nil {
+			return err
+		}
+		if state == StateDelivered {
+			return c.outb.Delete(seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark message %v %v: %w", id, state, err)
+	}
+	return nil
+}
+
+// History returns up to n records of the conversation with Seq < beforeSeq
+// (0: from the newest), oldest first: the page above what the UI shows.
+// Paging costs one B+tree seek plus n reads, whatever the history's size.
+func (s *Store) History(contactID string, beforeSeq uint64, n int) ([]Record, error) {
+	pub, err := decodeID(contactID)
+	if err != nil {
+		return nil, err
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	out := make([]Record, 0, min(n, 1024))
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c, ok, err := openConv(tx, pub, false)
+		if !ok {
+			return err
+		}
+		cur := c.h.Cursor()
+		var k, v []byte
+		if beforeSeq == 0 {
+			k, v = cur.Last()
+		} else {
+			k, v = cur.Seek(seqKey(beforeSeq))
+			if k == nil {
+				k, v = cur.Last()
+			} else {
+				k, v = cur.Prev()
+			}
+		}
+		for ; k != nil && len(out) < n; k, v = cur.Prev() {
+			r, err := decodeRecord(c.id, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// Count returns how many messages the conversation holds.
+func (s *Store) Count(contactID string) (int, error) {
+	pub, err := decodeID(contactID)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c, ok, err := openConv(tx, pub, false)
+		if ok {
+			n = c.h.Sequence() // records are never deleted, so the last seq is the count
+		}
+		return err
+	})
+	return int(n), err
+}

@@ -1,0 +1,414 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var storeEpoch = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// storeOpen opens a store in a fresh directory and closes it at the end.
+func storeOpen(tb testing.TB) (*Store, string) {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "alice")
+	s, err := OpenStore(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s, dir
+}
+
+// storePeer is the ID of a deterministic test key.
+func storePeer(tb testing.TB, seed byte) string {
+	tb.Helper()
+	return idTestKey(tb, seed).ID()
+}
+
+// storeMsgID is a readable deterministic message ID.
+func storeMsgID(n int) MessageID {
+	var id MessageID
+	copy(id[:], fmt.Sprintf("m%015d", n))
+	return id
+}
+
+// storeFill appends n received/ours messages to one conversation in a
+// single transaction (fast setup for big histories).
+func storeFill(tb testing.TB, s *Store, contactID string, n int) {
+	tb.Helper()
+	pub, err := ParseID(contactID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		c, _, err := openConv(tx, pub, true)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			r := Record{MsgID: storeMsgID(i), Mine: i%3 == 0, Body: fmt.Sprintf("message number %d, of typical length for a chat line", i),
+				At: storeEpoch.Add(time.Duration(i) * time.Second), State: StateReceived}
+			if r.Mine {
+				r.State = StateDelivered
+			}
+			if err := c.appendRecord(&r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestStoreSecondOpenIsAlreadyRunning(t *testing.T) {
+	s, dir := storeOpen(t)
+	_ = s
+	start := time.Now()
+	s2, err := OpenStore(dir)
+	if err == nil {
+		s2.Close()
+		t.Fatal("a second OpenStore of the same profile succeeded")
+	}
+	if !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("err %v; want ErrAlreadyRunning", err)
+	}
+	want := fmt.Sprintf("p2ptui is already running with profile alice (pid %d)", os.Getpid())
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("message %q does not say %q", err, want)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("waited %v for the lock", waited) // a hang, not a speed check
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := OpenStore(dir)
+	if err != nil {
+		t.Fatalf("reopen after Close: %v", err)
+	}
+	s3.Close()
+	fi, err := os.Stat(filepath.Join(dir, StoreFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("store file mode: %v %v", fi.Mode(), err)
+	}
+}
+
+func TestStoreContacts(t *testing.T) {
+	s, dir := storeOpen(t)
+	bob, carol := storePeer(t, 2), storePeer(t, 3)
+	if _, err := s.AddContact("  Bob ", strings.ToUpper(bob[:20])+"-"+bob[20:], storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddContact("alice-from-work", carol, storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddContact("Bob again", bob, storeEpoch); !errors.Is(err, ErrContactExists) {
+		t.Fatalf("duplicate ID: %v", err)
+	}
+	typo := bob[:5] + map[bool]string{true: "b", false: "a"}[bob[5] == 'a'] + bob[6:]
+	for name, c := range map[string]struct {
+		name, id string
+		want     error
+	}{
+		"empty name":    {"  ", storePeer(t, 4), ErrInvalidName},
+		"long name":     {strings.Repeat("x", 65), storePeer(t, 4), ErrInvalidName},
+		"control chars": {"evil\x1b[2J", storePeer(t, 4), ErrInvalidName},
+		"typo":          {"Dan", typo, ErrIDTypo},
+		"not an id":     {"Dan", "hello", ErrIDMalformed},
+	} {
+		if _, err := s.AddContact(c.name, c.id, storeEpoch); !errors.Is(err, c.want) {
+			t.Errorf("%s: err %v; want %v", name, err, c.want)
+		}
+	}
+	if err := s.RenameContact(carol, "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameContact(storePeer(t, 9), "X"); !errors.Is(err, ErrNoSuchContact) {
+		t.Fatalf("rename stranger: %v", err)
+	}
+	// Reopen: contacts persist.
+	s.Close()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cs, err := s.Contacts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs) != 2 || cs[0].Name != "Bob" || cs[0].ID != bob || cs[1].Name != "Carol" || cs[1].ID != carol {
+		t.Fatalf("contacts %+v", cs)
+	}
+	if pub, _ := ParseID(bob); cs[0].Public != pub || !cs[0].Added.Equal(storeEpoch) {
+		t.Fatalf("contact fields %+v", cs[0])
+	}
+	if c, err := s.Contact(bob); err != nil || c.Name != "Bob" {
+		t.Fatalf("Contact(bob) = %+v, %v", c, err)
+	}
+	if err := s.RemoveContact(bob); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Contact(bob); !errors.Is(err, ErrNoSuchContact) {
+		t.Fatalf("removed contact still found: %v", err)
+	}
+	if err := s.RemoveContact(bob); !errors.Is(err, ErrNoSuchContact) {
+		t.Fatalf("second remove: %v", err)
+	}
+}
+
+func TestStoreOutboxLifecycle(t *testing.T) {
+	s, dir := storeOpen(t)
+	bob, carol := storePeer(t, 2), storePeer(t, 3)
+	for i := range 5 {
+		r, err := s.Queue(bob, storeMsgID(i), fmt.Sprint("hi ", i), storeEpoch.Add(time.Duration(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Seq != uint64(i+1) || r.State != StateQueued || !r.Mine || r.ContactID != bob {
+			t.Fatalf("queued record %+v", r)
+		}
+	}
+	// Queueing the same ID again changes nothing.
+	if r, err := s.Queue(bob, storeMsgID(2), "other body", storeEpoch); err != nil || r.Seq != 3 || r.Body != "hi 2" {
+		t.Fatalf("re-queue: %+v %v", r, err)
+	}
+	if err := s.MarkSent(bob, storeMsgID(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDelivered(bob, storeMsgID(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDelivered(bob, storeMsgID(1)); err != nil {
+		t.Fatalf("repeated receipt: %v", err)
+	}
+	if err := s.MarkSent(bob, storeMsgID(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDelivered(carol, storeMsgID(1)); !errors.Is(err, ErrNoSuchMessage) {
+		t.Fatalf("receipt in the wrong conversation: %v", err)
+	}
+	if err := s.MarkDelivered(bob, storeMsgID(99)); !errors.Is(err, ErrNoSuchMessage) {
+		t.Fatalf("unknown message: %v", err)
+	}
+	// A peer claiming one of our IDs for its own message neither hides it
+	// nor touches ours.
+	if _, added, err := s.AppendReceived(bob, storeMsgID(3), "from bob", storeEpoch); err != nil || !added {
+		t.Fatalf("received with our ID: added=%v %v", added, err)
+	}
+	if pend, err := s.PendingContacts(); err != nil || len(pend) != 1 || pend[0] != bob {
+		t.Fatalf("pending contacts %v %v", pend, err)
+	}
+	s.Close()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.Outbox(bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out {
+		got = append(got, fmt.Sprintf("%s:%v", r.Body, r.State))
+	}
+	if want := "hi 0:sent hi 2:queued hi 3:queued hi 4:queued"; strings.Join(got, " ") != want {
+		t.Fatalf("outbox %q; want %q", strings.Join(got, " "), want)
+	}
+	h, _ := s.History(bob, 0, 10)
+	if len(h) != 6 || h[1].State != StateDelivered || h[5].Mine || h[5].Body != "from bob" {
+		t.Fatalf("history %+v", h)
+	}
+	for _, r := range out {
+		if err := s.MarkDelivered(bob, r.MsgID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, _ := s.Outbox(bob); len(out) != 0 {
+		t.Fatalf("outbox not empty after delivery: %v", out)
+	}
+	if pend, _ := s.PendingContacts(); len(pend) != 0 {
+		t.Fatalf("pending contacts %v", pend)
+	}
+	if out, err := s.Outbox(carol); err != nil || len(out) != 0 {
+		t.Fatalf("empty conversation outbox: %v %v", out, err)
+	}
+}
+
+func TestStoreReceivedIsIdempotent(t *testing.T) {
+	s, _ := storeOpen(t)
+	bob := storePeer(t, 2)
+	if has, err := s.HasReceived(bob, storeMsgID(1)); err != nil || has {
+		t.Fatalf("HasReceived before: %v %v", has, err)
+	}
+	r1, added, err := s.AppendReceived(bob, storeMsgID(1), "hello", storeEpoch)
+	if err != nil || !added {
+		t.Fatal(added, err)
+	}
+	r2, added, err := s.AppendReceived(bob, storeMsgID(1), "hello again", storeEpoch.Add(time.Hour))
+	if err != nil || added || r2.Seq != r1.Seq || r2.Body != "hello" || !r2.At.Equal(r1.At) {
+		t.Fatalf("duplicate: added=%v %+v vs %+v %v", added, r2, r1, err)
+	}
+	if has, _ := s.HasReceived(bob, storeMsgID(1)); !has {
+		t.Fatal("HasReceived after store: false")
+	}
+	if has, _ := s.HasReceived(storePeer(t, 3), storeMsgID(1)); has {
+		t.Fatal("dedupe leaks across conversations")
+	}
+	if n, _ := s.Count(bob); n != 1 {
+		t.Fatalf("count %d", n)
+	}
+	if _, err := s.Append(Record{ContactID: bob, MsgID: storeMsgID(2), Mine: true, State: StateReceived}); err == nil {
+		t.Fatal("ours with state received accepted")
+	}
+	if _, err := s.Append(Record{ContactID: "nope", State: StateReceived}); !errors.Is(err, ErrIDMalformed) {
+		t.Fatalf("bad contact id: %v", err)
+	}
+}
+
+func TestStoreHistoryPaging(t *testing.T) {
+	s, _ := storeOpen(t)
+	bob := storePeer(t, 2)
+	const n = 1000
+	storeFill(t, s, bob, n)
+	if c, _ := s.Count(bob); c != n {
+		t.Fatalf("count %d", c)
+	}
+	// Page backwards from the newest, 64 at a time: every record once, in order.
+	var all []Record
+	before := uint64(0)
+	for {
+		page, err := s.History(bob, before, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for i := 1; i < len(page); i++ {
+			if page[i].Seq != page[i-1].Seq+1 {
+				t.Fatalf("page not consecutive: %d then %d", page[i-1].Seq, page[i].Seq)
+			}
+		}
+		all = append(page, all...)
+		before = page[0].Seq
+	}
+	if len(all) != n {
+		t.Fatalf("paged %d records; want %d", len(all), n)
+	}
+	for i, r := range all {
+		if r.Seq != uint64(i+1) || r.MsgID != storeMsgID(i) || !r.At.Equal(storeEpoch.Add(time.Duration(i)*time.Second)) || r.ContactID != bob {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
+	for _, c := range []struct {
+		before uint64
+		n      int
+		first  uint64
+		count  int
+	}{
+		{0, 10, 991, 10}, {11, 10, 1, 10}, {5, 10, 1, 4}, {1, 10, 0, 0}, {n + 50, 3, 998, 3}, {0, 0, 0, 0},
+	} {
+		page, err := s.History(bob, c.before, c.n)
+		if err != nil || len(page) != c.count || (c.count > 0 && page[0].Seq != c.first) {
+			t.Errorf("History(before %d, n %d): %d records (first %v), err %v; want %d from %d",
+				c.before, c.n, len(page), page, err, c.count, c.first)
+		}
+	}
+	if h, err := s.History(storePeer(t, 3), 0, 10); err != nil || len(h) != 0 {
+		t.Fatalf("empty conversation: %v %v", h, err)
+	}
+}
+
+func TestStoreProfileDir(t *testing.T) {
+	got, err := ProfileDir("/data", "")
+	if err != nil || got != "/data/profiles/default" {
+		t.Fatalf("ProfileDir default: %q %v", got, err)
+	}
+	t.Setenv("XDG_DATA_HOME", "/xdg")
+	if got, _ := ProfileDir("", "work"); got != "/xdg/p2ptui/profiles/work" {
+		t.Fatalf("XDG: %q", got)
+	}
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("XDG_CONFIG_HOME", "/cfg")
+	if got, _ := ProfileDir("", "work"); got != "/cfg/p2ptui/profiles/work" {
+		t.Fatalf("config dir: %q", got)
+	}
+	for _, bad := range []string{"..", "../x", "a/b", ".hidden", "a b", strings.Repeat("p", 33), "x\x00"} {
+		if _, err := ProfileDir("/data", bad); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("profile %q accepted (%v)", bad, err)
+		}
+	}
+}
+
+// BenchmarkStoreHistoryPage reads a 100-message page at a random depth of
+// a 100,000-message conversation, as the UI does when scrolling back.
+//
+//	go test -run '^$' -bench StoreHistoryPage ./session/
+func BenchmarkStoreHistoryPage(b *testing.B) {
+	s, _ := storeOpen(b)
+	bob := storePeer(b, 2)
+	const n = 100_000
+	storeFill(b, s, bob, n)
+	r := simRand(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		before := uint64(r.IntN(n)) + 1
+		page, err := s.History(bob, before, 100)
+		if err != nil || (before > 100 && len(page) != 100) {
+			b.Fatalf("page before %d: %d records, %v", before, len(page), err)
+		}
+	}
+}
+
+// BenchmarkStoreAppend is the cost of storing one received message (one
+// fsynced transaction) into a conversation that already holds 100,000,
+// and of Queue + MarkDelivered for one of ours.
+//
+//	go test -run '^$' -bench StoreAppend ./session/
+func BenchmarkStoreAppend(b *testing.B) {
+	b.Run("received", func(b *testing.B) {
+		s, _ := storeOpen(b)
+		bob := storePeer(b, 2)
+		storeFill(b, s, bob, 100_000)
+		body := strings.Repeat("x", 100)
+		i := 0
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			i++
+			if _, _, err := s.AppendReceived(bob, storeMsgID(1_000_000+i), body, storeEpoch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("queue+delivered", func(b *testing.B) {
+		s, _ := storeOpen(b)
+		bob := storePeer(b, 2)
+		storeFill(b, s, bob, 100_000)
+		body := strings.Repeat("x", 100)
+		i := 0
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			i++
+			if _, err := s.Queue(bob, storeMsgID(1_000_000+i), body, storeEpoch); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.MarkDelivered(bob, storeMsgID(1_000_000+i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
