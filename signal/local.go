@@ -19,10 +19,16 @@ import (
 // LocalDirEnv overrides the local mailbox directory.
 const LocalDirEnv = "P2PTUI_SIGNAL_DIR"
 
-// localPoll is how often a local listener looks at its inbox directory. A
-// directory read of a near-empty inbox costs microseconds, and 20 ms is below
-// what a person notices between "connect" and the prompt appearing.
+// localPoll is how often a local listener looks at its inbox directory when
+// the kernel cannot notify it. A directory read of a near-empty inbox costs
+// microseconds, and 20 ms is below what a person notices between "connect"
+// and the prompt appearing.
 const localPoll = 20 * time.Millisecond
+
+// localRescan is the safety-net poll when inotify wakes the listener: it
+// catches whatever a notification could miss (queue overflow, odd file
+// systems) at a cost nobody notices.
+const localRescan = 500 * time.Millisecond
 
 // maxLocalDoc bounds what a listener reads from one file: the payload limit
 // in base64 plus generous room for the other fields.
@@ -230,7 +236,16 @@ func (l *LocalSignaller) Listen(ctx context.Context) (<-chan Event, error) {
 func (l *LocalSignaller) poll(ctx context.Context, st *stream) {
 	box := filepath.Join(l.dir, "inbox", l.me)
 	seen := map[string]bool{}
-	ticker := time.NewTicker(localPoll)
+	wake := make(chan struct{}, 1)
+	period := localPoll
+	if read, closer, err := watchInbox(ctx, box, wake); err == nil {
+		l.goWait(read)
+		l.goWait(closer)
+		period = localRescan
+	} else {
+		l.log.Info("polling the local inbox", "every", localPoll, "why", err)
+	}
+	ticker := time.NewTicker(period)
 	defer ticker.Stop()
 	healthy := true
 	for {
@@ -272,6 +287,7 @@ func (l *LocalSignaller) poll(ctx context.Context, st *stream) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		case <-wake:
 		}
 	}
 }
