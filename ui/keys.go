@@ -55,11 +55,11 @@ func newKeyMap() keyMap {
 		Add:    key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add contact")),
 		Rename: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rename")),
 		Remove: key.NewBinding(key.WithKeys("x", "delete"), key.WithHelp("x/del", "remove")),
-		Info:   key.NewBinding(key.WithKeys("i"), key.WithHelp("i", "my ID & safety numbers")),
+		Info:   key.NewBinding(key.WithKeys("i"), key.WithHelp("i", "IDs & safety numbers")),
 		QuitQ:  key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
 
 		Send:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
-		Newline:  key.NewBinding(key.WithKeys("alt+enter", "ctrl+j"), key.WithHelp("alt+enter/ctrl+j", "new line")),
+		Newline:  key.NewBinding(key.WithKeys("alt+enter", "ctrl+j"), key.WithHelp("alt+enter", "new line")),
 		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "scroll up")),
 		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "scroll down")),
 		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "contacts")),
@@ -117,8 +117,7 @@ func (h helpKeys) ShortHelp() []key.Binding {
 func (h helpKeys) FullHelp() [][]key.Binding {
 	k := h.k
 	return [][]key.Binding{
-		{k.Up, k.Down, k.Open, k.Add, k.Rename, k.Remove, k.Info},
-		{k.Send, k.Newline, k.PageUp, k.PageDown, k.Back},
-		{k.Switch, k.Help, k.QuitQ, k.Quit},
+		{k.Up, k.Down, k.Open, k.Add, k.Rename, k.Remove, k.Info, k.QuitQ},
+		{k.Send, k.Newline, k.PageUp, k.PageDown, k.Back, k.Switch, k.Help, k.Quit},
 	}
 }

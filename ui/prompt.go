@@ -100,12 +100,23 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-// offerView draws the prompt for the oldest offer, inner width w.
-func (s *Screen) offerView(w int) string {
+// offerView draws the prompt for the oldest offer in inner width w and at
+// most h lines, dropping the explanations before the key hints.
+func (s *Screen) offerView(w, h int) string {
+	if v := s.offerContent(w, false); lipgloss.Height(v) <= h {
+		return v
+	}
+	return s.offerContent(w, true)
+}
+
+func (s *Screen) offerContent(w int, compact bool) string {
 	st := &s.st
 	o, _ := s.offers.current()
 	var b strings.Builder
-	b.WriteString(st.modalTitle.Render("Incoming chat request") + "\n\n")
+	b.WriteString(st.modalTitle.Render("Incoming chat request") + "\n")
+	if !compact {
+		b.WriteString("\n")
+	}
 	if o.Known {
 		name := o.Name
 		if name == "" {
@@ -114,11 +125,15 @@ func (s *Screen) offerView(w int) string {
 		b.WriteString(wrapText(st.modalTitle.Render(name)+" wants to talk.", w) + "\n")
 	} else {
 		b.WriteString(wrapText(st.warn.Render("Unknown ID "+shortID(o.ContactID))+" wants to talk.", w) + "\n")
-		b.WriteString(wrapText(st.muted.Render(o.ContactID), w) + "\n")
+		if !compact {
+			b.WriteString(st.muted.Render(hardWrap(o.ContactID, w)) + "\n")
+		}
 		if o.Name != "" {
 			b.WriteString(wrapText("Calls itself \""+o.Name+"\" (unverified).", w) + "\n")
 		}
-		b.WriteString(wrapText("Not in your contacts. Nothing is sent to it unless you accept.", w) + "\n")
+		if !compact {
+			b.WriteString(wrapText("Not in your contacts. Nothing is sent to it unless you accept.", w) + "\n")
+		}
 	}
 	if o.Fingerprint != "" {
 		b.WriteString(wrapText("Safety number: "+o.Fingerprint, w) + "\n")
@@ -275,8 +290,9 @@ func (d *dialog) focusField(i int) tea.Cmd {
 	return d.move(i - d.focus)
 }
 
-// dialogView draws the open dialog, inner width w.
-func (s *Screen) dialogView(w int) string {
+// dialogView draws the open dialog, inner width w (h is not needed: every
+// dialog fits the smallest supported screen).
+func (s *Screen) dialogView(w, _ int) string {
 	st := &s.st
 	d := &s.dlg
 	var b strings.Builder
@@ -301,9 +317,8 @@ func (s *Screen) dialogView(w int) string {
 	case dlgHelp:
 		s.help.ShowAll = true
 		s.help.Width = w
-		b.WriteString(st.modalTitle.Render("Keys") + "\n\n")
-		b.WriteString(s.help.View(helpKeys{k: &s.keys}) + "\n\n")
-		b.WriteString(st.muted.Render("any key closes this"))
+		b.WriteString(st.modalTitle.Render("Keys") + st.muted.Render(" (any key closes this)") + "\n\n")
+		b.WriteString(s.help.View(helpKeys{k: &s.keys}))
 		return b.String()
 	}
 	if d.err != "" {
@@ -339,11 +354,12 @@ func (s *Screen) infoView(w int) string {
 	return b.String()
 }
 
-// modal draws content in a bordered box centred in w×h.
-func (s *Screen) modal(w, h int, content func(inner int) string) string {
+// modal draws content in a bordered box centred in w×h; content gets the
+// inner width and height.
+func (s *Screen) modal(w, h int, content func(innerW, innerH int) string) string {
 	boxW := min(w-2, 64)
 	inner := max(10, boxW-4) // border and padding
-	box := s.st.modal.Width(inner + 2).Render(content(inner))
+	box := s.st.modal.Width(inner + 2).Render(content(inner, max(1, h-2)))
 	return s.st.r.Place(w, h, lipgloss.Center, lipgloss.Center, box)
 }
 

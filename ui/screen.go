@@ -456,14 +456,16 @@ func (s *Screen) View() string {
 	b.WriteString(s.headerView(s.w))
 	b.WriteByte('\n')
 
+	var body string
 	switch {
 	case len(s.offers.queue) > 0:
-		b.WriteString(s.modal(s.w, L.bodyH, s.offerView))
+		body = s.modal(s.w, L.bodyH, s.offerView)
 	case s.dlg.kind != dlgNone:
-		b.WriteString(s.modal(s.w, L.bodyH, s.dialogView))
+		body = s.modal(s.w, L.bodyH, s.dialogView)
 	default:
-		b.WriteString(s.panesView(&L))
+		body = s.panesView(&L)
 	}
+	b.WriteString(block(body, s.w, L.bodyH))
 	b.WriteByte('\n')
 	if s.errorText() != "" {
 		b.WriteString(s.errorView(s.w))
@@ -475,6 +477,23 @@ func (s *Screen) View() string {
 	s.help.Width = s.w
 	b.WriteString(fit(s.help.View(helpKeys{k: &s.keys, ctx: s.keyContext()}), s.w))
 	return b.String()
+}
+
+// block makes s exactly h lines of exactly w columns: a modal taller than
+// the space left is cut rather than pushing the status bar off screen.
+func block(s string, w, h int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for i, ln := range lines {
+		lines[i] = fit(ln, w)
+	}
+	blank := strings.Repeat(" ", w)
+	for len(lines) < h {
+		lines = append(lines, blank)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // keyContext is what has the keyboard, for help.
