@@ -60,4 +60,3 @@ func typeText(text string) []tea.Msg {
 	}
 	return out
 }
-
