@@ -64,6 +64,9 @@ type natlab struct {
 
 func needNATLab(t *testing.T) natlab {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("the NAT lab takes about two minutes: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the NAT lab needs root (network namespaces, iptables); CI runs as root")
