@@ -2,6 +2,10 @@ package ui
 
 import (
 	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -59,4 +63,256 @@ func typeText(text string) []tea.Msg {
 		}
 	}
 	return out
+}
+
+// collect runs cmd and every command batched inside it, and returns the
+// intents they produce (other messages, like cursor blinks, are dropped).
+func collect(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	switch msg := cmd().(type) {
+	case tea.BatchMsg:
+		var out []tea.Msg
+		for _, c := range msg {
+			out = append(out, collect(c)...)
+		}
+		return out
+	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
+		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent:
+		return []tea.Msg{msg}
+	}
+	return nil
+}
+
+// press feeds msgs to s and returns every intent they produced, in order.
+func press(s *Screen, msgs ...tea.Msg) []tea.Msg {
+	var out []tea.Msg
+	for _, m := range msgs {
+		var cmd tea.Cmd
+		s, cmd = s.Update(m)
+		out = append(out, collect(cmd)...)
+	}
+	return out
+}
+
+func keyT(t tea.KeyType) tea.KeyMsg { return tea.KeyMsg{Type: t} }
+
+func TestKeysProduceIntents(t *testing.T) {
+	enter, tab, esc := keyT(tea.KeyEnter), keyT(tea.KeyTab), keyT(tea.KeyEsc)
+	down := keyT(tea.KeyDown)
+	altEnter := tea.KeyMsg{Type: tea.KeyEnter, Alt: true}
+	ctrlJ := keyT(tea.KeyCtrlJ)
+	ctrlU := keyT(tea.KeyCtrlU)
+	seq := func(parts ...any) []tea.Msg {
+		var out []tea.Msg
+		for _, p := range parts {
+			switch p := p.(type) {
+			case string:
+				out = append(out, typeText(p)...)
+			case tea.Msg:
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name  string
+		setup func(*Screen, *testClock)
+		keys  []tea.Msg
+		want  []tea.Msg
+	}{
+		{"enter opens the highlighted contact", nil, seq(enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}}},
+		{"down then enter opens the next", nil, seq(down, enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idBob}}},
+		{"j/k move too", nil, seq("jjk", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idBob}}},
+		{"enter on no contacts does nothing", func(s *Screen, _ *testClock) { s.SetContacts(nil) }, seq(enter), nil},
+		{"typing then enter sends and stops typing", nil, seq(enter, "hi", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				SendIntent{ContactID: idAlice, Text: "hi"}, TypingIntent{ContactID: idAlice, Active: false}}},
+		{"typing reported once, and its end when erased", nil, seq(enter, "ab", keyT(tea.KeyBackspace), keyT(tea.KeyBackspace)),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				TypingIntent{ContactID: idAlice, Active: false}}},
+		{"enter on an empty input sends nothing", nil, seq(enter, "   ", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}}},
+		{"alt+enter and ctrl+j insert new lines", nil, seq(enter, "a", altEnter, "b", ctrlJ, "c", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				SendIntent{ContactID: idAlice, Text: "a\nb\nc"}, TypingIntent{ContactID: idAlice, Active: false}}},
+		{"q quits from the contacts", nil, seq("q"), []tea.Msg{QuitIntent{}}},
+		{"q is text in the chat; ctrl+c quits anywhere", nil, seq(enter, "q", keyT(tea.KeyCtrlC)),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true}, QuitIntent{}}},
+		{"esc leaves the chat, tab comes back, draft kept", nil, seq(enter, "dr", esc, tab, "aft", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				SendIntent{ContactID: idAlice, Text: "draft"}, TypingIntent{ContactID: idAlice, Active: false}}},
+		{"switching chats ends typing in the old one", nil, seq(enter, "x", esc, down, enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				TypingIntent{ContactID: idAlice, Active: false}, OpenChatIntent{ContactID: idBob}}},
+		{"add contact: name, tab, ID with spaces removed", nil, seq("a", "dave", tab, " d2mz 5kq7\n"),
+			[]tea.Msg{AddContactIntent{Name: "dave", ID: "d2mz5kq7"}}},
+		{"add contact: enter on name moves to ID", nil, seq("a", "dave\n", "d2mz\n"),
+			[]tea.Msg{AddContactIntent{Name: "dave", ID: "d2mz"}}},
+		{"add contact: nothing without an ID", nil, seq("a", "dave\n\n"), nil},
+		{"add contact: esc cancels", nil, seq("a", "dave", esc, "q"), []tea.Msg{QuitIntent{}}},
+		{"rename", nil, seq(down, "r", ctrlU, "robert\n"),
+			[]tea.Msg{RenameContactIntent{ID: idBob, Name: "robert"}}},
+		{"remove asks first: y removes", nil, seq("x", "y"), []tea.Msg{RemoveContactIntent{ID: idAlice}}},
+		{"remove asks first: n keeps", nil, seq("x", "n"), nil},
+		{"offer keys are ignored just after it appears", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+		}, seq("a", "d"), nil},
+		{"offer accepted", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+			c.t = c.t.Add(time.Second)
+		}, seq("a"), []tea.Msg{AcceptIntent{SessionID: "s1"}}},
+		{"offer declined, next offer shown", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
+			c.t = c.t.Add(time.Second)
+		}, seq("d", "d"), []tea.Msg{DeclineIntent{SessionID: "s1"}, DeclineIntent{SessionID: "s2"}}},
+		{"unknown offer: A asks a name, enter accepts and adds", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
+			c.t = c.t.Add(time.Second)
+		}, seq("A", "\n", "dave\n"), []tea.Msg{AcceptIntent{SessionID: "s2", AddAs: "dave"}}},
+		{"unknown offer: esc from the name goes back", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
+			c.t = c.t.Add(time.Second)
+		}, seq("A", "da", esc, "a"), []tea.Msg{AcceptIntent{SessionID: "s2"}}},
+		{"known offer: A is not offered", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+			c.t = c.t.Add(time.Second)
+		}, seq("A"), nil},
+		{"offer hidden by the engine gives the keys back", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+			s.HideOffer("s1")
+		}, seq(enter), []tea.Msg{OpenChatIntent{ContactID: idAlice}}},
+		{"help: any key closes it", nil, seq("?", "q", "q"), []tea.Msg{QuitIntent{}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, clk := newTestScreen(100, 30)
+			s.SetContacts(allPresences())
+			if tc.setup != nil {
+				tc.setup(s, clk)
+			}
+			got := press(s, tc.keys...)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("intents:\n got %#v\nwant %#v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestFocusAndDialogState(t *testing.T) {
+	s, _ := newTestScreen(100, 30)
+	s.SetContacts(allPresences())
+	if s.Focused() != "" {
+		t.Fatalf("Focused before opening = %q", s.Focused())
+	}
+	press(s, keyT(tea.KeyDown), keyT(tea.KeyEnter))
+	if s.Focused() != idBob || s.focus != focusChat {
+		t.Fatalf("after enter: Focused %q focus %v", s.Focused(), s.focus)
+	}
+	// Removing the open contact closes its chat.
+	s.SetContacts(allPresences()[:1])
+	if s.Focused() != "" || s.focus != focusContacts {
+		t.Fatalf("after removal: Focused %q focus %v", s.Focused(), s.focus)
+	}
+	// An add dialog with a missing ID says so and stays open.
+	press(s, typeText("a\n")...)
+	if s.dlg.kind != dlgAdd || s.dlg.err == "" {
+		t.Fatalf("dialog %v err %q", s.dlg.kind, s.dlg.err)
+	}
+	if v := s.View(); !strings.Contains(v, "Type a name.") {
+		t.Errorf("dialog error not shown:\n%s", v)
+	}
+}
+
+func TestErrorsShowAndClear(t *testing.T) {
+	s, _ := newTestScreen(80, 24)
+	s.ShowError("That ID has a typo.")
+	if v := s.View(); !strings.Contains(v, "⚠ That ID has a typo.") {
+		t.Fatalf("error not shown:\n%s", v)
+	}
+	s.ShowError("")
+	if v := s.View(); strings.Contains(v, "⚠") {
+		t.Fatalf("error still shown:\n%s", v)
+	}
+	s.SetStatus(StatusView{Backend: "local", Err: "signalling unreachable: retrying"})
+	if v := s.View(); !strings.Contains(v, "⚠ signalling unreachable") || !strings.Contains(v, "signal: local ✗ unreachable") {
+		t.Fatalf("status error not shown:\n%s", v)
+	}
+}
+
+// TestEverySizeFillsTheFrame resizes through many sizes, in every state,
+// and checks the frame is exactly the terminal's size each time.
+func TestEverySizeFillsTheFrame(t *testing.T) {
+	states := map[string]func(*Screen, *testClock){
+		"contacts": func(*Screen, *testClock) {},
+		"chat":     func(s *Screen, _ *testClock) { press(s, keyT(tea.KeyEnter)) },
+		"offer": func(s *Screen, _ *testClock) {
+			s.ShowOffer(OfferView{ContactID: idStranger, Name: "x", Fingerprint: "1 2 3", SessionID: "s"})
+			s.ShowOffer(OfferView{ContactID: idBob, SessionID: "t"})
+		},
+		"help":  func(s *Screen, _ *testClock) { press(s, keyRunes("?")) },
+		"info":  func(s *Screen, _ *testClock) { press(s, keyRunes("i")) },
+		"add":   func(s *Screen, _ *testClock) { press(s, keyRunes("a")) },
+		"error": func(s *Screen, _ *testClock) { s.ShowError(strings.Repeat("long error ", 30)) },
+	}
+	for name, setup := range states {
+		t.Run(name, func(t *testing.T) {
+			s, clk := newTestScreen(100, 30)
+			seedSelf(s)
+			seedStatus(s)
+			s.SetContacts(allPresences())
+			s.SetMessages(idAlice, conversationWithReceipts())
+			setup(s, clk)
+			for _, w := range []int{60, 61, 71, 72, 80, 100, 133, 200} {
+				for _, h := range []int{16, 17, 23, 24, 40} {
+					s, _ = s.Update(tea.WindowSizeMsg{Width: w, Height: h})
+					checkFrame(t, s.View(), w, h)
+				}
+			}
+		})
+	}
+}
+
+func TestMouseWheelScrollsTheChat(t *testing.T) {
+	s, _ := newTestScreen(80, 24)
+	s.SetContacts(allPresences())
+	var ms []MessageView
+	for i := range 100 {
+		ms = append(ms, MessageView{Key: strconv.Itoa(i), Sender: "alice", Body: "message " + strconv.Itoa(i), At: baseTime.Add(time.Duration(i) * time.Second)})
+	}
+	s.SetMessages(idAlice, ms)
+	press(s, keyT(tea.KeyEnter))
+	if v := s.View(); !strings.Contains(v, "message 99") {
+		t.Fatalf("newest message not shown:\n%s", v)
+	}
+	press(s, tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelUp})
+	if got := s.convs[idAlice].scroll; got != wheelLines {
+		t.Fatalf("scroll after wheel up = %d, want %d", got, wheelLines)
+	}
+	if v := s.View(); strings.Contains(v, "message 99") || !strings.Contains(v, "message 96") {
+		t.Fatalf("wheel up did not scroll:\n%s", v)
+	}
+	// A new message while scrolled up keeps the view and says so.
+	s.AppendMessage(idAlice, MessageView{Key: "new", Sender: "alice", Body: "fresh", At: baseTime.Add(time.Hour)})
+	if v := s.View(); strings.Contains(v, "fresh") || !strings.Contains(v, "message 96") || !strings.Contains(v, "new messages below") {
+		t.Fatalf("append while scrolled moved the view:\n%s", v)
+	}
+	press(s, keyT(tea.KeyPgUp), keyT(tea.KeyPgUp))
+	for range 100 {
+		press(s, keyT(tea.KeyPgUp))
+	}
+	if v := s.View(); !strings.Contains(v, "message 0") {
+		t.Fatalf("pgup did not reach the top:\n%s", v)
+	}
+	for range 100 {
+		press(s, tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
+	}
+	if v := s.View(); !strings.Contains(v, "fresh") || strings.Contains(v, "new messages below") {
+		t.Fatalf("wheel down did not return to the newest:\n%s", v)
+	}
 }
