@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -17,6 +18,42 @@ import (
 // outside sources (one per source, re-issued after each delivery) and the
 // side effects (signalling, store writes, presence), each reporting back as
 // a message. None of them touches the model.
+
+// sideEffects tracks the Cmds that use the store or the signaller, so
+// Model.Close can wait for the running ones and refuse later ones: the
+// resources are closed by their owner right after, and nothing may touch
+// them then.
+type sideEffects struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// guard wraps a side-effect Cmd: it does nothing once closed.
+func (s *sideEffects) guard(c tea.Cmd) tea.Cmd {
+	if c == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer s.wg.Done()
+		return c()
+	}
+}
+
+// close refuses new side effects and waits for the running ones.
+func (s *sideEffects) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.wg.Wait()
+}
 
 // ioTimeout bounds one signalling call, so a hung backend shows up as an
 // error in the status bar instead of a Cmd that never returns.

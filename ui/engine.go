@@ -241,7 +241,7 @@ func (m *Model) sendOffer(now time.Time, c *peerLink) {
 	c.offerDeadline = now.Add(m.t.OfferTimeout)
 	c.words = ""
 	m.log.Info("offer", "peer", c.peer, "session", sid, "candidates", len(cands))
-	m.do(sendSignal(m.ctx, m.d.Signaller, signal.Signal{From: m.me, To: c.peer, Kind: signal.KindOffer, SessionID: sid, Payload: sealed}))
+	m.effect(sendSignal(m.ctx, m.d.Signaller, signal.Signal{From: m.me, To: c.peer, Kind: signal.KindOffer, SessionID: sid, Payload: sealed}))
 	m.emit(Event{Ev: "connecting", Peer: c.peer, Session: sid, Words: "offer sent, waiting for " + c.display()})
 	m.refreshContacts()
 }
@@ -254,7 +254,7 @@ func (m *Model) sendCancel(peer string, pub [32]byte, sid string) {
 		m.log.Warn("seal cancel", "err", err)
 		return
 	}
-	m.do(sendSignal(m.ctx, m.d.Signaller, signal.Signal{From: m.me, To: peer, Kind: signal.KindCancel, SessionID: sid, Payload: sealed}))
+	m.effect(sendSignal(m.ctx, m.d.Signaller, signal.Signal{From: m.me, To: peer, Kind: signal.KindCancel, SessionID: sid, Payload: sealed}))
 }
 
 // handleSignalSent: a failed offer or answer fails the attempt.
@@ -289,7 +289,7 @@ func (m *Model) handleSignalEvent(now time.Time, ev signal.Event) {
 		m.log.Warn("signal rejected", "doc", ev.DocID, "reason", ev.Reason)
 	case signal.SignalEvent:
 		s := ev.Signal
-		m.do(ackSignal(m.ctx, m.d.Signaller, s.ID))
+		m.effect(ackSignal(m.ctx, m.d.Signaller, s.ID))
 		pub, err := session.ParseID(s.From)
 		if err != nil {
 			m.log.Warn("signal from a malformed ID", "from", s.From, "err", err)
@@ -414,7 +414,7 @@ func (m *Model) startAnswer(now time.Time, c *peerLink, o *incomingOffer) {
 		return
 	}
 	m.log.Info("answer", "peer", c.peer, "session", sid)
-	m.do(sendSignal(m.ctx, m.d.Signaller, signal.Signal{From: m.me, To: c.peer, Kind: signal.KindAnswer, SessionID: sid, Payload: sealed}))
+	m.effect(sendSignal(m.ctx, m.d.Signaller, signal.Signal{From: m.me, To: c.peer, Kind: signal.KindAnswer, SessionID: sid, Payload: sealed}))
 	m.emit(Event{Ev: "connecting", Peer: c.peer, Session: sid, Words: "accepted, punching through NATs"})
 	m.pumpConv(now, c)
 	m.refreshContacts()
@@ -699,7 +699,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 		m.log.Info("established", "peer", c.peer, "session", c.sessionID)
 		m.emit(Event{Ev: "connected", Peer: c.peer, Path: "direct", Local: c.local.String(), Remote: c.remote.String(), Encrypted: boolp(true), Session: c.sessionID})
 		if m.d.Store != nil {
-			m.do(loadOutbox(m.d.Store, c.peer, c.sessionID))
+			m.effect(loadOutbox(m.d.Store, c.peer, c.sessionID))
 		}
 		m.refreshContacts()
 		m.refreshStatus()
@@ -707,7 +707,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 		if m.d.Store == nil {
 			return
 		}
-		m.do(storeReceived(m.d.Store, c.peer, c.sessionID, ev.ID, string(ev.Body), now))
+		m.effect(storeReceived(m.d.Store, c.peer, c.sessionID, ev.ID, string(ev.Body), now))
 	case session.Delivered:
 		if c.inflight[ev.ID] {
 			delete(c.inflight, ev.ID)
@@ -716,7 +716,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 			}
 		}
 		if m.d.Store != nil {
-			m.do(markDelivered(m.d.Store, c.peer, ev.ID))
+			m.effect(markDelivered(m.d.Store, c.peer, ev.ID))
 		}
 		m.screen.SetMark(c.peer, ev.ID.String(), MarkDelivered)
 		m.emit(Event{Ev: "receipt", To: c.peer, ID: ev.ID.String()})
@@ -800,7 +800,7 @@ func (m *Model) openChat(now time.Time, peer string) {
 	c.declined = false
 	c.blind = 0
 	if m.d.Store != nil {
-		m.do(loadHistory(m.d.Store, peer))
+		m.effect(loadHistory(m.d.Store, peer))
 	}
 	if !c.busy() {
 		m.connect(now, c)
@@ -835,7 +835,7 @@ func (m *Model) sendText(now time.Time, peer, text string) {
 	c.declined = false
 	c.lastAct = now
 	m.screen.AppendMessage(peer, MessageView{Key: id.String(), Mine: true, Sender: m.d.Name, Body: text, At: now, Mark: MarkQueued})
-	m.do(queueMessage(m.d.Store, peer, id, text, now))
+	m.effect(queueMessage(m.d.Store, peer, id, text, now))
 }
 
 // handleStored continues after a store write: an outgoing message goes to a
@@ -903,7 +903,7 @@ func (m *Model) sendOne(now time.Time, c *peerLink, id session.MessageID, body s
 	}
 	c.inflight[id] = true
 	if m.d.Store != nil {
-		m.do(markSent(m.d.Store, c.peer, id))
+		m.effect(markSent(m.d.Store, c.peer, id))
 	}
 	m.screen.SetMark(c.peer, id.String(), MarkSent)
 	m.emit(Event{Ev: "sent", To: c.peer, ID: id.String()})
@@ -992,7 +992,7 @@ func (m *Model) addContact(name, id string) {
 	}
 	st := m.d.Store
 	now := m.now()
-	m.do(changeContacts(st, id, func() error {
+	m.effect(changeContacts(st, id, func() error {
 		_, err := st.AddContact(name, id, now)
 		return err
 	}, "could not add "+name))
@@ -1004,7 +1004,7 @@ func (m *Model) renameContact(id, name string) {
 		return
 	}
 	st := m.d.Store
-	m.do(changeContacts(st, "", func() error { return st.RenameContact(id, name) }, "could not rename the contact"))
+	m.effect(changeContacts(st, "", func() error { return st.RenameContact(id, name) }, "could not rename the contact"))
 }
 
 func (m *Model) removeContact(now time.Time, id string) {
@@ -1019,7 +1019,7 @@ func (m *Model) removeContact(now time.Time, id string) {
 		return
 	}
 	st := m.d.Store
-	m.do(changeContacts(st, "", func() error { return st.RemoveContact(id) }, "could not remove the contact"))
+	m.effect(changeContacts(st, "", func() error { return st.RemoveContact(id) }, "could not remove the contact"))
 }
 
 // handleContacts takes a fresh contact list from the store.
@@ -1054,7 +1054,7 @@ func (m *Model) presenceRound(now time.Time) {
 	if m.d.Signaller == nil {
 		return
 	}
-	m.do(publishPresence(m.ctx, m.d.Signaller, signal.Presence{ID: m.me, DisplayName: m.d.Name, PublicKey: m.d.Identity.Public[:]}))
+	m.effect(publishPresence(m.ctx, m.d.Signaller, signal.Presence{ID: m.me, DisplayName: m.d.Name, PublicKey: m.d.Identity.Public[:]}))
 	m.presenceLookups()
 }
 
@@ -1063,7 +1063,7 @@ func (m *Model) presenceLookups() {
 		return
 	}
 	for _, ct := range m.contacts {
-		m.do(lookupPresence(m.ctx, m.d.Signaller, ct.ID))
+		m.effect(lookupPresence(m.ctx, m.d.Signaller, ct.ID))
 	}
 }
 

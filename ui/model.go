@@ -146,8 +146,10 @@ type Model struct {
 	presenceAt  time.Time // next presence round
 	timerGen    uint64
 	timerAt     time.Time // the deadline the pending tick is for
+	timerStop   chan struct{}
 	quitting    bool
 	pendingCmds []tea.Cmd
+	effects     *sideEffects
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
@@ -164,6 +166,7 @@ func New(d Deps) *Model {
 		byRemote: map[netip.AddrPort]*peerLink{},
 		offers:   map[string]*incomingOffer{},
 		presence: map[string]signal.Presence{},
+		effects:  &sideEffects{},
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -197,6 +200,7 @@ func New(d Deps) *Model {
 // Deps stay open for their owner to close.
 func (m *Model) Close() {
 	m.cancel()
+	m.effects.close()
 	if m.events != nil {
 		m.events.Close()
 	}
@@ -205,11 +209,11 @@ func (m *Model) Close() {
 // Init starts the listeners, discovery and the first presence round.
 func (m *Model) Init() tea.Cmd {
 	now := m.now()
-	m.do(listenSignals(m.ctx, m.d.Signaller))
+	m.effect(listenSignals(m.ctx, m.d.Signaller))
 	if m.d.Socket != nil {
 		m.do(waitDatagram(m.d.Socket.Datagrams()))
 	}
-	m.do(loadContacts(m.d.Store))
+	m.effect(loadContacts(m.d.Store))
 	if m.stdin != nil {
 		m.do(readCommand(m.stdin))
 	}
@@ -225,6 +229,9 @@ func (m *Model) View() string {
 	}
 	return m.screen.View()
 }
+
+// effect queues a Cmd that uses the store or the signaller.
+func (m *Model) effect(c tea.Cmd) { m.do(m.effects.guard(c)) }
 
 // do queues a Cmd to be returned from the current Update.
 func (m *Model) do(c tea.Cmd) {
@@ -279,7 +286,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 	case tickMsg:
 		if msg.gen == m.timerGen {
-			m.timerAt = time.Time{}
+			m.timerAt, m.timerStop = time.Time{}, nil
 			m.handleTimeouts(now)
 		}
 
@@ -386,21 +393,42 @@ func (m *Model) deadline() time.Time {
 	return d
 }
 
-// scheduleTimer arranges one tick for the earliest deadline, replacing a
-// pending tick for another instant (that one becomes stale by generation).
+// scheduleTimer arranges one tick for the earliest deadline. A pending tick
+// for another instant is stopped (its goroutine ends at once) and, should
+// it already have fired, recognised as stale by its generation.
 func (m *Model) scheduleTimer(now time.Time) {
 	d := m.deadline()
-	if d.IsZero() || d.Equal(m.timerAt) {
+	if d.Equal(m.timerAt) {
 		return
+	}
+	if m.timerStop != nil {
+		close(m.timerStop)
+		m.timerStop = nil
 	}
 	m.timerGen++
 	m.timerAt = d
-	gen := m.timerGen
-	wait := d.Sub(now)
-	if wait < 0 {
-		wait = 0
+	if d.IsZero() {
+		return
 	}
-	m.do(tea.Tick(wait, func(t time.Time) tea.Msg { return tickMsg{gen: gen, at: d} }))
+	stop := make(chan struct{})
+	m.timerStop = stop
+	m.do(tick(m.ctx, stop, d.Sub(now), tickMsg{gen: m.timerGen, at: d}))
+}
+
+// tick waits for d, unless stopped or the model's context ends first.
+// Unlike tea.Tick it leaves no goroutine behind when its deadline moves.
+func tick(ctx context.Context, stop <-chan struct{}, d time.Duration, msg tickMsg) tea.Cmd {
+	return func() tea.Msg {
+		t := time.NewTimer(max(d, 0))
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return msg
+		case <-stop:
+		case <-ctx.Done():
+		}
+		return nil
+	}
 }
 
 // handleTimeouts runs every timer that is due.

@@ -1,0 +1,266 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/signal"
+)
+
+// e2eTimings make reconnects quick enough for a test while keeping every
+// path the real program takes.
+var e2eTimings = Timings{
+	Presence:     300 * time.Millisecond,
+	OfferTimeout: 3 * time.Second,
+	RetryMin:     100 * time.Millisecond,
+	RetryMax:     500 * time.Millisecond,
+}
+
+// e2eWait bounds each expectation; it guards against a hang, it is not a
+// speed requirement.
+const e2eWait = 20 * time.Second
+
+// eventLog collects a headless program's JSON lines for expectations.
+type eventLog struct {
+	t    *testing.T
+	name string
+
+	mu     sync.Mutex
+	events []Event
+	used   []bool // consumed by expect
+	wake   chan struct{}
+	buf    []byte
+}
+
+func newEventLog(t *testing.T, name string) *eventLog {
+	return &eventLog{t: t, name: name, wake: make(chan struct{}, 1)}
+}
+
+func (l *eventLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	l.buf = append(l.buf, b...)
+	for {
+		i := strings.IndexByte(string(l.buf), '\n')
+		if i < 0 {
+			break
+		}
+		var e Event
+		if err := json.Unmarshal(l.buf[:i], &e); err != nil {
+			l.t.Errorf("%s: bad event line %q: %v", l.name, l.buf[:i], err)
+		} else {
+			l.events = append(l.events, e)
+			l.used = append(l.used, false)
+		}
+		l.buf = l.buf[i+1:]
+	}
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return len(b), nil
+}
+
+// expect waits for the earliest event not yet consumed that matches ok, and
+// consumes it. Events of one program arrive in its order, but the order
+// between independent events (a store write and a handshake) is not fixed.
+func (l *eventLog) expect(what string, ok func(Event) bool) Event {
+	l.t.Helper()
+	deadline := time.After(e2eWait)
+	for {
+		l.mu.Lock()
+		for i := range l.events {
+			if !l.used[i] && ok(l.events[i]) {
+				l.used[i] = true
+				e := l.events[i]
+				l.mu.Unlock()
+				return e
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.wake:
+		case <-deadline:
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			var b strings.Builder
+			for _, e := range l.events {
+				j, _ := json.Marshal(e)
+				fmt.Fprintf(&b, "  %s\n", j)
+			}
+			l.t.Fatalf("%s: no %s event within %v; events:\n%s", l.name, what, e2eWait, b.String())
+			return Event{}
+		}
+	}
+}
+
+func ev(name string) func(Event) bool { return func(e Event) bool { return e.Ev == name } }
+
+// e2ePeer is one headless program with its own store, socket and signaller
+// on a shared memory hub.
+type e2ePeer struct {
+	t     *testing.T
+	name  string
+	id    session.Identity
+	log   *eventLog
+	in    *io.PipeWriter
+	prog  *tea.Program
+	done  chan struct{}
+	model *Model
+	sock  *punch.Socket
+	sig   signal.Signaller
+	store *session.Store
+	once  sync.Once
+	sonce sync.Once
+}
+
+func startE2EPeer(t *testing.T, hub *signal.Hub, dir, name string) *e2ePeer {
+	t.Helper()
+	id, err := session.LoadOrCreateIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := session.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, err := punch.ListenUDP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	p := &e2ePeer{t: t, name: name, id: id, log: newEventLog(t, name), sock: sock, store: st, sig: hub.Open(id.ID()), done: make(chan struct{})}
+	inR, inW := io.Pipe()
+	p.in = inW
+	p.model = New(Deps{
+		Signaller: p.sig, Store: st, Identity: id, Socket: sock, Name: name,
+		Headless: true, Commands: inR, Events: p.log, Timings: e2eTimings,
+	})
+	p.prog = tea.NewProgram(p.model, tea.WithInput(nil), tea.WithOutput(io.Discard), tea.WithoutRenderer(), tea.WithoutSignalHandler())
+	go func() {
+		defer close(p.done)
+		if _, err := p.prog.Run(); err != nil {
+			t.Errorf("%s: program: %v", name, err)
+		}
+	}()
+	t.Cleanup(p.close)
+	p.log.expect("ready", ev("ready"))
+	return p
+}
+
+func (p *e2ePeer) cmd(line string) {
+	p.t.Helper()
+	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
+		p.t.Fatalf("%s: write command %q: %v", p.name, line, err)
+	}
+}
+
+// stop quits the program and closes what it used but the store, in the
+// order main does; it is safe to call twice.
+func (p *e2ePeer) stop() {
+	p.once.Do(func() {
+		go io.WriteString(p.in, "quit\n") // the reader may already be gone
+		select {
+		case <-p.done:
+		case <-time.After(e2eWait):
+			p.t.Errorf("%s: program did not quit", p.name)
+			p.prog.Kill()
+			<-p.done
+		}
+		p.in.Close()
+		p.model.Close()
+		p.sig.Close()
+		p.sock.Close()
+	})
+}
+
+// close stops the program and closes its store (releasing the profile).
+func (p *e2ePeer) close() {
+	p.stop()
+	p.sonce.Do(func() { p.store.Close() })
+}
+
+// TestEndToEnd drives two headless programs over a memory hub and real
+// loopback sockets: add, connect, accept, messages both ways with receipts,
+// one side goes away, the other queues, it comes back and the message
+// arrives.
+func TestEndToEnd(t *testing.T) {
+	hub := signal.NewMemoryHub()
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startE2EPeer(t, hub, dirA, "alice")
+	b := startE2EPeer(t, hub, dirB, "bob")
+
+	a.cmd("add bob " + b.id.ID())
+	a.log.expect("contact", ev("contact"))
+	a.cmd("connect bob")
+	offer := b.log.expect("offer", ev("offer"))
+	if offer.From != a.id.ID() || offer.Known == nil || *offer.Known || offer.Name != "alice" {
+		t.Fatalf("offer = %+v, want an unknown alice", offer)
+	}
+	if want := session.Fingerprint(a.id.Public, b.id.Public); offer.Fingerprint != want {
+		t.Errorf("offer fingerprint %q, want %q", offer.Fingerprint, want)
+	}
+	b.cmd("accept " + offer.Session + " alice")
+	for _, p := range []*e2ePeer{a, b} {
+		c := p.log.expect("connected", ev("connected"))
+		if c.Encrypted == nil || !*c.Encrypted || c.Path != "direct" || !strings.HasPrefix(c.Remote, "127.0.0.1:") {
+			t.Errorf("%s: connected = %+v", p.name, c)
+		}
+	}
+	b.log.expect("contact alice", ev("contact"))
+
+	a.cmd("send bob hello bob")
+	m := b.log.expect("message", ev("message"))
+	if m.From != a.id.ID() || m.Body != "hello bob" {
+		t.Fatalf("bob got %+v", m)
+	}
+	if r := a.log.expect("receipt", ev("receipt")); r.ID != m.ID || r.To != b.id.ID() {
+		t.Fatalf("alice's receipt %+v, want for %s", r, m.ID)
+	}
+	b.cmd("send alice hi   alice")
+	if m := a.log.expect("message", ev("message")); m.Body != "hi   alice" || m.From != b.id.ID() {
+		t.Fatalf("alice got %+v", m)
+	}
+	b.log.expect("receipt", ev("receipt"))
+
+	// Bob goes away; alice is told, and her next message waits.
+	b.close()
+	a.log.expect("failure", ev("failure"))
+	a.cmd("send bob are you there?")
+	q := a.log.expect("queued", ev("queued"))
+
+	// Bob comes back with the same profile; alice's retry reaches him.
+	b2 := startE2EPeer(t, hub, dirB, "bob")
+	offer = b2.log.expect("offer", ev("offer"))
+	if offer.From != a.id.ID() || offer.Known == nil || !*offer.Known {
+		t.Fatalf("offer after restart = %+v, want known alice", offer)
+	}
+	b2.cmd("accept " + offer.Session)
+	m = b2.log.expect("queued message", ev("message"))
+	if m.Body != "are you there?" || m.ID != q.ID {
+		t.Fatalf("bob got %+v, want the queued message %s", m, q.ID)
+	}
+	a.log.expect("receipt", func(e Event) bool { return e.Ev == "receipt" && e.ID == q.ID })
+
+	// Both stores agree on what happened (once the programs have ended, so
+	// every store write they started is done).
+	a.stop()
+	b2.stop()
+	if out, err := a.store.Outbox(b.id.ID()); err != nil || len(out) != 0 {
+		t.Errorf("alice's outbox = %v, %v; want empty", out, err)
+	}
+	hist, err := b2.store.History(a.id.ID(), 0, 10)
+	if err != nil || len(hist) != 3 {
+		t.Fatalf("bob's history = %v, %v; want 3 records", hist, err)
+	}
+}
