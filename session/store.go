@@ -641,54 +641,69 @@ func (s *Store) PendingContacts() ([]string, error) {
 	return ids, err
 }
 
-// MarkSent records that a queued message was handed to a session. It
-// stays in the outbox until MarkDelivered.
-func (s *Store) MarkSent(contactID string, id MessageID) error {
-	return s.mark(contactID, id, StateSent)
+// MarkSent records that queued messages were handed to a session. They
+// stay in the outbox until MarkDelivered.
+func (s *Store) MarkSent(contactID string, ids ...MessageID) error {
+	return s.mark(contactID, StateSent, ids)
 }
 
-// MarkDelivered records the peer's receipt and removes the message from
-// the outbox. Marking a delivered message again is a no-op.
-func (s *Store) MarkDelivered(contactID string, id MessageID) error {
-	return s.mark(contactID, id, StateDelivered)
+// MarkDelivered records the peer's receipts and removes the messages from
+// the outbox, all in one transaction (a receipt often covers several).
+// Marking a delivered message again is a no-op. IDs not in the
+// conversation are skipped and reported with ErrNoSuchMessage after the
+// others were marked.
+func (s *Store) MarkDelivered(contactID string, ids ...MessageID) error {
+	return s.mark(contactID, StateDelivered, ids)
 }
 
-func (s *Store) mark(contactID string, id MessageID, state MessageState) error {
+func (s *Store) mark(contactID string, state MessageState, ids []MessageID) error {
 	pub, err := decodeID(contactID)
 	if err != nil {
 		return err
 	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var missing []MessageID
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		c, ok, err := openConv(tx, pub, false)
 		if err != nil {
 			return err
 		}
-		var seq []byte
-		if ok {
-			seq = c.mine.Get(id[:])
-		}
-		if seq == nil {
-			return ErrNoSuchMessage
-		}
-		seq = bytes.Clone(seq)
-		r, err := c.get(seq)
-		if err != nil {
-			return err
-		}
-		if r.State >= state {
-			return nil // a late or repeated event; never go back
-		}
-		r.State = state
-		if err := c.h.Put(seq, encodeRecord(&r)); err != nil {
-			return err
-		}
-		if state == StateDelivered {
-			return c.outb.Delete(seq)
+		for _, id := range ids {
+			var seq []byte
+			if ok {
+				seq = c.mine.Get(id[:])
+			}
+			if seq == nil {
+				missing = append(missing, id)
+				continue
+			}
+			seq = bytes.Clone(seq)
+			r, err := c.get(seq)
+			if err != nil {
+				return err
+			}
+			if r.State >= state {
+				continue // a late or repeated event; never go back
+			}
+			r.State = state
+			if err := c.h.Put(seq, encodeRecord(&r)); err != nil {
+				return err
+			}
+			if state == StateDelivered {
+				if err := c.outb.Delete(seq); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("mark message %v %v: %w", id, state, err)
+		return fmt.Errorf("mark messages %v: %w", state, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("mark message %v %v: %w", missing[0], state, ErrNoSuchMessage)
 	}
 	return nil
 }

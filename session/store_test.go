@@ -229,10 +229,12 @@ func TestStoreOutboxLifecycle(t *testing.T) {
 	if len(h) != 6 || h[1].State != StateDelivered || h[5].Mine || h[5].Body != "from bob" {
 		t.Fatalf("history %+v", h)
 	}
+	var ids []MessageID
 	for _, r := range out {
-		if err := s.MarkDelivered(bob, r.MsgID); err != nil {
-			t.Fatal(err)
-		}
+		ids = append(ids, r.MsgID)
+	}
+	if err := s.MarkDelivered(bob, append(ids, storeMsgID(77))...); !errors.Is(err, ErrNoSuchMessage) {
+		t.Fatalf("batch with an unknown ID: %v", err)
 	}
 	if out, _ := s.Outbox(bob); len(out) != 0 {
 		t.Fatalf("outbox not empty after delivery: %v", out)
