@@ -1,0 +1,665 @@
+package punch
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Role says which side of a punch nominates the path. Like ICE's
+// controlling agent (RFC 8445 section 6.1.1), the controlling side picks
+// the first pair that works and tells the other; the controlled side
+// follows, so both end up on one pair even when several work (a LAN pair
+// and a hairpinned public pair, say).
+type Role int
+
+// The roles.
+const (
+	// Controlling is the offering side (also the Noise initiator).
+	Controlling Role = iota
+	// Controlled is the answering side.
+	Controlled
+)
+
+// String names the role.
+func (r Role) String() string {
+	switch r {
+	case Controlling:
+		return "controlling"
+	case Controlled:
+		return "controlled"
+	}
+	return fmt.Sprintf("role%d", int(r))
+}
+
+// Config is what a Machine needs to punch one session's path.
+type Config struct {
+	Role Role
+	// Local are this side's candidates (informational: every probe leaves
+	// from the one socket); Remote are the peer's, the addresses probed.
+	Local, Remote []Candidate
+	// Secret and SessionID key the packets' MAC and routing tag; both
+	// sides must have the same.
+	Secret    [32]byte
+	SessionID string
+	// LocalNAT and RemoteNAT are each side's measured NAT behaviour, used
+	// to say why punching failed.
+	LocalNAT, RemoteNAT NATBehavior
+	// KeepaliveInterval is the keepalive period on a selected path;
+	// 0: DefaultKeepaliveInterval; negative: no keepalives.
+	KeepaliveInterval time.Duration
+	// PathTimeout is the silence after which a selected path is lost;
+	// 0: DefaultPathTimeout; negative: never.
+	PathTimeout time.Duration
+	// PunchTimeout is how long to punch before failing;
+	// 0: DefaultPunchTimeout.
+	PunchTimeout time.Duration
+}
+
+// Event is something the machine reports: PathSelected, Failed or PathLost.
+type Event interface{ punchEvent() }
+
+// PathSelected says a direct path works. Local is this side's address as
+// the peer reached it (a host, server-reflexive or peer-reflexive address);
+// Remote is the peer's address as seen here, where to send from now on.
+// RTT is a probe's measured round trip, or zero when the path was chosen on
+// the peer's probe before any reply of ours came back.
+type PathSelected struct {
+	Local, Remote netip.AddrPort
+	RTT           time.Duration
+}
+
+// Failed says no direct path was found. Detail lists what was tried and
+// what came back, for the connection details view and logs.
+type Failed struct {
+	Reason Reason
+	Detail string
+}
+
+// PathLost says the selected path went silent for the path timeout. The
+// machine is finished; a new session punches again.
+type PathLost struct{}
+
+func (PathSelected) punchEvent() {}
+func (Failed) punchEvent()       {}
+func (PathLost) punchEvent()     {}
+
+// Reason is why punching failed.
+type Reason int
+
+// The reasons.
+const (
+	// ReasonTimeout: no pair answered before the punch timeout.
+	ReasonTimeout Reason = iota
+	// ReasonSymmetricNAT: no pair answered and one side is behind a
+	// symmetric NAT while the other is not open or full-cone, which is
+	// expected not to work.
+	ReasonSymmetricNAT
+	// ReasonNoCandidates: the peer sent no usable address.
+	ReasonNoCandidates
+)
+
+// String is a short token for logs and JSON.
+func (r Reason) String() string {
+	switch r {
+	case ReasonTimeout:
+		return "timeout"
+	case ReasonSymmetricNAT:
+		return "symmetric-nat"
+	case ReasonNoCandidates:
+		return "no-candidates"
+	}
+	return fmt.Sprintf("reason%d", int(r))
+}
+
+// Message says what happened in plain words for the user.
+func (r Reason) Message() string {
+	switch r {
+	case ReasonTimeout:
+		return "no direct connection: none of the peer's addresses answered (a firewall may block UDP, or the peer went away)"
+	case ReasonSymmetricNAT:
+		return "no direct connection: one side is behind a symmetric NAT, which only connects directly to peers on an open or full-cone NAT"
+	case ReasonNoCandidates:
+		return "no direct connection: the peer sent no address to try"
+	}
+	return "no direct connection"
+}
+
+// Stats counts what the machine sent and what it received and ignored.
+type Stats struct {
+	ProbesSent, RepliesSent, KeepalivesSent int
+	// Accepted counts authenticated packets acted on.
+	Accepted int
+	// Malformed: not a well-formed punch packet. OtherTag: another
+	// session's. Forged: bad MAC. Reflected: claims our own role (our own
+	// packet bounced back, or a misconfigured peer). Replayed: a probe or
+	// keepalive ID already seen from another address. Duplicate: one
+	// already seen from the same address (the network duplicated it).
+	// Unexpected: authentic but useless (a reply to nothing we sent, a
+	// keepalive before selection, a packet from another address after
+	// selection, anything before Start or after the machine finished).
+	Malformed, OtherTag, Forged, Reflected, Replayed, Duplicate, Unexpected int
+}
+
+// Ignored is the sum of the packets the machine did not act on.
+func (s Stats) Ignored() int {
+	return s.Malformed + s.OtherTag + s.Forged + s.Reflected + s.Replayed + s.Duplicate + s.Unexpected
+}
+
+// machineState is where the machine is in its life.
+type machineState int
+
+const (
+	stateIdle     machineState = iota // before Start
+	statePunching                     // probing every target
+	stateSelected                     // a path is selected: keepalives
+	stateDone                         // failed or path lost
+)
+
+// target is one address being probed, with what happened there.
+type target struct {
+	addr      netip.AddrPort
+	label     string // "host", "srflx" or "prflx" (learned from a probe)
+	sent      int    // probes sent
+	probesIn  int    // authenticated probes received from it
+	repliesIn int    // authenticated replies received from it
+}
+
+// outstanding is a probe sent and not yet answered.
+type outstanding struct {
+	to       netip.AddrPort
+	at       time.Time
+	answered bool
+}
+
+// Machine is the sans-I/O hole-punch state machine for one session. It
+// probes every candidate of the peer from one socket, answers the peer's
+// probes, selects the first pair that works (the controlling side
+// nominates, the controlled side follows), then keeps it open and watches
+// it. It reads no clock, starts no goroutine and touches no socket: the
+// caller feeds it packets and timeouts and sends what Transmits returns.
+// It is not safe for concurrent use.
+type Machine struct {
+	cfg  Config
+	tag  Tag
+	key  macKey
+	txid uint64 // next transaction ID; starts random
+
+	state         machineState
+	started       time.Time
+	punchDeadline time.Time
+	round         int
+	nextProbe     time.Time
+	targets       []*target
+	sent          map[uint64]*outstanding
+	seen          replaySet
+
+	local, remote netip.AddrPort
+	rtt           time.Duration
+	selectedAt    time.Time
+	lastHeard     time.Time
+	nextKeepalive time.Time
+	// Controlling side: it keeps nominating (probes with the selected
+	// flag) until the controlled side answers with its own selected flag.
+	nominated     bool
+	nominateRound int
+	nextNominate  time.Time
+
+	tx    []Transmit
+	ev    []Event
+	stats Stats
+}
+
+// NewMachine makes a machine for cfg. rand seeds the transaction IDs.
+func NewMachine(cfg Config, rand io.Reader) (*Machine, error) {
+	if cfg.Role != Controlling && cfg.Role != Controlled {
+		return nil, fmt.Errorf("punch: unknown role %d", int(cfg.Role))
+	}
+	if cfg.SessionID == "" {
+		return nil, errors.New("punch: a session ID is needed to key the packets")
+	}
+	if rand == nil {
+		return nil, errors.New("punch: a source of randomness is needed")
+	}
+	if cfg.KeepaliveInterval == 0 {
+		cfg.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if cfg.PathTimeout == 0 {
+		cfg.PathTimeout = DefaultPathTimeout
+	}
+	if cfg.PunchTimeout <= 0 {
+		cfg.PunchTimeout = DefaultPunchTimeout
+	}
+	var seed [8]byte
+	if _, err := io.ReadFull(rand, seed[:]); err != nil {
+		return nil, fmt.Errorf("punch: seed transaction IDs: %w", err)
+	}
+	m := &Machine{
+		cfg:  cfg,
+		txid: binary.BigEndian.Uint64(seed[:]),
+		sent: make(map[uint64]*outstanding),
+		seen: newReplaySet(replayWindow),
+	}
+	m.tag, m.key = deriveKeys(cfg.Secret, cfg.SessionID)
+	// Highest priority first, each address once: the order of a round.
+	remote := slices.Clone(cfg.Remote)
+	slices.SortStableFunc(remote, func(a, b Candidate) int { return cmp.Compare(b.Priority, a.Priority) })
+	for _, c := range remote {
+		addr := netip.AddrPortFrom(c.Addr.Addr().Unmap(), c.Addr.Port())
+		if !addr.IsValid() || addr.Port() == 0 || addr.Addr().IsUnspecified() || m.target(addr) != nil {
+			continue
+		}
+		if len(m.targets) == MaxCandidates {
+			break
+		}
+		m.targets = append(m.targets, &target{addr: addr, label: c.Type.String()})
+	}
+	return m, nil
+}
+
+// Tag is the routing tag every packet of this machine carries.
+func (m *Machine) Tag() Tag { return m.tag }
+
+// Stats returns the counters so far.
+func (m *Machine) Stats() Stats { return m.stats }
+
+// Start begins punching: a probe to every candidate at once, then paced
+// rounds. With no candidate it fails at once. Calling it again does nothing.
+func (m *Machine) Start(now time.Time) {
+	if m.state != stateIdle {
+		return
+	}
+	m.started = now
+	m.punchDeadline = now.Add(m.cfg.PunchTimeout)
+	if len(m.targets) == 0 {
+		m.fail(ReasonNoCandidates, "the peer's candidate list had no usable address")
+		return
+	}
+	m.state = statePunching
+	m.probeRound(now)
+}
+
+// probeRound sends one probe to every target and plans the next round.
+func (m *Machine) probeRound(now time.Time) {
+	for _, t := range m.targets {
+		m.sendProbe(now, t.addr)
+		t.sent++
+	}
+	m.round++
+	m.nextProbe = now.Add(probeInterval(m.round))
+}
+
+func (m *Machine) nextTxID() uint64 {
+	id := m.txid
+	m.txid++
+	return id
+}
+
+func (m *Machine) flags(selected bool) byte {
+	var f byte
+	if m.cfg.Role == Controlling {
+		f |= flagControlling
+	}
+	if selected {
+		f |= flagSelected
+	}
+	return f
+}
+
+// onPath reports whether to is the selected path: packets on it carry the
+// selected flag.
+func (m *Machine) onPath(to netip.AddrPort) bool {
+	return m.state == stateSelected && to == m.remote
+}
+
+func (m *Machine) send(to netip.AddrPort, p packet) {
+	p.tag = m.tag
+	p.dst = to
+	p.flags = m.flags(m.onPath(to))
+	m.tx = append(m.tx, Transmit{To: to, Data: p.appendMarshal(make([]byte, 0, packetLen), &m.key)})
+}
+
+func (m *Machine) sendProbe(now time.Time, to netip.AddrPort) {
+	id := m.nextTxID()
+	if len(m.sent) < maxOutstanding {
+		m.sent[id] = &outstanding{to: to, at: now}
+	}
+	m.send(to, packet{typ: typeProbe, txid: id})
+	m.stats.ProbesSent++
+}
+
+// HandlePacket takes one punch-class datagram. Anything that is not an
+// authentic packet of this session from the peer is counted and ignored.
+func (m *Machine) HandlePacket(at time.Time, from netip.AddrPort, b []byte) {
+	p, err := parsePacket(b)
+	switch {
+	case err != nil:
+		m.stats.Malformed++
+		return
+	case p.tag != m.tag:
+		m.stats.OtherTag++
+		return
+	case !verifyMAC(&m.key, b):
+		m.stats.Forged++
+		return
+	case (p.flags&flagControlling != 0) == (m.cfg.Role == Controlling):
+		m.stats.Reflected++
+		return
+	case m.state == stateIdle || m.state == stateDone:
+		m.stats.Unexpected++
+		return
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	peerSelected := p.flags&flagSelected != 0
+
+	if p.typ == typeReply {
+		o := m.sent[p.txid]
+		switch {
+		case o == nil:
+			m.stats.Unexpected++
+			return
+		case o.answered:
+			m.stats.Duplicate++
+			return
+		}
+		o.answered = true
+		rtt := max(at.Sub(o.at), 0)
+		if t := m.target(o.to); t != nil {
+			t.repliesIn++
+		}
+		m.heard(at, from, p, peerSelected, rtt)
+		m.nominateIfDue(at)
+		return
+	}
+
+	// Probes and keepalives carry fresh IDs: one seen before is a copy.
+	if src, ok := m.seen.lookup(p.txid); ok {
+		if src == from {
+			m.stats.Duplicate++
+		} else {
+			m.stats.Replayed++
+		}
+		return
+	}
+	m.seen.add(p.txid, from)
+
+	if p.typ == typeKeepalive {
+		// Keepalives only go on a selected path; one reaching a controlled
+		// side still punching means every nomination before it was lost.
+		if m.state == statePunching && !peerSelected {
+			m.stats.Unexpected++
+			return
+		}
+		m.heard(at, from, p, peerSelected, 0)
+		return
+	}
+
+	// A probe: learn the address if new (peer-reflexive: the peer's NAT
+	// mapping towards us), act on it, then answer, so the answer already
+	// carries the selected flag if this probe selected the path.
+	t := m.target(from)
+	if t == nil && len(m.targets) < maxTargets {
+		t = &target{addr: from, label: "prflx"}
+		m.targets = append(m.targets, t)
+	}
+	if t != nil {
+		t.probesIn++
+	}
+	m.heard(at, from, p, peerSelected, 0)
+	m.send(from, packet{typ: typeReply, txid: p.txid})
+	m.stats.RepliesSent++
+	m.nominateIfDue(at)
+}
+
+// nominateIfDue sends the controlling side's nomination when it is due.
+func (m *Machine) nominateIfDue(now time.Time) {
+	if m.nominating() && !now.Before(m.nextNominate) {
+		m.nominate(now)
+	}
+}
+
+// heard acts on an authentic packet from the peer.
+func (m *Machine) heard(at time.Time, from netip.AddrPort, p packet, peerSelected bool, rtt time.Duration) {
+	switch m.state {
+	case statePunching:
+		m.stats.Accepted++
+		// The controlling side takes the first pair that works; the
+		// controlled side waits to be told which.
+		if m.cfg.Role == Controlling || peerSelected {
+			m.selectPath(at, from, p.dst, rtt)
+			if m.cfg.Role == Controlling {
+				// Nominate at once, after any reply to this packet:
+				// the reply (already flagged) reaches the peer first
+				// and carries an RTT for it.
+				m.nextNominate = at
+			}
+		}
+	case stateSelected:
+		if from != m.remote {
+			m.stats.Unexpected++ // a late answer on another pair
+			return
+		}
+		m.stats.Accepted++
+		m.lastHeard = at
+		if rtt > 0 {
+			m.rtt = rtt
+		}
+		if m.cfg.Role == Controlling && peerSelected {
+			m.nominated = true
+		}
+	}
+}
+
+// selectPath moves to the selected state on the pair (local, remote).
+func (m *Machine) selectPath(at time.Time, remote, local netip.AddrPort, rtt time.Duration) {
+	m.state = stateSelected
+	m.remote = remote
+	m.local = local
+	if !m.local.IsValid() && len(m.cfg.Local) > 0 {
+		m.local = m.cfg.Local[0].Addr
+	}
+	m.rtt = rtt
+	m.selectedAt = at
+	m.lastHeard = at
+	if m.cfg.KeepaliveInterval > 0 {
+		m.nextKeepalive = at.Add(m.cfg.KeepaliveInterval)
+	}
+	m.sent = make(map[uint64]*outstanding) // answers to other pairs no longer matter
+	m.ev = append(m.ev, PathSelected{Local: m.local, Remote: m.remote, RTT: rtt})
+}
+
+// nominate sends the controlling side's "use this path" probe and plans
+// the next one in case it or its answer is lost.
+func (m *Machine) nominate(now time.Time) {
+	m.sendProbe(now, m.remote)
+	m.nominateRound++
+	m.nextNominate = now.Add(probeInterval(m.nominateRound))
+}
+
+// NoteReceived records that session traffic arrived on the selected path,
+// which shows the path is alive as well as a keepalive would.
+func (m *Machine) NoteReceived(at time.Time) {
+	if m.state == stateSelected && at.After(m.lastHeard) {
+		m.lastHeard = at
+	}
+}
+
+// HandleTimeout runs whatever timers are due at now.
+func (m *Machine) HandleTimeout(now time.Time) {
+	switch m.state {
+	case statePunching:
+		if !now.Before(m.punchDeadline) {
+			m.timedOut()
+			return
+		}
+		if !now.Before(m.nextProbe) {
+			m.probeRound(now)
+		}
+	case stateSelected:
+		if m.cfg.PathTimeout > 0 && !now.Before(m.lastHeard.Add(m.cfg.PathTimeout)) {
+			m.state = stateDone
+			m.ev = append(m.ev, PathLost{})
+			return
+		}
+		m.nominateIfDue(now)
+		if m.cfg.KeepaliveInterval > 0 && !now.Before(m.nextKeepalive) {
+			m.send(m.remote, packet{typ: typeKeepalive, txid: m.nextTxID()})
+			m.stats.KeepalivesSent++
+			m.nextKeepalive = now.Add(m.cfg.KeepaliveInterval)
+		}
+	}
+}
+
+// nominating reports whether the controlling side still has to tell the
+// controlled side which path it selected. Past the punch timeout the peer
+// has given up, so there is nobody left to tell.
+func (m *Machine) nominating() bool {
+	return m.state == stateSelected && m.cfg.Role == Controlling && !m.nominated &&
+		m.nextNominate.Before(m.punchDeadline)
+}
+
+// Deadline is when HandleTimeout should next be called; zero: never.
+func (m *Machine) Deadline() time.Time {
+	switch m.state {
+	case statePunching:
+		return earliest(m.nextProbe, m.punchDeadline)
+	case stateSelected:
+		var d time.Time
+		if m.cfg.PathTimeout > 0 {
+			d = m.lastHeard.Add(m.cfg.PathTimeout)
+		}
+		if m.nominating() {
+			d = earliest(d, m.nextNominate)
+		}
+		if m.cfg.KeepaliveInterval > 0 {
+			d = earliest(d, m.nextKeepalive)
+		}
+		return d
+	}
+	return time.Time{}
+}
+
+// earliest is the earlier of two instants, a zero one meaning none.
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
+}
+
+// Transmits returns, and forgets, the packets to send.
+func (m *Machine) Transmits() []Transmit {
+	tx := m.tx
+	m.tx = nil
+	return tx
+}
+
+// Events returns, and forgets, what happened since the last call.
+func (m *Machine) Events() []Event {
+	ev := m.ev
+	m.ev = nil
+	return ev
+}
+
+func (m *Machine) target(addr netip.AddrPort) *target {
+	for _, t := range m.targets {
+		if t.addr == addr {
+			return t
+		}
+	}
+	return nil
+}
+
+func (m *Machine) fail(r Reason, detail string) {
+	m.state = stateDone
+	m.ev = append(m.ev, Failed{Reason: r, Detail: detail})
+}
+
+// timedOut fails punching with the most telling reason and a detail of
+// every address tried.
+func (m *Machine) timedOut() {
+	reason := ReasonTimeout
+	local, remote := m.cfg.LocalNAT, m.cfg.RemoteNAT
+	if (local.Symmetric() && !reachable(remote)) || (remote.Symmetric() && !reachable(local)) {
+		reason = ReasonSymmetricNAT
+	}
+	var d strings.Builder
+	fmt.Fprintf(&d, "this side: %s; peer: %s; ", describeNAT(local), describeNAT(remote))
+	fmt.Fprintf(&d, "probed %d address(es) for %v:", len(m.targets), m.cfg.PunchTimeout)
+	heard := false
+	for _, t := range m.targets {
+		fmt.Fprintf(&d, " %s %v (%d sent", t.label, t.addr, t.sent)
+		if t.probesIn > 0 {
+			fmt.Fprintf(&d, ", %d probes from it", t.probesIn)
+			heard = true
+		}
+		if t.repliesIn > 0 {
+			fmt.Fprintf(&d, ", %d replies", t.repliesIn)
+			heard = true
+		}
+		if t.probesIn == 0 && t.repliesIn == 0 {
+			d.WriteString(", nothing back")
+		}
+		d.WriteString(");")
+	}
+	if heard && m.cfg.Role == Controlled {
+		d.WriteString(" the peer's packets arrived but it never chose a path;")
+	}
+	if n := m.stats.Ignored(); n > 0 {
+		fmt.Fprintf(&d, " ignored %d packet(s) that were not the peer's (%d forged, %d other session, %d replayed, %d malformed)",
+			n, m.stats.Forged, m.stats.OtherTag, m.stats.Replayed, m.stats.Malformed)
+	}
+	m.fail(reason, strings.TrimSuffix(strings.TrimSpace(d.String()), ";"))
+}
+
+// reachable reports whether a peer behind b can be reached at its
+// published address without having sent to the exact sender first, which
+// is what a symmetric-NAT peer needs (its real mapping is unknown until it
+// sends): no NAT, or a NAT with endpoint-independent mapping and filtering.
+func reachable(b NATBehavior) bool {
+	return b.Mapping == MappingNone || (!b.Symmetric() && b.Filtering == FilteringEndpointIndependent)
+}
+
+func describeNAT(b NATBehavior) string {
+	if b.Mapping == MappingNone {
+		return "no NAT"
+	}
+	return fmt.Sprintf("%s mapping, %s filtering", b.Mapping, b.Filtering)
+}
+
+// replaySet remembers the last n transaction IDs received and where from.
+type replaySet struct {
+	from map[uint64]netip.AddrPort
+	ring []uint64
+	next int
+}
+
+func newReplaySet(n int) replaySet {
+	return replaySet{from: make(map[uint64]netip.AddrPort), ring: make([]uint64, 0, n)}
+}
+
+func (r *replaySet) lookup(id uint64) (netip.AddrPort, bool) {
+	a, ok := r.from[id]
+	return a, ok
+}
+
+// add remembers id, forgetting the oldest once full.
+func (r *replaySet) add(id uint64, from netip.AddrPort) {
+	if len(r.ring) < cap(r.ring) {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.from, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % len(r.ring)
+	}
+	r.from[id] = from
+}
