@@ -308,13 +308,13 @@ func TestForeignPacketsIgnored(t *testing.T) {
 	forged := bytes.Clone(probeA)
 	forged[offTxID] ^= 1
 
-	a.HandlePacket(machEpoch, mallory, probeA)               // A's own probe reflected
+	a.HandlePacket(machEpoch, mallory, probeA)                // A's own probe reflected
 	a.HandlePacket(machEpoch, mallory, o.Transmits()[0].Data) // another session
 	a.HandlePacket(machEpoch, mallory, forged[:10])           // malformed
 	b.HandlePacket(machEpoch, mallory, forged)                // bad MAC
-	b.HandlePacket(machEpoch, machAddrA, probeA)                  // the real one: answered
+	b.HandlePacket(machEpoch, machAddrA, probeA)              // the real one: answered
 	b.HandlePacket(machEpoch, mallory, probeA)                // replayed from elsewhere
-	b.HandlePacket(machEpoch, machAddrA, probeA)                  // duplicated by the network
+	b.HandlePacket(machEpoch, machAddrA, probeA)              // duplicated by the network
 	if len(a.Events())+len(b.Events()) != 0 {
 		t.Fatal("foreign packets produced events")
 	}
