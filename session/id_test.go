@@ -132,3 +132,25 @@ func TestIDFingerprint(t *testing.T) {
 		t.Fatalf("short fingerprint %q malformed or not distinct", short)
 	}
 }
+
+// FuzzParseID: any text either parses to a key whose ID is the text's
+// normalised form, or fails with one of the three ID errors; never panics.
+func FuzzParseID(f *testing.F) {
+	s := idTestKey(f, 1).ID()
+	for _, seed := range []string{s, strings.ToUpper(s), s[:28] + " - " + s[28:], s[:55], s + "a", "", "-- --", s[:10] + "é" + s[12:]} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		pub, err := ParseID(in)
+		if err != nil {
+			if !errors.Is(err, ErrIDMalformed) && !errors.Is(err, ErrIDTypo) && !errors.Is(err, ErrIDBadKey) {
+				t.Fatalf("ParseID(%q): unexpected error %v", in, err)
+			}
+			return
+		}
+		norm := strings.ToLower(strings.NewReplacer(" ", "", "-", "", "\t", "", "\n", "", "\r", "").Replace(in))
+		if IDFromPublic(pub) != norm {
+			t.Fatalf("ParseID(%q) accepted a key whose ID is %q", in, IDFromPublic(pub))
+		}
+	})
+}

@@ -411,7 +411,7 @@ func (s *Store) Contacts() ([]Contact, error) {
 func encodeContact(c Contact) []byte {
 	b := make([]byte, 0, 9+len(c.Name))
 	b = append(b, 1)
-	b = binary.BigEndian.AppendUint64(b, uint64(c.Added.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, unixNano(c.Added))
 	return append(b, c.Name...)
 }
 
@@ -423,7 +423,7 @@ func decodeContact(pub [32]byte, v []byte) (Contact, error) {
 		Name:   string(v[9:]),
 		ID:     IDFromPublic(pub),
 		Public: pub,
-		Added:  time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))),
+		Added:  fromUnixNano(binary.BigEndian.Uint64(v[1:9])),
 	}, nil
 }
 
@@ -438,7 +438,7 @@ func encodeRecord(r *Record) []byte {
 		b[2] = 1
 	}
 	copy(b[3:19], r.MsgID[:])
-	binary.BigEndian.PutUint64(b[19:27], uint64(r.At.UnixNano()))
+	binary.BigEndian.PutUint64(b[19:27], unixNano(r.At))
 	return append(b, r.Body...)
 }
 
@@ -451,11 +451,27 @@ func decodeRecord(contactID string, seq []byte, v []byte) (Record, error) {
 		Seq:       binary.BigEndian.Uint64(seq),
 		State:     MessageState(v[1]),
 		Mine:      v[2] == 1,
-		At:        time.Unix(0, int64(binary.BigEndian.Uint64(v[19:27]))),
+		At:        fromUnixNano(binary.BigEndian.Uint64(v[19:27])),
 		Body:      string(v[recordHeader:]),
 	}
 	copy(r.MsgID[:], v[3:19])
 	return r, nil
+}
+
+// unixNano and fromUnixNano store times as nanoseconds since 1970, with
+// the zero Time as 0 (its own UnixNano is out of int64's range).
+func unixNano(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano())
+}
+
+func fromUnixNano(v uint64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(v))
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -543,6 +559,9 @@ func (s *Store) append(r Record) (out Record, added bool, err error) {
 	if r.State < StateQueued || r.State > StateReceived || (r.State == StateReceived) == r.Mine {
 		return Record{}, false, fmt.Errorf("append message: state %v does not fit mine=%v", r.State, r.Mine)
 	}
+	if len(r.Body) > MaxMessageSize {
+		return Record{}, false, fmt.Errorf("append message of %d bytes: %w", len(r.Body), ErrTooLarge)
+	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		c, _, err := openConv(tx, pub, true)
 		if err != nil {
@@ -578,6 +597,45 @@ func (s *Store) Queue(contactID string, id MessageID, body string, at time.Time)
 // Machine.Commit, and commit duplicates too.
 func (s *Store) AppendReceived(contactID string, id MessageID, body string, at time.Time) (r Record, added bool, err error) {
 	return s.append(Record{ContactID: contactID, MsgID: id, Body: body, At: at, State: StateReceived})
+}
+
+// AppendReceivedAll stores, in one transaction, every message of msgs not
+// already stored (as AppendReceived does one by one) and returns the
+// records it added, in order. A burst of Received events from one
+// datagram batch costs one disk sync instead of one each; commit them all
+// after it returns.
+func (s *Store) AppendReceivedAll(contactID string, msgs []Received, at time.Time) ([]Record, error) {
+	pub, err := decodeID(contactID)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		if len(m.Body) > MaxMessageSize {
+			return nil, fmt.Errorf("append message of %d bytes: %w", len(m.Body), ErrTooLarge)
+		}
+	}
+	var added []Record
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		c, _, err := openConv(tx, pub, true)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if c.recv.Get(m.ID[:]) != nil {
+				continue
+			}
+			r := Record{MsgID: m.ID, Body: string(m.Body), At: at, State: StateReceived}
+			if err := c.appendRecord(&r); err != nil {
+				return err
+			}
+			added = append(added, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append received messages: %w", err)
+	}
+	return added, nil
 }
 
 // HasReceived reports whether a message from the peer with this ID is
