@@ -7,7 +7,7 @@ package punch
 // under CI=true, where it fails.
 //
 //	go test -race -run TestNATLab -v ./punch/
-//	go test -run TestNATLabBench -natlab.bench -v ./punch/   # the figures
+//	go test -count=1 -run TestNATLabBench -v ./punch/ -args -natlab.bench   # the figures
 
 import (
 	"bufio"
