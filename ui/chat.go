@@ -180,11 +180,7 @@ func renderMessage(m, prev *MessageView, l *chatLayout) []string {
 		markW = ansi.StringWidth(ansi.Strip(mark))
 	}
 
-	var body []string
-	for _, para := range strings.Split(m.Body, "\n") {
-		wrapped := ansi.Wrap(para, avail, "")
-		body = append(body, strings.Split(wrapped, "\n")...)
-	}
+	body := wrapBody(m.Body, avail)
 	if markW > 0 {
 		last := body[len(body)-1]
 		if ansi.StringWidth(last)+1+markW <= avail {
@@ -197,7 +193,7 @@ func renderMessage(m, prev *MessageView, l *chatLayout) []string {
 	pad := strings.Repeat(" ", indent)
 	firstOnOwnLine := indent == 2 && len(stamp)+1+ansi.StringWidth(sender)+2 > w/2
 	if firstOnOwnLine {
-		out = append(out, prefix)
+		out = append(out, ansi.Truncate(prefix, w, "…"))
 	}
 	for j, ln := range body {
 		styled := st.body.Render(strings.TrimSuffix(ln, "\x00"))
@@ -213,6 +209,23 @@ func renderMessage(m, prev *MessageView, l *chatLayout) []string {
 	return out
 }
 
+// wrapBody word-wraps text to avail columns, breaking words longer than a
+// line; a second, hard pass catches the edge cases of the word wrapper
+// (leading spaces, a wide character at the end of a line).
+func wrapBody(text string, avail int) []string {
+	var out []string
+	for _, para := range strings.Split(text, "\n") {
+		for _, ln := range strings.Split(ansi.Wrap(para, avail, ""), "\n") {
+			if ansi.StringWidth(ln) > avail {
+				out = append(out, strings.Split(ansi.Hardwrap(ln, avail, true), "\n")...)
+				continue
+			}
+			out = append(out, ln)
+		}
+	}
+	return out
+}
+
 func sameDay(a, b time.Time) bool {
 	ay, am, ad := a.Date()
 	by, bm, bd := b.Date()
@@ -223,7 +236,7 @@ func sameDay(a, b time.Time) bool {
 func daySeparator(t time.Time, w int, st *styles) string {
 	label := " " + t.Format("Monday 2 January 2006") + " "
 	if ansi.StringWidth(label) > w {
-		label = " " + t.Format("2 Jan 2006") + " "
+		label = ansi.Truncate(" "+t.Format("2 Jan 2006")+" ", w, "")
 	}
 	rest := max(0, w-ansi.StringWidth(label))
 	left := rest / 2

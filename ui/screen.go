@@ -456,16 +456,14 @@ func (s *Screen) View() string {
 	b.WriteString(s.headerView(s.w))
 	b.WriteByte('\n')
 
-	var body string
 	switch {
 	case len(s.offers.queue) > 0:
-		body = s.modal(s.w, L.bodyH, s.offerView)
+		b.WriteString(block(s.modal(s.w, L.bodyH, s.offerView), s.w, L.bodyH))
 	case s.dlg.kind != dlgNone:
-		body = s.modal(s.w, L.bodyH, s.dialogView)
+		b.WriteString(block(s.modal(s.w, L.bodyH, s.dialogView), s.w, L.bodyH))
 	default:
-		body = s.panesView(&L)
+		b.WriteString(s.panesView(&L))
 	}
-	b.WriteString(block(body, s.w, L.bodyH))
 	b.WriteByte('\n')
 	if s.errorText() != "" {
 		b.WriteString(s.errorView(s.w))
@@ -520,17 +518,34 @@ func (s *Screen) keyContext() keyCtx {
 // panesView draws the contacts and chat panes side by side (or the one
 // that has focus, when narrow), exactly L.bodyH lines.
 func (s *Screen) panesView(L *screenLayout) string {
-	var cols []string
+	// Every column is already exactly its width and L.bodyH lines, so the
+	// columns are zipped line by line (cheaper than lipgloss.JoinHorizontal,
+	// which measures every line again).
+	var cols [][]string
 	if L.contactsW > 0 {
-		cols = append(cols, s.contactsView(L.contactsW, L.bodyH))
+		cols = append(cols, strings.Split(s.contactsView(L.contactsW, L.bodyH), "\n"))
 	}
 	if L.contactsW > 0 && L.chatW > 0 {
-		cols = append(cols, s.st.divider.Render(strings.TrimSuffix(strings.Repeat("│\n", L.bodyH), "\n")))
+		cols = append(cols, nil) // the divider
 	}
 	if L.chatW > 0 {
-		cols = append(cols, s.chatView(L))
+		cols = append(cols, strings.Split(s.chatView(L), "\n"))
 	}
-	return lipgloss.JoinHorizontal(lipgloss.Top, cols...)
+	div := s.st.divider.Render("│")
+	var b strings.Builder
+	for i := range L.bodyH {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		for _, col := range cols {
+			if col == nil {
+				b.WriteString(div)
+			} else if i < len(col) {
+				b.WriteString(col[i])
+			}
+		}
+	}
+	return b.String()
 }
 
 func (s *Screen) contactsView(w, h int) string {

@@ -1,0 +1,184 @@
+package ui
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+)
+
+func testLayout(w int) *chatLayout {
+	s, _ := newTestScreen(100, 30)
+	return &chatLayout{st: &s.st, loc: time.UTC, width: w}
+}
+
+func manyMessages(n int) []MessageView {
+	ms := make([]MessageView, n)
+	for i := range ms {
+		ms[i] = MessageView{
+			Key:    strconv.Itoa(i),
+			Mine:   i%3 == 0,
+			Sender: []string{"carol", "alice", "alice"}[i%3],
+			Body:   "message number " + strconv.Itoa(i) + strings.Repeat(" and some more words", i%5),
+			At:     baseTime.Add(time.Duration(i-n) * time.Minute),
+			Mark:   Mark(i % 4),
+		}
+	}
+	return ms
+}
+
+func TestWrappedLinesFitTheWidth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"a", "word", " ", " ", "\n", "verylongwordwithoutanyspacesatallthatmustbebroken", "日本語", "😀", "é", "\t", "tab"}
+	for trial := range 300 {
+		var b strings.Builder
+		for range rng.IntN(40) {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		w := 10 + rng.IntN(110)
+		c := newConversation()
+		c.set([]MessageView{{Key: "k", Mine: trial%2 == 0, Sender: strings.Repeat("n", rng.IntN(30)), Body: b.String(), At: baseTime, Mark: MarkDelivered}})
+		lines, _ := c.lines(1000, 0, testLayout(w))
+		for _, ln := range lines {
+			if got := ansi.StringWidth(ln); got > w {
+				t.Fatalf("width %d: line %q is %d wide (body %q)", w, ln, got, b.String())
+			}
+		}
+	}
+}
+
+func TestOnlyVisibleMessagesAreRendered(t *testing.T) {
+	c := newConversation()
+	c.set(manyMessages(10000))
+	l := testLayout(80)
+	lines, _ := c.lines(20, 0, l)
+	if len(lines) != 20 {
+		t.Fatalf("got %d lines, want 20", len(lines))
+	}
+	built := 0
+	for _, b := range c.blocks {
+		if b != nil {
+			built++
+		}
+	}
+	if built > 20 {
+		t.Fatalf("%d messages rendered for a 20-line view", built)
+	}
+	// A width change drops the cache; the next view re-wraps only what it shows.
+	c.lines(20, 0, testLayout(50))
+	built = 0
+	for _, b := range c.blocks {
+		if b != nil {
+			built++
+		}
+	}
+	if built == 0 || built > 20 {
+		t.Fatalf("after resize %d messages rendered", built)
+	}
+}
+
+func TestScrollClampsAtTheTop(t *testing.T) {
+	c := newConversation()
+	c.set(manyMessages(5))
+	l := testLayout(200)
+	lines, used := c.lines(3, 1000, l)
+	if len(lines) != 3 || used == 0 || used >= 1000 {
+		t.Fatalf("lines %d, scroll used %d", len(lines), used)
+	}
+	if !strings.Contains(lines[0], "──") { // the first day separator
+		t.Fatalf("top of history not reached: %q", lines)
+	}
+	short := newConversation()
+	short.set(manyMessages(1))
+	if lines, used := short.lines(10, 5, l); used != 0 || len(lines) != 2 {
+		t.Fatalf("short history: %d lines, scroll %d", len(lines), used)
+	}
+}
+
+func TestMarksAndDuplicates(t *testing.T) {
+	s, _ := newTestScreen(80, 20)
+	s.SetContacts(allPresences())
+	s.SetMessages(idAlice, nil)
+	press(s, keyT(tea.KeyEnter))
+	s.AppendMessage(idAlice, MessageView{Key: "k1", Mine: true, Sender: "carol", Body: "ping", At: baseTime, Mark: MarkQueued})
+	if v := s.View(); !strings.Contains(v, "ping ⏳") {
+		t.Fatalf("queued mark missing:\n%s", v)
+	}
+	s.SetMark(idAlice, "k1", MarkSent)
+	if v := s.View(); !strings.Contains(v, "ping ✓ ") {
+		t.Fatalf("sent mark missing:\n%s", v)
+	}
+	s.SetMark(idAlice, "k1", MarkDelivered)
+	if v := s.View(); !strings.Contains(v, "ping ✓✓") {
+		t.Fatalf("delivered mark missing:\n%s", v)
+	}
+	s.AppendMessage(idAlice, MessageView{Key: "k1", Mine: true, Body: "ping again", At: baseTime})
+	if got := len(s.convs[idAlice].msgs); got != 1 {
+		t.Fatalf("duplicate key appended: %d messages", got)
+	}
+	s.SetMark(idAlice, "nope", MarkSent) // unknown key: ignored
+	s.SetMark("nobody", "k1", MarkSent)  // unknown contact: ignored
+}
+
+func TestDaySeparatorsFollowTheLocation(t *testing.T) {
+	// 23:30 and 00:30 UTC fall on one day two hours west of UTC.
+	a := time.Date(2026, 11, 24, 23, 30, 0, 0, time.UTC)
+	ms := []MessageView{{Key: "1", Body: "late", At: a}, {Key: "2", Body: "later", At: a.Add(time.Hour)}}
+	count := func(loc *time.Location) int {
+		c := newConversation()
+		c.set(ms)
+		l := testLayout(60)
+		l.loc = loc
+		lines, _ := c.lines(10, 0, l)
+		n := 0
+		for _, ln := range lines {
+			if strings.HasPrefix(ln, "──") {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count(time.UTC); got != 2 {
+		t.Errorf("UTC: %d separators, want 2", got)
+	}
+	if got := count(time.FixedZone("west", -2*3600)); got != 1 {
+		t.Errorf("UTC-2: %d separators, want 1", got)
+	}
+}
+
+// BenchmarkKeypressRedraw100k is one keypress in the input followed by a
+// full redraw, with 100,000 messages in the open chat.
+func BenchmarkKeypressRedraw100k(b *testing.B) {
+	s, _ := newTestScreen(120, 40)
+	seedSelf(s)
+	seedStatus(s)
+	s.SetContacts(allPresences())
+	s.SetMessages(idAlice, manyMessages(100_000))
+	press(s, keyT(tea.KeyEnter))
+	s.View()
+	keys := []tea.Msg{keyRunes("x"), keyT(tea.KeyBackspace)}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		s, _ = s.Update(keys[i%2])
+		_ = s.View()
+	}
+}
+
+// BenchmarkOpenChat100k is the first redraw of a 100,000-message chat
+// (nothing cached yet).
+func BenchmarkOpenChat100k(b *testing.B) {
+	ms := manyMessages(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		s, _ := newTestScreen(120, 40)
+		s.SetContacts(allPresences())
+		s.SetMessages(idAlice, ms)
+		press(s, keyT(tea.KeyEnter))
+		_ = s.View()
+	}
+}
