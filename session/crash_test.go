@@ -429,6 +429,15 @@ func TestCrashResend(t *testing.T) {
 					t.Fatalf("run %d: B stored only %d messages in %v", run, b.stored.Load(), crashHang)
 				}
 			}
+			if run == 0 {
+				// A second process on A's profile is refused, naming A's pid.
+				_, err := OpenStore(dirA)
+				var running *AlreadyRunningError
+				if !errors.As(err, &running) || running.PID != child.cmd.Process.Pid {
+					t.Fatalf("opening A's profile while A runs (pid %d): %v", child.cmd.Process.Pid, err)
+				}
+				t.Logf("while A runs: %v", err)
+			}
 			if err := child.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
