@@ -1,19 +1,228 @@
 // Command p2ptui is a full-screen terminal chat in which two people talk
 // directly, peer to peer, over UDP. See README.md.
+//
+// main only parses flags, opens the resources (profile store, identity key,
+// UDP socket, signalling backend, log file), hands them to the ui package's
+// root model and closes them when the program ends.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/signal"
+	"github.com/p2ptui/p2ptui/ui"
 )
 
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // something failed while running
+	exitUsage = 2 // bad flags or configuration
+)
+
+// stunResolveTimeout bounds resolving the STUN server names at start, so a
+// machine without DNS still starts (offering host addresses only).
+const stunResolveTimeout = 3 * time.Second
+
+type options struct {
+	profile   string
+	dataDir   string
+	name      string
+	headless  bool
+	project   string
+	signalDir string
+	stun      string
+	listen    string
+	logFile   string
+}
+
+// usageError is a configuration mistake: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
 func main() {
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: p2ptui [flags]\n\n")
-		flag.PrintDefaults()
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("p2ptui", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: p2ptui [flags]\n\nA peer-to-peer terminal chat. With no flags it runs on the local signalling mailbox.\n\nflags:\n")
+		fs.PrintDefaults()
 	}
-	flag.Parse()
-	fmt.Fprintln(os.Stderr, "p2ptui: the chat UI is not built yet; this commit lays the foundation (see README.md)")
-	os.Exit(2)
+	fs.StringVar(&o.profile, "profile", "default", "profile `NAME`: its own identity, contacts and history (run two to chat with yourself)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory holding the profiles (default $XDG_DATA_HOME/p2ptui or ~/.config/p2ptui)")
+	fs.StringVar(&o.name, "name", "", "display name sent with offers (default: $USER, else the profile name)")
+	fs.BoolVar(&o.headless, "headless", false, "no screen: read commands on stdin, write JSON events on stdout")
+	fs.StringVar(&o.project, "project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Firestore `PROJECT` for signalling (also $GOOGLE_CLOUD_PROJECT; $FIRESTORE_EMULATOR_HOST is honoured); empty: local mailbox")
+	fs.StringVar(&o.signalDir, "signal-dir", signal.DefaultLocalDir(), "local signalling mailbox `DIR`, shared by the profiles of this machine (also $P2PTUI_SIGNAL_DIR)")
+	fs.StringVar(&o.stun, "stun", strings.Join(punch.DefaultSTUNServers(), ","), "comma-separated STUN servers `host:port`; \"none\" offers host addresses only")
+	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "UDP `address` to listen on")
+	fs.StringVar(&o.logFile, "log", "", "log `FILE` (default: p2ptui-PROFILE.log in $XDG_STATE_HOME/p2ptui or ~/.local/state/p2ptui)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if _, err := netip.ParseAddrPort(o.listen); err != nil {
+		return o, usageError{fmt.Errorf("--listen %q: want IP:PORT, e.g. 0.0.0.0:0: %v", o.listen, err)}
+	}
+	if o.name == "" {
+		o.name = os.Getenv("USER")
+	}
+	if o.name == "" {
+		o.name = o.profile
+	}
+	if n, err := session.CleanContactName(o.name); err != nil {
+		return o, usageError{fmt.Errorf("--name %q: %v", o.name, err)}
+	} else {
+		o.name = n
+	}
+	return o, nil
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		if _, ok := err.(usageError); ok {
+			fmt.Fprintln(stderr, "p2ptui:", err)
+		}
+		return exitUsage
+	}
+	if err := start(o, stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, "p2ptui:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitError
+	}
+	return exitOK
+}
+
+// start opens everything, runs the program and closes everything.
+func start(o options, stdin io.Reader, stdout io.Writer) error {
+	profileDir, err := session.ProfileDir(o.dataDir, o.profile)
+	if err != nil {
+		return usageError{fmt.Errorf("--profile: %w", err)}
+	}
+	logger, closeLog, err := openLog(o)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+
+	store, err := session.OpenStore(profileDir)
+	if err != nil {
+		var ar *session.AlreadyRunningError
+		if errors.As(err, &ar) {
+			return fmt.Errorf("%w (use another --profile to run a second copy)", err)
+		}
+		return err
+	}
+	defer store.Close()
+	id, err := session.LoadOrCreateIdentity(profileDir)
+	if err != nil {
+		return err
+	}
+	logger.Info("start", "profile", o.profile, "dir", profileDir, "id", id.ID())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sig signal.Signaller
+	if o.project != "" {
+		fs, err := signal.OpenFirestore(ctx, o.project, id.ID(), logger, signal.FirestoreOptions{})
+		if err != nil {
+			return usageError{err}
+		}
+		sig = fs
+	} else {
+		ls, err := signal.OpenLocal(o.signalDir, id.ID(), logger)
+		if err != nil {
+			return usageError{fmt.Errorf("--signal-dir: %w", err)}
+		}
+		sig = ls
+	}
+	defer sig.Close()
+
+	sock, err := punch.ListenUDP(ctx, o.listen)
+	if err != nil {
+		return usageError{fmt.Errorf("--listen: %w", err)}
+	}
+	defer sock.Close()
+
+	var servers []netip.AddrPort
+	if o.stun != "" && o.stun != "none" {
+		rctx, rcancel := context.WithTimeout(ctx, stunResolveTimeout)
+		servers, err = punch.ResolveSTUNServers(rctx, strings.Split(o.stun, ","))
+		rcancel()
+		if err != nil {
+			// Not fatal: peers on this network can still be reached.
+			logger.Warn("STUN servers", "err", err)
+		}
+	}
+
+	model := ui.New(ui.Deps{
+		Signaller: sig, Store: store, Identity: id, Socket: sock, STUN: servers,
+		Name: o.name, Logger: logger,
+		Headless: o.headless, Commands: stdin, Events: stdout,
+	})
+	defer model.Close()
+	var popts []tea.ProgramOption
+	if o.headless {
+		popts = []tea.ProgramOption{tea.WithoutRenderer(), tea.WithInput(nil), tea.WithOutput(io.Discard)}
+	} else {
+		popts = []tea.ProgramOption{tea.WithAltScreen(), tea.WithMouseCellMotion()}
+	}
+	_, err = tea.NewProgram(model, popts...).Run()
+	if err != nil && !errors.Is(err, tea.ErrInterrupted) {
+		return fmt.Errorf("run: %w", err)
+	}
+	logger.Info("stop")
+	return nil
+}
+
+// openLog opens the log file: never the terminal, which the TUI owns.
+func openLog(o options) (*slog.Logger, func(), error) {
+	path := o.logFile
+	if path == "" {
+		dir := os.Getenv("XDG_STATE_HOME")
+		if dir == "" || !filepath.IsAbs(dir) {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return nil, nil, usageError{fmt.Errorf("find a directory for the log (set XDG_STATE_HOME or pass --log): %w", err)}
+			}
+			dir = filepath.Join(home, ".local", "state")
+		}
+		path = filepath.Join(dir, "p2ptui", "p2ptui-"+o.profile+".log")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, nil, usageError{fmt.Errorf("log directory: %w", err)}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, usageError{fmt.Errorf("open log: %w", err)}
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() { f.Close() }, nil
 }

@@ -19,40 +19,86 @@ import (
 // side effects (signalling, store writes, presence), each reporting back as
 // a message. None of them touches the model.
 
-// sideEffects tracks the Cmds that use the store or the signaller, so
-// Model.Close can wait for the running ones and refuse later ones: the
-// resources are closed by their owner right after, and nothing may touch
-// them then.
+// sideEffects tracks the Cmds that use the store or the signaller from the
+// moment they are issued, so quitting can wait until every store write the
+// user caused has happened, and Model.Close can refuse later ones: the
+// resources are closed by their owner right after.
 type sideEffects struct {
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	pending int           // issued and not finished (or refused)
+	changed chan struct{} // closed and replaced whenever pending drops
 }
 
-// guard wraps a side-effect Cmd: it does nothing once closed.
+func newSideEffects() *sideEffects { return &sideEffects{changed: make(chan struct{})} }
+
+// guard wraps a side-effect Cmd; it is called in Update, when issuing.
 func (s *sideEffects) guard(c tea.Cmd) tea.Cmd {
 	if c == nil {
 		return nil
 	}
+	s.mu.Lock()
+	s.pending++
+	s.mu.Unlock()
 	return func() tea.Msg {
+		defer s.finish()
 		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
 			return nil
 		}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		defer s.wg.Done()
 		return c()
 	}
 }
 
-// close refuses new side effects and waits for the running ones.
-func (s *sideEffects) close() {
+func (s *sideEffects) finish() {
+	s.mu.Lock()
+	s.pending--
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// wait blocks until nothing is pending or timeout passes (a Cmd the
+// program dropped on its way out never finishes); it reports which.
+func (s *sideEffects) wait(timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n, ch := s.pending, s.changed
+		s.mu.Unlock()
+		if n <= 0 {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return false
+		}
+	}
+}
+
+// close refuses side effects that have not started and waits for the
+// running ones.
+func (s *sideEffects) close(timeout time.Duration) bool {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
-	s.wg.Wait()
+	return s.wait(timeout)
+}
+
+// quitTimeout bounds how long quitting waits for store writes and
+// signalling calls in flight (each of which has its own timeout anyway).
+const quitTimeout = 5 * time.Second
+
+// flushThenQuit waits for the side effects in flight, then ends the program.
+func flushThenQuit(s *sideEffects) tea.Cmd {
+	return func() tea.Msg {
+		s.wait(quitTimeout)
+		return tea.QuitMsg{}
+	}
 }
 
 // ioTimeout bounds one signalling call, so a hung backend shows up as an

@@ -246,6 +246,15 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("offer after restart = %+v, want known alice", offer)
 	}
 	b2.cmd("accept " + offer.Session)
+	// Alice's retries may have withdrawn that offer and made a new one
+	// meanwhile: accept each until connected.
+	for {
+		e := b2.log.expect("connected or a newer offer", func(e Event) bool { return e.Ev == "connected" || e.Ev == "offer" })
+		if e.Ev == "connected" {
+			break
+		}
+		b2.cmd("accept " + e.Session)
+	}
 	m = b2.log.expect("queued message", ev("message"))
 	if m.Body != "are you there?" || m.ID != q.ID {
 		t.Fatalf("bob got %+v, want the queued message %s", m, q.ID)

@@ -987,11 +987,20 @@ func (m *Model) addContact(name, id string) {
 		m.showError("a contact needs a name")
 		return
 	}
+	if _, ok := m.contact(id); ok {
+		m.showError("that ID is already a contact")
+		return
+	}
+	// Known at once, so a command right after "add" (or an offer just
+	// accepted) finds it; the store's list replaces this once written.
+	now := m.now()
+	m.contacts = append(m.contacts, session.Contact{Name: name, ID: id, Public: pub, Added: now})
+	m.conv(id, pub).name = name
+	m.refreshContacts()
 	if m.d.Store == nil {
 		return
 	}
 	st := m.d.Store
-	now := m.now()
 	m.effect(changeContacts(st, id, func() error {
 		_, err := st.AddContact(name, id, now)
 		return err
@@ -1024,14 +1033,19 @@ func (m *Model) removeContact(now time.Time, id string) {
 
 // handleContacts takes a fresh contact list from the store.
 func (m *Model) handleContacts(now time.Time, msg contactsMsg) {
+	first := !m.loaded
+	m.loaded = true
+	if first {
+		// Signals are judged against the contacts (known or not), so the
+		// listener starts once they are here.
+		m.effect(listenSignals(m.ctx, m.d.Signaller))
+	}
 	if msg.err != nil {
 		m.log.Warn("contacts", "err", msg.err)
 		m.showError(msg.words)
 		return
 	}
 	m.contacts = msg.contacts
-	first := !m.loaded
-	m.loaded = true
 	for _, ct := range m.contacts {
 		c := m.conv(ct.ID, ct.Public)
 		c.name = ct.Name

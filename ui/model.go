@@ -166,7 +166,7 @@ func New(d Deps) *Model {
 		byRemote: map[netip.AddrPort]*peerLink{},
 		offers:   map[string]*incomingOffer{},
 		presence: map[string]signal.Presence{},
-		effects:  &sideEffects{},
+		effects:  newSideEffects(),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -200,7 +200,7 @@ func New(d Deps) *Model {
 // Deps stay open for their owner to close.
 func (m *Model) Close() {
 	m.cancel()
-	m.effects.close()
+	m.effects.close(quitTimeout)
 	if m.events != nil {
 		m.events.Close()
 	}
@@ -209,7 +209,6 @@ func (m *Model) Close() {
 // Init starts the listeners, discovery and the first presence round.
 func (m *Model) Init() tea.Cmd {
 	now := m.now()
-	m.effect(listenSignals(m.ctx, m.d.Signaller))
 	if m.d.Socket != nil {
 		m.do(waitDatagram(m.d.Socket.Datagrams()))
 	}
@@ -250,6 +249,10 @@ func (m *Model) emit(e Event) {
 // Update handles one message; see the type's comment.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	now := m.now()
+	if m.quitting {
+		// Only the flush's QuitMsg (handled by the program) matters now.
+		return m, nil
+	}
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.screen.SetSize(msg.Width, msg.Height)
@@ -468,8 +471,10 @@ func (m *Model) quit(now time.Time) {
 			m.writeSession(c)
 		}
 	}
+	// The listener stops; store writes already issued (a message just
+	// queued, a receipt) finish before the program ends.
 	m.cancel()
-	m.do(tea.Quit)
+	m.do(flushThenQuit(m.effects))
 }
 
 // showError puts plain words in the status bar and the headless stream.
