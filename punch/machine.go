@@ -188,7 +188,7 @@ type outstanding struct {
 type Machine struct {
 	cfg  Config
 	tag  Tag
-	key  macKey
+	mac  *macer
 	txid uint64 // next transaction ID; starts random
 
 	state         machineState
@@ -246,7 +246,8 @@ func NewMachine(cfg Config, rand io.Reader) (*Machine, error) {
 		sent: make(map[uint64]*outstanding),
 		seen: newReplaySet(replayWindow),
 	}
-	m.tag, m.key = deriveKeys(cfg.Secret, cfg.SessionID)
+	tag, key := deriveKeys(cfg.Secret, cfg.SessionID)
+	m.tag, m.mac = tag, newMacer(&key)
 	// Highest priority first, each address once: the order of a round.
 	remote := slices.Clone(cfg.Remote)
 	slices.SortStableFunc(remote, func(a, b Candidate) int { return cmp.Compare(b.Priority, a.Priority) })
@@ -322,7 +323,7 @@ func (m *Machine) send(to netip.AddrPort, p packet) {
 	p.tag = m.tag
 	p.dst = to
 	p.flags = m.flags(m.onPath(to))
-	m.tx = append(m.tx, Transmit{To: to, Data: p.appendMarshal(make([]byte, 0, packetLen), &m.key)})
+	m.tx = append(m.tx, Transmit{To: to, Data: p.appendMarshal(make([]byte, 0, packetLen), m.mac)})
 }
 
 func (m *Machine) sendProbe(now time.Time, to netip.AddrPort) {
@@ -345,18 +346,24 @@ func (m *Machine) HandlePacket(at time.Time, from netip.AddrPort, b []byte) {
 	case p.tag != m.tag:
 		m.stats.OtherTag++
 		return
-	case !verifyMAC(&m.key, b):
+	case !verifyMAC(m.mac, b):
 		m.stats.Forged++
 		return
 	case (p.flags&flagControlling != 0) == (m.cfg.Role == Controlling):
 		m.stats.Reflected++
 		return
-	case m.state == stateIdle || m.state == stateDone:
-		m.stats.Unexpected++
-		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	peerSelected := p.flags&flagSelected != 0
+	if m.state == stateIdle || m.state == stateDone {
+		// Remember the ID even now, so a copy replayed once we start
+		// is still recognised.
+		if p.typ != typeReply {
+			m.seen.add(p.txid, from)
+		}
+		m.stats.Unexpected++
+		return
+	}
 
 	if p.typ == typeReply {
 		o := m.sent[p.txid]
@@ -654,6 +661,9 @@ func (r *replaySet) lookup(id uint64) (netip.AddrPort, bool) {
 
 // add remembers id, forgetting the oldest once full.
 func (r *replaySet) add(id uint64, from netip.AddrPort) {
+	if _, ok := r.from[id]; ok {
+		return // the first sender stays the one that counts
+	}
 	if len(r.ring) < cap(r.ring) {
 		r.ring = append(r.ring, id)
 	} else {

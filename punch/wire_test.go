@@ -7,11 +7,12 @@ import (
 	"testing"
 )
 
-func wireKey(t testing.TB) (Tag, macKey) {
+func wireKey(t testing.TB) (Tag, *macer) {
 	t.Helper()
 	var secret [32]byte
 	secret[0] = 7
-	return deriveKeys(secret, "wire-test")
+	tag, key := deriveKeys(secret, "wire-test")
+	return tag, newMacer(&key)
 }
 
 func TestPacketRoundTrip(t *testing.T) {
@@ -21,7 +22,7 @@ func TestPacketRoundTrip(t *testing.T) {
 		{typ: typeReply, flags: flagSelected, tag: tag, txid: 1 << 63, dst: netip.MustParseAddrPort("[2001:db8::5]:1")},
 		{typ: typeKeepalive, flags: flagControlling | flagSelected, tag: tag, txid: 42},
 	} {
-		b := p.appendMarshal(nil, &key)
+		b := p.appendMarshal(nil, key)
 		if len(b) != packetLen || Classify(b) != ClassPunch {
 			t.Fatalf("%v: %d bytes, class %v", p.typ, len(b), Classify(b))
 		}
@@ -32,7 +33,7 @@ func TestPacketRoundTrip(t *testing.T) {
 		if got != p {
 			t.Fatalf("round trip: got %+v, want %+v", got, p)
 		}
-		if !verifyMAC(&key, b) {
+		if !verifyMAC(key, b) {
 			t.Fatalf("%v: MAC does not verify", p.typ)
 		}
 		if tg, ok := PacketTag(b); !ok || tg != tag {
@@ -43,7 +44,7 @@ func TestPacketRoundTrip(t *testing.T) {
 
 func TestPacketIPv4MappedTravelsAsIPv4(t *testing.T) {
 	tag, key := wireKey(t)
-	b := packet{typ: typeProbe, tag: tag, dst: netip.MustParseAddrPort("[::ffff:10.0.0.1]:9")}.appendMarshal(nil, &key)
+	b := packet{typ: typeProbe, tag: tag, dst: netip.MustParseAddrPort("[::ffff:10.0.0.1]:9")}.appendMarshal(nil, key)
 	p, err := parsePacket(b)
 	if err != nil || p.dst != netip.MustParseAddrPort("10.0.0.1:9") {
 		t.Fatalf("got %v, %v", p.dst, err)
@@ -52,16 +53,16 @@ func TestPacketIPv4MappedTravelsAsIPv4(t *testing.T) {
 
 func TestPacketMACCoversEveryHeaderByte(t *testing.T) {
 	tag, key := wireKey(t)
-	b := packet{typ: typeProbe, tag: tag, txid: 99, dst: netip.MustParseAddrPort("10.0.0.1:9")}.appendMarshal(nil, &key)
+	b := packet{typ: typeProbe, tag: tag, txid: 99, dst: netip.MustParseAddrPort("10.0.0.1:9")}.appendMarshal(nil, key)
 	for i := range packetLen {
 		c := bytes.Clone(b)
 		c[i] ^= 0x01
-		if verifyMAC(&key, c) {
+		if verifyMAC(key, c) {
 			t.Fatalf("flipping byte %d keeps the MAC valid", i)
 		}
 	}
-	_, other := deriveKeys([32]byte{7}, "wire-test2")
-	if verifyMAC(&other, b) {
+	_, otherKey := deriveKeys([32]byte{7}, "wire-test2")
+	if verifyMAC(newMacer(&otherKey), b) {
 		t.Fatal("another session's key verifies the packet")
 	}
 }
@@ -80,7 +81,7 @@ func TestDeriveKeysDiffer(t *testing.T) {
 
 func TestParsePacketRejects(t *testing.T) {
 	tag, key := wireKey(t)
-	good := packet{typ: typeProbe, tag: tag, txid: 5, dst: netip.MustParseAddrPort("10.0.0.1:9")}.appendMarshal(nil, &key)
+	good := packet{typ: typeProbe, tag: tag, txid: 5, dst: netip.MustParseAddrPort("10.0.0.1:9")}.appendMarshal(nil, key)
 	mut := func(i int, v byte) []byte { c := bytes.Clone(good); c[i] = v; return c }
 	cases := map[string]struct {
 		b    []byte
@@ -124,14 +125,14 @@ func FuzzProbe(f *testing.F) {
 		{typ: typeReply, flags: flagSelected, tag: tag, txid: 2, dst: netip.MustParseAddrPort("[2001:db8::1]:9")},
 		{typ: typeKeepalive, flags: 3, tag: tag, txid: 3},
 	} {
-		f.Add(p.appendMarshal(nil, &key))
+		f.Add(p.appendMarshal(nil, key))
 	}
 	f.Add([]byte{PunchByte})
 	f.Add([]byte{PunchByte, 1, 1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := parsePacket(b)
 		if err == nil {
-			again := p.appendMarshal(nil, &key)
+			again := p.appendMarshal(nil, key)
 			if !bytes.Equal(again[:headerLen], b[:headerLen]) {
 				t.Fatalf("re-encoding differs:\n%x\n%x", again[:headerLen], b[:headerLen])
 			}

@@ -1,0 +1,815 @@
+package punch
+
+// A deterministic simulated network for the hole-punch machine: a priority
+// queue of datagrams ordered by delivery time, NATs as maps, a seeded
+// random source for loss, duplication, reordering (jitter) and NAT port
+// choice. Same seed, same run.
+//
+// What is modelled (RFC 4787 terms):
+//   - open: no NAT, no firewall; the host's address is public.
+//   - full-cone: endpoint-independent mapping and filtering.
+//   - address-restricted: endpoint-independent mapping, address-dependent
+//     filtering (inbound from any port of an IP the inside host sent to).
+//   - port-restricted: endpoint-independent mapping, address-and-port-
+//     dependent filtering (Linux MASQUERADE).
+//   - symmetric: address-and-port-dependent mapping (a new random port per
+//     destination) and filtering (MASQUERADE --random-fully).
+//
+// Every NAT has one public IP ("paired" pooling, RFC 4787 REQ-2), mappings
+// are refreshed by outbound packets only (REQ-6's MUST; inbound refresh is
+// a MAY) and expire after an idle timeout, and there is no hairpinning (a
+// packet from inside to the NAT's own public address is dropped), which
+// is the common case and the one that forces same-NAT peers onto host
+// candidates. Hosts behind a NAT reach each other directly on its LAN.
+//
+// With one public IP per NAT, symmetric vs address-restricted connects: the
+// restricted side has sent to the symmetric side's public IP (at its STUN
+// port), and address-dependent filtering then admits the symmetric side's
+// fresh port on that IP. Symmetric vs port-restricted and vs symmetric fail:
+// neither side can learn the port the other's NAT will use.
+//
+// STUN is not simulated packet by packet: each host behind a NAT gets a
+// mapping towards a STUN server address at setup, as discovery would leave
+// it, and reports its NAT's mapping behaviour the way our discovery does
+// (mapping measured, filtering unknown: coturn cannot test it).
+
+import (
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+type simKind int
+
+const (
+	simOpen simKind = iota
+	simFullCone
+	simAddrRestricted
+	simPortRestricted
+	simSymmetric
+	simKinds = 5
+)
+
+func (k simKind) String() string {
+	return [...]string{"open", "full-cone", "address-restricted", "port-restricted", "symmetric"}[k]
+}
+
+// behavior is what our STUN discovery would report for the kind; with
+// filteringKnown, also the filtering (as an RFC 5780-capable server would).
+func (k simKind) behavior(filteringKnown bool) NATBehavior {
+	b := NATBehavior{}
+	switch k {
+	case simOpen:
+		return NATBehavior{Mapping: MappingNone}
+	case simSymmetric:
+		b.Mapping = MappingAddressAndPortDependent
+	default:
+		b.Mapping = MappingEndpointIndependent
+	}
+	if filteringKnown {
+		b.Filtering = [...]FilteringBehavior{0, FilteringEndpointIndependent, FilteringAddressDependent,
+			FilteringAddressAndPortDependent, FilteringAddressAndPortDependent}[k]
+	}
+	return b
+}
+
+// simExpectConnect is the outcome the model above predicts.
+func simExpectConnect(a, b simKind) bool {
+	if a == simSymmetric && b == simSymmetric {
+		return false
+	}
+	if a == simSymmetric {
+		a, b = b, a
+	}
+	if b == simSymmetric {
+		return a != simPortRestricted
+	}
+	return true
+}
+
+var simSTUN = netip.MustParseAddrPort("203.0.113.250:3478")
+
+type simMapKey struct {
+	in, dst netip.AddrPort // dst zero for endpoint-independent mapping
+}
+
+type simMapping struct {
+	in         netip.AddrPort
+	ext        uint16
+	sentTo     map[netip.AddrPort]bool
+	sentToIP   map[netip.Addr]bool
+	lastActive time.Time
+}
+
+type simNAT struct {
+	kind    simKind
+	public  netip.Addr
+	lan     netip.Prefix
+	timeout time.Duration
+	byKey   map[simMapKey]*simMapping
+	byPort  map[uint16]*simMapping
+}
+
+func (n *simNAT) expired(m *simMapping, now time.Time) bool {
+	return now.Sub(m.lastActive) >= n.timeout
+}
+
+// outbound returns the mapping for a packet from in to dst, making or
+// refreshing it.
+func (n *simNAT) outbound(now time.Time, rng *rand.Rand, in, dst netip.AddrPort) *simMapping {
+	key := simMapKey{in: in}
+	if n.kind == simSymmetric {
+		key.dst = dst
+	}
+	m := n.byKey[key]
+	if m != nil && n.expired(m, now) {
+		delete(n.byKey, key)
+		delete(n.byPort, m.ext)
+		m = nil
+	}
+	if m == nil {
+		m = &simMapping{in: in, sentTo: map[netip.AddrPort]bool{}, sentToIP: map[netip.Addr]bool{}}
+		for {
+			m.ext = uint16(1024 + rng.IntN(64000))
+			if n.byPort[m.ext] == nil {
+				break
+			}
+		}
+		n.byKey[key] = m
+		n.byPort[m.ext] = m
+	}
+	m.sentTo[dst] = true
+	m.sentToIP[dst.Addr()] = true
+	m.lastActive = now
+	return m
+}
+
+// inbound returns the inside address for a packet from src to the public
+// port, or false if the NAT drops it.
+func (n *simNAT) inbound(now time.Time, src netip.AddrPort, port uint16) (netip.AddrPort, bool) {
+	m := n.byPort[port]
+	if m == nil || n.expired(m, now) {
+		return netip.AddrPort{}, false
+	}
+	switch n.kind {
+	case simAddrRestricted:
+		if !m.sentToIP[src.Addr()] {
+			return netip.AddrPort{}, false
+		}
+	case simPortRestricted, simSymmetric:
+		if !m.sentTo[src] {
+			return netip.AddrPort{}, false
+		}
+	}
+	return m.in, true
+}
+
+type simHost struct {
+	name    string
+	addr    netip.AddrPort // the socket's own address
+	nat     *simNAT        // nil: open
+	m       *Machine
+	startAt time.Time
+	started bool
+
+	selected   *PathSelected
+	selectedAt time.Time
+	failed     *Failed
+	lost       time.Time
+	inbox      []simPacket // non-punch packets delivered
+}
+
+type simPacket struct {
+	at   time.Time
+	seq  int
+	from netip.AddrPort
+	to   netip.AddrPort
+	host *simHost // set for LAN deliveries: already routed
+	data []byte
+	// lossless packets (the test's own checks) skip loss and duplication
+	lossless bool
+}
+
+type simQueue []simPacket
+
+func (q simQueue) Len() int { return len(q) }
+func (q simQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q simQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *simQueue) Push(x any)   { *q = append(*q, x.(simPacket)) }
+func (q *simQueue) Pop() any {
+	old := *q
+	p := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return p
+}
+
+type simNet struct {
+	now    time.Time
+	rng    *rand.Rand
+	q      simQueue
+	seq    int
+	nats   []*simNAT
+	hosts  []*simHost
+	loss   float64
+	dup    float64
+	delay  time.Duration // one-way, internet
+	jitter time.Duration // extra uniform delay: reorders packets
+	lan    time.Duration // one-way, LAN
+	// tap, if set, sees every packet put on the internet (an on-path
+	// observer) at the instant it is sent.
+	tap func(from, to netip.AddrPort, data []byte)
+	// delivered counts packets handed to hosts.
+	delivered int
+}
+
+func newSimNet(seed uint64) *simNet {
+	return &simNet{
+		now:   machEpoch,
+		rng:   rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		delay: 20 * time.Millisecond,
+		lan:   time.Millisecond,
+	}
+}
+
+func (n *simNet) addNAT(kind simKind) *simNAT {
+	i := len(n.nats) + 1
+	nat := &simNAT{
+		kind:    kind,
+		public:  netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}),
+		lan:     netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16),
+		timeout: 2 * time.Minute,
+		byKey:   map[simMapKey]*simMapping{},
+		byPort:  map[uint16]*simMapping{},
+	}
+	n.nats = append(n.nats, nat)
+	return nat
+}
+
+// addHost places a host behind nat (nil: open, on the internet) and
+// returns it with its candidates and NAT behaviour as discovery would find
+// them.
+func (n *simNet) addHost(name string, nat *simNAT, filteringKnown bool) (*simHost, []Candidate, NATBehavior) {
+	i := len(n.hosts) + 1
+	h := &simHost{name: name, nat: nat}
+	n.hosts = append(n.hosts, h)
+	port := uint16(4000 + i)
+	if nat == nil {
+		h.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), port)
+		// Discovery on an open host: mapped equals local.
+		return h, []Candidate{
+			{Type: CandidateHost, Addr: h.addr, Priority: 100},
+			{Type: CandidateServerReflexive, Addr: h.addr, Priority: 50},
+		}, simOpen.behavior(filteringKnown)
+	}
+	h.addr = netip.AddrPortFrom(nat.lan.Addr().Next().Next().Next(), port)
+	for _, other := range n.hosts[:i-1] {
+		if other.nat == nat {
+			h.addr = netip.AddrPortFrom(other.addr.Addr().Next(), port)
+		}
+	}
+	m := nat.outbound(n.now, n.rng, h.addr, simSTUN)
+	return h, []Candidate{
+		{Type: CandidateHost, Addr: h.addr, Priority: 100},
+		{Type: CandidateServerReflexive, Addr: netip.AddrPortFrom(nat.public, m.ext), Priority: 50},
+	}, nat.kind.behavior(filteringKnown)
+}
+
+// send puts a datagram from h on the network.
+func (n *simNet) send(h *simHost, to netip.AddrPort, data []byte, lossless bool) {
+	src := h.addr
+	if h.nat != nil {
+		if h.nat.lan.Contains(to.Addr()) {
+			for _, dst := range n.hosts {
+				if dst.nat == h.nat && dst.addr == to {
+					n.schedule(simPacket{from: src, to: to, host: dst, data: data, lossless: lossless}, n.lan)
+				}
+			}
+			return
+		}
+		if to.Addr() == h.nat.public {
+			return // no hairpinning
+		}
+		m := h.nat.outbound(n.now, n.rng, h.addr, to)
+		src = netip.AddrPortFrom(h.nat.public, m.ext)
+	}
+	if to.Addr().IsPrivate() {
+		return // not routable on the internet
+	}
+	if n.tap != nil {
+		n.tap(src, to, data)
+	}
+	n.schedule(simPacket{from: src, to: to, data: data, lossless: lossless}, n.delay)
+}
+
+func (n *simNet) schedule(p simPacket, delay time.Duration) {
+	copies := 1
+	if !p.lossless {
+		if n.rng.Float64() < n.loss {
+			return
+		}
+		if n.rng.Float64() < n.dup {
+			copies = 2
+		}
+	}
+	for range copies {
+		q := p
+		q.at = n.now.Add(delay)
+		if n.jitter > 0 && !p.lossless {
+			q.at = q.at.Add(time.Duration(n.rng.Int64N(int64(n.jitter))))
+		}
+		n.seq++
+		q.seq = n.seq
+		heap.Push(&n.q, q)
+	}
+}
+
+// route finds the host an internet packet reaches, through its NAT.
+func (n *simNet) route(p simPacket) (*simHost, netip.AddrPort) {
+	if p.host != nil {
+		return p.host, p.to
+	}
+	for _, nat := range n.nats {
+		if nat.public == p.to.Addr() {
+			in, ok := nat.inbound(n.now, p.from, p.to.Port())
+			if !ok {
+				return nil, netip.AddrPort{}
+			}
+			for _, h := range n.hosts {
+				if h.nat == nat && h.addr == in {
+					return h, in
+				}
+			}
+			return nil, netip.AddrPort{}
+		}
+	}
+	for _, h := range n.hosts {
+		if h.nat == nil && h.addr == p.to {
+			return h, p.to
+		}
+	}
+	return nil, netip.AddrPort{}
+}
+
+func (n *simNet) deliver(p simPacket) {
+	h, _ := n.route(p)
+	if h == nil {
+		return
+	}
+	n.delivered++
+	switch Classify(p.data) {
+	case ClassPunch:
+		if h.m != nil {
+			h.m.HandlePacket(n.now, p.from, p.data)
+		}
+	case ClassSession:
+		h.inbox = append(h.inbox, p)
+	}
+}
+
+// pump sends what the machines want sent and records their events.
+func (n *simNet) pump() {
+	for _, h := range n.hosts {
+		if h.m == nil {
+			continue
+		}
+		for _, tx := range h.m.Transmits() {
+			n.send(h, tx.To, tx.Data, false)
+		}
+		for _, ev := range h.m.Events() {
+			switch ev := ev.(type) {
+			case PathSelected:
+				if h.selected != nil {
+					panic(fmt.Sprintf("%s selected twice", h.name))
+				}
+				h.selected, h.selectedAt = &ev, n.now
+			case Failed:
+				h.failed = &ev
+			case PathLost:
+				h.lost = n.now
+			}
+		}
+	}
+}
+
+// step runs the next thing to happen, if it is no later than until.
+func (n *simNet) step(until time.Time) bool {
+	var next time.Time
+	var who *simHost
+	for _, h := range n.hosts {
+		if h.m == nil {
+			continue
+		}
+		d := h.startAt
+		if h.started {
+			d = h.m.Deadline()
+		}
+		if !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next, who = d, h
+		}
+	}
+	if len(n.q) > 0 && (next.IsZero() || !n.q[0].at.After(next)) {
+		next, who = n.q[0].at, nil
+	}
+	if next.IsZero() || next.After(until) {
+		n.now = until
+		return false
+	}
+	n.now = next
+	switch {
+	case who == nil:
+		n.deliver(heap.Pop(&n.q).(simPacket))
+	case !who.started:
+		who.started = true
+		who.m.Start(n.now)
+	default:
+		who.m.HandleTimeout(n.now)
+	}
+	n.pump()
+	return true
+}
+
+// runUntil steps until done() or the instant until.
+func (n *simNet) runUntil(until time.Time, done func() bool) {
+	for !done() && n.step(until) {
+	}
+}
+
+// simScenario is one punch between two hosts.
+type simScenario struct {
+	seed           uint64
+	kindA, kindB   simKind
+	sameNAT        bool // both behind one NAT of kindA
+	filteringKnown bool
+	loss, dup      float64
+	delay, jitter  time.Duration
+	skew           time.Duration // B starts this long after A (may be negative)
+	natTimeout     time.Duration // 0: 2 min
+	keepalive      time.Duration
+	pathTimeout    time.Duration
+}
+
+type simRun struct {
+	net  *simNet
+	a, b *simHost
+}
+
+func (s simScenario) String() string {
+	return fmt.Sprintf("seed=%d %v/%v same=%v loss=%.2f dup=%.2f delay=%v jitter=%v skew=%v",
+		s.seed, s.kindA, s.kindB, s.sameNAT, s.loss, s.dup, s.delay, s.jitter, s.skew)
+}
+
+func (s simScenario) build(t testing.TB) *simRun {
+	t.Helper()
+	n := newSimNet(s.seed)
+	n.loss, n.dup, n.jitter = s.loss, s.dup, s.jitter
+	if s.delay > 0 {
+		n.delay = s.delay
+	}
+	natFor := func(k simKind) *simNAT {
+		if k == simOpen {
+			return nil
+		}
+		nat := n.addNAT(k)
+		if s.natTimeout > 0 {
+			nat.timeout = s.natTimeout
+		}
+		return nat
+	}
+	natA := natFor(s.kindA)
+	natB := natA
+	if !s.sameNAT {
+		natB = natFor(s.kindB)
+	}
+	a, candA, behA := n.addHost("A", natA, s.filteringKnown)
+	b, candB, behB := n.addHost("B", natB, s.filteringKnown)
+	var secret [32]byte
+	for i := range secret {
+		secret[i] = byte(n.rng.Uint32())
+	}
+	cfg := func(role Role, local, remote []Candidate, ln, rn NATBehavior) Config {
+		return Config{Role: role, Local: local, Remote: remote, Secret: secret, SessionID: "sim",
+			LocalNAT: ln, RemoteNAT: rn, KeepaliveInterval: s.keepalive, PathTimeout: s.pathTimeout}
+	}
+	a.m = machNew(t, cfg(Controlling, candA, candB, behA, behB), s.seed*2+1)
+	b.m = machNew(t, cfg(Controlled, candB, candA, behB, behA), s.seed*2+2)
+	a.startAt, b.startAt = n.now, n.now
+	if s.skew > 0 {
+		b.startAt = n.now.Add(s.skew)
+	} else {
+		a.startAt = n.now.Add(-s.skew)
+	}
+	return &simRun{net: n, a: a, b: b}
+}
+
+// settled: both sides have an outcome.
+func (r *simRun) settled() bool {
+	return (r.a.selected != nil || r.a.failed != nil) && (r.b.selected != nil || r.b.failed != nil)
+}
+
+// punch runs until both sides have an outcome, plus a little for the last
+// acknowledgements in flight.
+func (r *simRun) punch() {
+	deadline := r.net.now.Add(DefaultPunchTimeout + 2*time.Second)
+	r.net.runUntil(deadline, r.settled)
+	r.net.runUntil(r.net.now.Add(3*r.net.delay+r.net.jitter), func() bool { return false })
+}
+
+// checkPath sends a lossless non-punch datagram from one side to its
+// selected remote and reports whether it arrives at the other side from
+// the address that side selected: the two selections agree.
+func (r *simRun) checkPath(from, to *simHost) bool {
+	n := r.net
+	to.inbox = nil
+	n.send(from, from.selected.Remote, []byte{0x6f, 'c', 'h', 'k'}, true)
+	n.runUntil(n.now.Add(time.Second), func() bool { return len(to.inbox) > 0 })
+	return len(to.inbox) == 1 && to.inbox[0].from == to.selected.Remote
+}
+
+// verify checks the outcome against the model and returns the time from
+// the later start to both selected, in RTTs (0 if it failed).
+func (r *simRun) verify(t testing.TB, s simScenario, wantConnect bool, wantReason Reason) float64 {
+	t.Helper()
+	a, b := r.a, r.b
+	if !wantConnect {
+		for _, h := range []*simHost{a, b} {
+			if h.selected != nil {
+				t.Fatalf("%v: %s selected %+v, expected failure", s, h.name, *h.selected)
+			}
+			if h.failed == nil || h.failed.Reason != wantReason {
+				t.Fatalf("%v: %s failed with %+v, want %v", s, h.name, h.failed, wantReason)
+			}
+		}
+		return 0
+	}
+	if a.selected == nil || b.selected == nil {
+		t.Fatalf("%v: selections A=%+v B=%+v; failures A=%+v B=%+v", s, a.selected, b.selected, a.failed, b.failed)
+	}
+	if !r.checkPath(a, b) || !r.checkPath(b, a) {
+		t.Fatalf("%v: selections disagree: A %+v, B %+v", s, *a.selected, *b.selected)
+	}
+	if s.sameNAT && (!b.selected.Remote.Addr().IsPrivate() || !a.selected.Remote.Addr().IsPrivate()) {
+		t.Fatalf("%v: same-NAT peers not on host candidates: A %+v, B %+v", s, *a.selected, *b.selected)
+	}
+	start := a.startAt
+	if b.startAt.After(start) {
+		start = b.startAt
+	}
+	end := a.selectedAt
+	if b.selectedAt.After(end) {
+		end = b.selectedAt
+	}
+	rtt := 2 * (r.net.delay + r.net.jitter/2)
+	if s.sameNAT {
+		rtt = 2 * r.net.lan
+	}
+	return float64(end.Sub(start)) / float64(rtt)
+}
+
+// TestSimNATMatrix runs every ordered pair of NAT kinds, lossless and
+// lossy, and checks the modelled outcome, the failure reason, and that
+// both sides agree on the path.
+func TestSimNATMatrix(t *testing.T) {
+	for ka := range simKind(simKinds) {
+		for kb := range simKind(simKinds) {
+			for _, lossy := range []bool{false, true} {
+				for _, known := range []bool{false, true} {
+					s := simScenario{seed: uint64(ka*10 + kb), kindA: ka, kindB: kb, filteringKnown: known,
+						skew: 30 * time.Millisecond}
+					if lossy {
+						s.loss, s.dup, s.jitter = 0.1, 0.05, 10*time.Millisecond
+					}
+					r := s.build(t)
+					r.punch()
+					rtts := r.verify(t, s, simExpectConnect(ka, kb), ReasonSymmetricNAT)
+					if !lossy && rtts > 2.5 {
+						t.Errorf("%v: both selected after %.2f RTT", s, rtts)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSimSameNATUsesHostCandidates(t *testing.T) {
+	for k := simFullCone; k < simKinds; k++ {
+		s := simScenario{seed: uint64(k), kindA: k, kindB: k, sameNAT: true, skew: -5 * time.Millisecond}
+		r := s.build(t)
+		r.punch()
+		r.verify(t, s, true, 0)
+	}
+}
+
+// TestSimBlackholeTimesOut: UDP blocked entirely between cone NATs is a
+// plain timeout, with the addresses tried in the detail.
+func TestSimBlackholeTimesOut(t *testing.T) {
+	s := simScenario{seed: 1, kindA: simPortRestricted, kindB: simFullCone, loss: 1}
+	r := s.build(t)
+	r.punch()
+	r.verify(t, s, false, ReasonTimeout)
+	if d := r.a.failed.Detail; !strings.Contains(d, "srflx 198.51.100.2:") || !strings.Contains(d, "nothing back") {
+		t.Errorf("detail %q", d)
+	}
+}
+
+// TestSimSpoofedIgnored: an on-path attacker (it sees every packet on the
+// internet, but its copies arrive after the originals) replays everything
+// from its own address, reflects each packet to its sender, and sends
+// forgeries with bit flips and garbage. The peers still connect to each
+// other, never to the attacker, and count what they ignored.
+func TestSimSpoofedIgnored(t *testing.T) {
+	for seed := range uint64(20) {
+		s := simScenario{seed: seed, kindA: simOpen, kindB: simFullCone, skew: 40 * time.Millisecond}
+		r := s.build(t)
+		n := r.net
+		mallory := &simHost{name: "M", addr: netip.MustParseAddrPort("192.0.2.66:666")}
+		n.hosts = append(n.hosts, mallory)
+		n.tap = func(from, to netip.AddrPort, data []byte) {
+			if Classify(data) != ClassPunch {
+				return
+			}
+			bad := slices.Clone(data)
+			bad[n.rng.IntN(len(bad))] ^= byte(1 + n.rng.IntN(255))
+			junk := make([]byte, n.rng.IntN(80))
+			for i := range junk {
+				junk[i] = byte(n.rng.Uint32())
+			}
+			if len(junk) > 0 {
+				junk[0] = PunchByte
+			}
+			for _, p := range []simPacket{
+				{from: mallory.addr, to: to, data: data},   // replay from elsewhere
+				{from: mallory.addr, to: from, data: data}, // reflect
+				{from: from, to: to, data: bad},            // forged, spoofed source
+				{from: mallory.addr, to: to, data: junk},   // garbage
+			} {
+				// Scheduled behind the original: not a race.
+				q := p
+				q.lossless = true
+				n.schedule(q, n.delay+time.Millisecond)
+			}
+		}
+		r.punch()
+		r.verify(t, s, true, 0)
+		for _, h := range []*simHost{r.a, r.b} {
+			if h.selected.Remote == mallory.addr {
+				t.Fatalf("seed %d: %s selected the attacker", seed, h.name)
+			}
+			st := h.m.Stats()
+			if st.Replayed+st.Duplicate == 0 || st.Reflected == 0 || st.Forged+st.Malformed == 0 {
+				t.Fatalf("seed %d: %s counted %+v", seed, h.name, st)
+			}
+		}
+	}
+}
+
+// TestSimKeepaliveHoldsMapping: behind port-restricted NATs whose mappings
+// die after 30 s idle, 15 s keepalives hold the path for five silent
+// minutes; without keepalives both sides declare the path lost and the NAT
+// has indeed forgotten the mapping.
+func TestSimKeepaliveHoldsMapping(t *testing.T) {
+	base := simScenario{seed: 7, kindA: simPortRestricted, kindB: simPortRestricted,
+		natTimeout: 30 * time.Second, pathTimeout: 30 * time.Second}
+
+	s := base
+	s.keepalive = 15 * time.Second
+	r := s.build(t)
+	r.punch()
+	r.verify(t, s, true, 0)
+	r.net.runUntil(r.net.now.Add(5*time.Minute), func() bool { return false })
+	if !r.a.lost.IsZero() || !r.b.lost.IsZero() {
+		t.Fatalf("path lost with keepalives: A %v B %v", r.a.lost, r.b.lost)
+	}
+	if !r.checkPath(r.a, r.b) || !r.checkPath(r.b, r.a) {
+		t.Fatal("the path does not carry packets after 5 minutes with keepalives")
+	}
+
+	s = base
+	s.keepalive = -1
+	r = s.build(t)
+	r.punch()
+	r.verify(t, s, true, 0)
+	selected := r.a.selectedAt
+	r.net.runUntil(r.net.now.Add(2*time.Minute), func() bool { return false })
+	for _, h := range []*simHost{r.a, r.b} {
+		if h.lost.IsZero() {
+			t.Fatalf("%s: path not lost without keepalives", h.name)
+		}
+		if got := h.lost.Sub(selected); got < 30*time.Second || got > 31*time.Second {
+			t.Errorf("%s: path lost %v after selection", h.name, got)
+		}
+	}
+	if r.checkPath(r.b, r.a) {
+		t.Fatal("a packet crossed a NAT whose mapping should have expired")
+	}
+}
+
+// simRandomScenario draws a scenario from seed.
+func simRandomScenario(seed uint64) simScenario {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	s := simScenario{
+		seed:           seed,
+		kindA:          simKind(rng.IntN(simKinds)),
+		kindB:          simKind(rng.IntN(simKinds)),
+		filteringKnown: rng.IntN(2) == 0,
+		loss:           []float64{0, 0, 0.01, 0.05, 0.2}[rng.IntN(5)],
+		dup:            []float64{0, 0.02, 0.1}[rng.IntN(3)],
+		delay:          time.Duration(2+rng.IntN(150)) * time.Millisecond,
+		skew:           time.Duration(rng.IntN(1000)-500) * time.Millisecond,
+	}
+	s.jitter = time.Duration(rng.Int64N(int64(s.delay)))
+	if s.kindA != simOpen && rng.IntN(10) == 0 {
+		s.sameNAT = true
+		s.kindB = s.kindA
+	}
+	return s
+}
+
+// TestSimManyScenarios runs thousands of random seeded scenarios (NAT
+// kinds, loss up to 20%, duplication, reordering jitter up to the one-way
+// delay, start skew of ±0.5 s) against the model, and logs the time to
+// select in RTTs (with -v).
+func TestSimManyScenarios(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	var rtts, ms []float64
+	connected, failed := 0, 0
+	for seed := range uint64(n) {
+		s := simRandomScenario(seed)
+		r := s.build(t)
+		r.punch()
+		want := s.sameNAT || simExpectConnect(s.kindA, s.kindB)
+		x := r.verify(t, s, want, ReasonSymmetricNAT)
+		if !want {
+			failed++
+			continue
+		}
+		connected++
+		if s.loss == 0 && !s.sameNAT {
+			rtts = append(rtts, x)
+			ms = append(ms, x*float64(2*s.delay+s.jitter)/float64(time.Millisecond))
+		}
+	}
+	t.Logf("%d scenarios: %d connected, %d failed as modelled", n, connected, failed)
+	if len(rtts) > 0 {
+		t.Logf("lossless (%d): time from the later start to both selected: %s RTT; %s ms",
+			len(rtts), simQuantiles(rtts), simQuantiles(ms))
+	}
+}
+
+// simQuantiles formats p50, p90, p99 and max.
+func simQuantiles(v []float64) string {
+	v = slices.Clone(v)
+	sort.Float64s(v)
+	q := func(p float64) float64 { return v[int(p*float64(len(v)-1))] }
+	return fmt.Sprintf("p50 %.2f, p90 %.2f, p99 %.2f, max %.2f", q(0.5), q(0.9), q(0.99), v[len(v)-1])
+}
+
+// TestSimDeterministic: the same seed gives the same run.
+func TestSimDeterministic(t *testing.T) {
+	run := func() string {
+		s := simRandomScenario(42)
+		s.loss = 0.1
+		r := s.build(t)
+		r.punch()
+		return fmt.Sprintf("%v %v %v %v %d", r.a.selected, r.b.selected, r.a.selectedAt, r.b.selectedAt, r.net.delivered)
+	}
+	if x, y := run(), run(); x != y {
+		t.Fatalf("two runs differ:\n%s\n%s", x, y)
+	}
+}
+
+// BenchmarkSimTimeToSelect reports the simulated time from the later start
+// to both sides selected, in RTTs, for port-restricted NATs on both sides,
+// 50 ms one-way delay, 2% loss and the controlled side starting 0-200 ms
+// later (the answer travelling through signalling).
+func BenchmarkSimTimeToSelect(b *testing.B) {
+	var sum float64
+	var all []float64
+	for i := range b.N {
+		rng := rand.New(rand.NewPCG(uint64(i), 2))
+		s := simScenario{seed: uint64(i), kindA: simPortRestricted, kindB: simPortRestricted,
+			loss: 0.02, delay: 50 * time.Millisecond, jitter: 5 * time.Millisecond,
+			skew: time.Duration(rng.IntN(200)) * time.Millisecond}
+		r := s.build(b)
+		r.punch()
+		x := r.verify(b, s, true, 0)
+		sum += x
+		all = append(all, x)
+	}
+	sort.Float64s(all)
+	b.ReportMetric(sum/float64(b.N), "rtt/select")
+	b.ReportMetric(all[int(0.99*float64(len(all)-1))], "p99-rtt/select")
+}
