@@ -76,7 +76,7 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 				return nil
 			}
 			p.remove(o.SessionID)
-			return emit(AcceptIntent{SessionID: o.SessionID, AddAs: name})
+			return tea.Batch(emit(AcceptIntent{SessionID: o.SessionID, AddAs: name}), s.openChat(o.ContactID))
 		}
 		var cmd tea.Cmd
 		p.name, cmd = p.name.Update(msg)
@@ -88,7 +88,8 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Accept):
 		p.remove(o.SessionID)
-		return emit(AcceptIntent{SessionID: o.SessionID})
+		// Accepting means "let's talk": the chat opens as it would on Enter.
+		return tea.Batch(emit(AcceptIntent{SessionID: o.SessionID}), s.openChat(o.ContactID))
 	case key.Matches(msg, k.AcceptAndAdd) && !o.Known:
 		p.naming, p.err = true, ""
 		p.name.Reset()

@@ -128,9 +128,12 @@ func (s *Screen) SetSelf(me Self) {
 
 // SetContacts replaces the contact list (order is kept as given).
 func (s *Screen) SetContacts(cs []ContactView) {
+	_, wasListed := s.contacts.find(s.openID)
 	s.contacts.set(cs)
-	if s.openID != "" {
-		if _, ok := s.contacts.find(s.openID); !ok { // removed
+	if s.openID != "" && wasListed {
+		// The open chat closes when its contact is removed (not when it
+		// was never listed: an offer accepted from an unknown ID).
+		if _, ok := s.contacts.find(s.openID); !ok {
 			s.openID = ""
 			s.focus = focusContacts
 			s.input.Blur()
@@ -585,13 +588,17 @@ func (s *Screen) chatView(L *screenLayout) string {
 		lines = append(lines, fit(ts.Render("Chat"), w))
 		lines = append(lines, s.welcome(w, L.bodyH-1)...)
 	} else {
-		c, _ := s.contacts.find(s.openID)
+		c, listed := s.contacts.find(s.openID)
 		conv := s.conv(s.openID)
 		name := c.Name
 		if name == "" {
 			name = shortID(s.openID)
 		}
-		title := ts.Render(name) + " " + st.presence[c.Presence].Render(presenceWords(c))
+		words := presenceWords(c)
+		if !listed {
+			words = "not in your contacts"
+		}
+		title := ts.Render(name) + " " + st.presence[c.Presence].Render(words)
 		if conv.scroll > 0 {
 			title = ansi.Truncate(title, max(1, w-12), "…") + st.muted.Render("  ↑ history")
 		}

@@ -316,3 +316,26 @@ func TestMouseWheelScrollsTheChat(t *testing.T) {
 		t.Fatalf("wheel down did not return to the newest:\n%s", v)
 	}
 }
+
+func TestAcceptingOpensTheChat(t *testing.T) {
+	s, clk := newTestScreen(100, 30)
+	s.SetContacts(allPresences())
+	s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+	clk.t = clk.t.Add(time.Second)
+	press(s, keyRunes("a"))
+	if s.Focused() != idBob || s.focus != focusChat {
+		t.Fatalf("after accepting bob: Focused %q focus %v", s.Focused(), s.focus)
+	}
+	// Accepting an unknown ID once opens its chat, and a contact list
+	// without it does not close it.
+	s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
+	clk.t = clk.t.Add(time.Second)
+	press(s, keyRunes("a"))
+	s.SetContacts(allPresences())
+	if s.Focused() != idStranger {
+		t.Fatalf("after accepting a stranger: Focused %q", s.Focused())
+	}
+	if v := s.View(); !strings.Contains(v, "not in your contacts") {
+		t.Fatalf("stranger's chat title:\n%s", v)
+	}
+}
