@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"golang.org/x/crypto/curve25519"
 )
@@ -103,7 +104,9 @@ func loadIdentity(path string) (Identity, error) {
 	if !fi.Mode().IsRegular() {
 		return Identity{}, fmt.Errorf("identity key %s is not a regular file", path)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	// Windows reports synthetic mode bits (0666/0444) that say nothing
+	// about ACLs; the check only means something on Unix.
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return Identity{}, fmt.Errorf("%w: %s has mode %04o; fix it with: chmod 600 %s",
 			ErrKeyPermissions, path, fi.Mode().Perm(), path)
 	}
