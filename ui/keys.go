@@ -11,6 +11,8 @@ type keyMap struct {
 	Quit   key.Binding
 	Switch key.Binding
 	Help   key.Binding
+	// HelpInChat is f1 alone: in the chat '?' is text.
+	HelpInChat key.Binding
 
 	// contacts pane
 	Up     key.Binding
@@ -45,9 +47,10 @@ type keyMap struct {
 
 func newKeyMap() keyMap {
 	return keyMap{
-		Quit:   key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
-		Switch: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "contacts/chat")),
-		Help:   key.NewBinding(key.WithKeys("?", "f1"), key.WithHelp("?/f1", "help")),
+		Quit:       key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
+		Switch:     key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "contacts/chat")),
+		Help:       key.NewBinding(key.WithKeys("?", "f1"), key.WithHelp("?/f1", "help")),
+		HelpInChat: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
 
 		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
@@ -100,7 +103,7 @@ func (h helpKeys) ShortHelp() []key.Binding {
 	k := h.k
 	switch h.ctx {
 	case ctxChat:
-		return []key.Binding{k.Send, k.Newline, k.PageUp, k.Back, k.Switch, k.Help}
+		return []key.Binding{k.Send, k.Newline, k.PageUp, k.Back, k.Switch, k.HelpInChat}
 	case ctxOffer:
 		return []key.Binding{k.Accept, k.Decline}
 	case ctxOfferUnknown:

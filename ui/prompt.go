@@ -76,6 +76,7 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 				return nil
 			}
 			p.remove(o.SessionID)
+			s.acted()
 			return tea.Batch(emit(AcceptIntent{SessionID: o.SessionID, AddAs: name}), s.openChat(o.ContactID))
 		}
 		var cmd tea.Cmd
@@ -88,6 +89,7 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case key.Matches(msg, k.Accept):
 		p.remove(o.SessionID)
+		s.acted()
 		// Accepting means "let's talk": the chat opens as it would on Enter.
 		return tea.Batch(emit(AcceptIntent{SessionID: o.SessionID}), s.openChat(o.ContactID))
 	case key.Matches(msg, k.AcceptAndAdd) && !o.Known:
@@ -96,6 +98,7 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 		return p.name.Focus()
 	case key.Matches(msg, k.Decline):
 		p.remove(o.SessionID)
+		s.acted()
 		return emit(DeclineIntent{SessionID: o.SessionID})
 	}
 	return nil
@@ -221,6 +224,7 @@ func (s *Screen) handleDialogKey(msg tea.KeyMsg) tea.Cmd {
 		case key.Matches(msg, k.Yes):
 			id := d.contactID
 			s.closeDialog()
+			s.acted()
 			return emit(RemoveContactIntent{ID: id})
 		case key.Matches(msg, k.No):
 			s.closeDialog()
@@ -256,6 +260,7 @@ func (d *dialog) move(by int) tea.Cmd {
 // submitDialog checks what only the screen can (something was typed) and
 // emits the intent; whether an ID is valid is the engine's call.
 func (s *Screen) submitDialog() tea.Cmd {
+	s.acted()
 	d := &s.dlg
 	switch d.kind {
 	case dlgAdd:

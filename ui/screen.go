@@ -278,7 +278,10 @@ func (s *Screen) handleContactsKey(msg tea.KeyMsg) tea.Cmd {
 		if !ok {
 			return nil
 		}
+		s.acted()
 		return tea.Batch(s.openChat(c.ID), emit(OpenChatIntent{ContactID: c.ID}))
+	case key.Matches(msg, k.Back):
+		s.acted() // esc dismisses an error
 	case key.Matches(msg, k.Switch):
 		if s.openID != "" {
 			return s.setFocus(focusChat)
@@ -312,12 +315,23 @@ func (s *Screen) handleChatKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.PageDown):
 		s.scrollChat(-max(1, s.chatLayout().msgH-1))
 		return nil
-	case msg.String() == "f1": // '?' is text here
+	case key.Matches(msg, k.HelpInChat):
 		return s.openDialog(dlgHelp)
 	}
 	var cmd tea.Cmd
 	s.input, cmd = s.input.Update(msg)
 	return tea.Batch(cmd, s.typingChanged())
+}
+
+// acted clears an error shown with ShowError once the user does something
+// new (sends, opens a chat, submits a dialog, answers an offer), so an
+// error does not outlive its cause; an error the engine reports in answer
+// to that action arrives after this and stays.
+func (s *Screen) acted() {
+	if s.shownErr != "" {
+		s.shownErr = ""
+		s.layoutInputs()
+	}
 }
 
 // typingChanged tells the engine when the input goes from empty to not
@@ -337,6 +351,7 @@ func (s *Screen) send() tea.Cmd {
 	if strings.TrimSpace(text) == "" || s.openID == "" {
 		return nil
 	}
+	s.acted()
 	s.input.Reset()
 	delete(s.drafts, s.openID)
 	if c := s.convs[s.openID]; c != nil {

@@ -339,3 +339,34 @@ func TestAcceptingOpensTheChat(t *testing.T) {
 		t.Fatalf("stranger's chat title:\n%s", v)
 	}
 }
+
+func TestShownErrorClearsOnTheNextAction(t *testing.T) {
+	s, _ := newTestScreen(100, 30)
+	s.SetContacts(allPresences())
+	s.ShowError("That ID has a typo.")
+	press(s, typeText("jk")...) // moving around keeps it
+	if s.errorText() == "" {
+		t.Fatal("error cleared by moving the cursor")
+	}
+	press(s, keyT(tea.KeyEnter)) // opening a chat is a new action
+	if s.errorText() != "" {
+		t.Fatalf("error still shown: %q", s.errorText())
+	}
+}
+
+func TestLongContactListKeepsTheCursorVisible(t *testing.T) {
+	s, _ := newTestScreen(80, 20)
+	var cs []ContactView
+	for i := range 50 {
+		cs = append(cs, ContactView{ID: "id" + strconv.Itoa(i), Name: "contact-" + strconv.Itoa(i)})
+	}
+	s.SetContacts(cs)
+	for range 40 {
+		press(s, keyT(tea.KeyDown))
+	}
+	v := s.View()
+	if !strings.Contains(v, "› contact-40") || strings.Contains(v, "contact-0 ") {
+		t.Fatalf("cursor row not scrolled into view:\n%s", v)
+	}
+	checkFrame(t, v, 80, 20)
+}
