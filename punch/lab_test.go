@@ -408,54 +408,67 @@ func TestNATLabBench(t *testing.T) {
 	}
 	nl := needNATLab(t)
 	type row struct {
-		pair             string
-		n, fails         int
-		punch, stun      []float64
-		failMs           []float64
-		failReason, note string
+		pair        string
+		n, fails    int
+		punch, stun []float64
+		failMs      []float64
+		failReason  string
 	}
-	var rows []row
+	type setup struct {
+		ka, kb string
+		loss   int // percent, on both NATs
+	}
+	var setups []setup
 	for i, ka := range labKinds {
 		for _, kb := range labKinds[i:] {
-			r := row{pair: ka + " / " + kb}
-			runs := *natlabRuns
-			if labPairFails(ka, kb) {
-				runs = 3 // each failure takes the machine's punch timeout
-			}
-			l := nl.up(t, ka, kb)
-			a, b := l.peers(time.Duration(runs)*20*time.Second, "-runs", fmt.Sprint(runs))
-			for run := range runs {
-				r.n++
-				for _, p := range []peerRun{a, b} {
-					if st, ok := p.find(run, "stun"); ok {
-						r.stun = append(r.stun, *st.Ms)
-					}
-				}
-				pa, okA := a.find(run, "path")
-				pb, okB := b.find(run, "path")
-				if okA && okB {
-					// The pair is up once both sides have selected it.
-					r.punch = append(r.punch, max(*pa.Ms, *pb.Ms))
-					continue
-				}
-				r.fails++
-				if f, ok := a.find(run, "failed"); ok {
-					r.failMs = append(r.failMs, *f.Ms)
-					r.failReason = f.Reason
-				}
-			}
-			rows = append(rows, r)
+			setups = append(setups, setup{ka: ka, kb: kb})
 		}
+	}
+	setups = append(setups, setup{ka: "port-restricted", kb: "port-restricted", loss: 20})
+	var rows []row
+	for _, su := range setups {
+		r := row{pair: su.ka + " / " + su.kb}
+		runs := *natlabRuns
+		if labPairFails(su.ka, su.kb) {
+			runs = 3 // each failure takes the machine's punch timeout
+		}
+		l := nl.up(t, su.ka, su.kb)
+		if su.loss > 0 {
+			r.pair += fmt.Sprintf(", %d%% loss", su.loss)
+			l.sh("loss", l.name, fmt.Sprint(su.loss))
+		}
+		a, b := l.peers(time.Duration(runs)*20*time.Second, "-runs", fmt.Sprint(runs))
+		for run := range runs {
+			r.n++
+			for _, p := range []peerRun{a, b} {
+				if st, ok := p.find(run, "stun"); ok {
+					r.stun = append(r.stun, *st.Ms)
+				}
+			}
+			pa, okA := a.find(run, "path")
+			pb, okB := b.find(run, "path")
+			if okA && okB {
+				// The pair is up once both sides have selected it.
+				r.punch = append(r.punch, max(*pa.Ms, *pb.Ms))
+				continue
+			}
+			r.fails++
+			if f, ok := a.find(run, "failed"); ok {
+				r.failMs = append(r.failMs, *f.Ms)
+				r.failReason = f.Reason
+			}
+		}
+		rows = append(rows, r)
 	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "\nNAT lab: have-remote-candidates -> path selected (both sides), STUN discovery (per side)\n")
-	fmt.Fprintf(&out, "%-36s %5s %9s %9s %9s %9s  %s\n", "pair (a / b)", "runs", "p50 ms", "p95 ms", "stun p50", "stun p95", "result")
+	fmt.Fprintf(&out, "%-42s %5s %9s %9s %9s %9s  %s\n", "pair (a / b)", "runs", "p50 ms", "p95 ms", "stun p50", "stun p95", "result")
 	for _, r := range rows {
 		res := "direct path every run"
 		if r.fails > 0 {
 			res = fmt.Sprintf("%d/%d failed (%s) after p50 %.0f ms", r.fails, r.n, r.failReason, pct(r.failMs, 50))
 		}
-		fmt.Fprintf(&out, "%-36s %5d %9s %9s %9.1f %9.1f  %s\n", r.pair, r.n,
+		fmt.Fprintf(&out, "%-42s %5d %9s %9s %9.1f %9.1f  %s\n", r.pair, r.n,
 			fmtMs(r.punch, 50), fmtMs(r.punch, 95), pct(r.stun, 50), pct(r.stun, 95), res)
 	}
 	fmt.Print(out.String())
