@@ -154,5 +154,20 @@ func FuzzProbe(f *testing.F) {
 		if s := m.Stats(); s.Accepted != 0 || s.Ignored() != 1 {
 			t.Fatalf("stats %+v", s)
 		}
+		// A machine of the right secret acts only on authentic packets.
+		var secret [32]byte
+		secret[0] = 7
+		own, err := NewMachine(Config{
+			Role: Controlled, SessionID: "wire-test", Secret: secret,
+			Remote: []Candidate{{Addr: netip.MustParseAddrPort("10.0.0.1:9")}},
+		}, bytes.NewReader(make([]byte, 8)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		own.Start(start)
+		own.HandlePacket(start, netip.MustParseAddrPort("10.0.0.1:9"), b)
+		if s := own.Stats(); s.Accepted+s.Ignored() != 1 || (s.Accepted == 1 && !verifyMAC(key, b)) {
+			t.Fatalf("stats %+v for %x", s, b)
+		}
 	})
 }
