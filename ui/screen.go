@@ -223,15 +223,7 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 		s.SetSize(msg.Width, msg.Height)
 		return s, nil
 	case tea.MouseMsg:
-		if msg.Action == tea.MouseActionPress {
-			switch msg.Button {
-			case tea.MouseButtonWheelUp:
-				s.scrollChat(wheelLines)
-			case tea.MouseButtonWheelDown:
-				s.scrollChat(-wheelLines)
-			}
-		}
-		return s, nil
+		return s, s.handleMouse(msg)
 	case tea.KeyMsg:
 		return s, s.handleKey(msg)
 	}
@@ -247,6 +239,45 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 		s.input, cmd = s.input.Update(msg)
 	}
 	return s, cmd
+}
+
+// handleMouse: the wheel scrolls the pane under the pointer (the chat
+// wherever else); a click picks a contact or focuses the chat. Prompts
+// and dialogs take no mouse input.
+func (s *Screen) handleMouse(msg tea.MouseMsg) tea.Cmd {
+	if msg.Action != tea.MouseActionPress || len(s.offers.queue) > 0 || s.dlg.kind != dlgNone {
+		return nil
+	}
+	L := s.chatLayout()
+	overContacts := msg.X < L.contactsW
+	switch msg.Button {
+	case tea.MouseButtonWheelUp:
+		if overContacts {
+			s.contacts.move(-1)
+		} else {
+			s.scrollChat(wheelLines)
+		}
+	case tea.MouseButtonWheelDown:
+		if overContacts {
+			s.contacts.move(1)
+		} else {
+			s.scrollChat(-wheelLines)
+		}
+	case tea.MouseButtonLeft:
+		if !overContacts {
+			if s.openID != "" && s.focus != focusChat {
+				return s.setFocus(focusChat)
+			}
+			return nil
+		}
+		// Rows start under the header and the pane title, two lines each.
+		row := (msg.Y - 2) / 2
+		if msg.Y >= 2 && s.contacts.offset+row < len(s.contacts.items) {
+			s.contacts.cursor = s.contacts.offset + row
+			return s.setFocus(focusContacts)
+		}
+	}
+	return nil
 }
 
 func (s *Screen) handleKey(msg tea.KeyMsg) tea.Cmd {

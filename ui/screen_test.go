@@ -290,7 +290,7 @@ func TestMouseWheelScrollsTheChat(t *testing.T) {
 	if v := s.View(); !strings.Contains(v, "message 99") {
 		t.Fatalf("newest message not shown:\n%s", v)
 	}
-	press(s, tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelUp})
+	press(s, tea.MouseMsg{X: 60, Y: 10, Action: tea.MouseActionPress, Button: tea.MouseButtonWheelUp})
 	if got := s.convs[idAlice].scroll; got != wheelLines {
 		t.Fatalf("scroll after wheel up = %d, want %d", got, wheelLines)
 	}
@@ -310,7 +310,7 @@ func TestMouseWheelScrollsTheChat(t *testing.T) {
 		t.Fatalf("pgup did not reach the top:\n%s", v)
 	}
 	for range 100 {
-		press(s, tea.MouseMsg{Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
+		press(s, tea.MouseMsg{X: 60, Y: 10, Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
 	}
 	if v := s.View(); !strings.Contains(v, "fresh") || strings.Contains(v, "new messages below") {
 		t.Fatalf("wheel down did not return to the newest:\n%s", v)
@@ -369,4 +369,31 @@ func TestLongContactListKeepsTheCursorVisible(t *testing.T) {
 		t.Fatalf("cursor row not scrolled into view:\n%s", v)
 	}
 	checkFrame(t, v, 80, 20)
+}
+
+func TestMouseClicksPickAContact(t *testing.T) {
+	s, _ := newTestScreen(100, 30)
+	s.SetContacts(allPresences())
+	click := func(x, y int) tea.Msg {
+		return tea.MouseMsg{X: x, Y: y, Action: tea.MouseActionPress, Button: tea.MouseButtonLeft}
+	}
+	press(s, click(3, 6)) // dave's second line (rows: alice 2-3, bob 4-5, dave 6-7)
+	if c, _ := s.contacts.selected(); c.ID != idDave {
+		t.Fatalf("clicked row selected %q", c.Name)
+	}
+	if got := press(s, keyT(tea.KeyEnter)); !reflect.DeepEqual(got, []tea.Msg{OpenChatIntent{ContactID: idDave}}) {
+		t.Fatalf("enter after click: %#v", got)
+	}
+	press(s, click(3, 2)) // back to the contacts, alice
+	if c, _ := s.contacts.selected(); c.ID != idAlice || s.focus != focusContacts {
+		t.Fatalf("click: selected %q focus %v", c.Name, s.focus)
+	}
+	press(s, click(60, 10)) // the chat pane
+	if s.focus != focusChat {
+		t.Fatal("click on the chat did not focus it")
+	}
+	press(s, tea.MouseMsg{X: 3, Y: 5, Action: tea.MouseActionPress, Button: tea.MouseButtonWheelDown})
+	if c, _ := s.contacts.selected(); c.ID != idBob {
+		t.Fatalf("wheel over contacts selected %q", c.Name)
+	}
 }
