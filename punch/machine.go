@@ -601,12 +601,12 @@ func (m *Machine) timedOut() {
 	}
 	var d strings.Builder
 	fmt.Fprintf(&d, "this side: %s; peer: %s; ", describeNAT(local), describeNAT(remote))
-	fmt.Fprintf(&d, "probed %d address(es) for %v:", len(m.targets), m.cfg.PunchTimeout)
+	fmt.Fprintf(&d, "tried %d address(es) for %v:", len(m.targets), m.cfg.PunchTimeout)
 	heard := false
 	for _, t := range m.targets {
-		fmt.Fprintf(&d, " %s %v (%d sent", t.label, t.addr, t.sent)
+		fmt.Fprintf(&d, " %s %v (%d probes", t.label, t.addr, t.sent)
 		if t.probesIn > 0 {
-			fmt.Fprintf(&d, ", %d probes from it", t.probesIn)
+			fmt.Fprintf(&d, ", %d of its probes came in", t.probesIn)
 			heard = true
 		}
 		if t.repliesIn > 0 {
@@ -636,11 +636,21 @@ func reachable(b NATBehavior) bool {
 	return b.Mapping == MappingNone || (!b.Symmetric() && b.Filtering == FilteringEndpointIndependent)
 }
 
+// describeNAT names a NAT behaviour for a failure's detail.
 func describeNAT(b NATBehavior) string {
-	if b.Mapping == MappingNone {
+	switch {
+	case b.Mapping == MappingNone:
 		return "no NAT"
+	case b.Symmetric():
+		return fmt.Sprintf("symmetric NAT (%s mapping)", b.Mapping)
+	case b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringEndpointIndependent:
+		return "full-cone NAT"
+	case b.Mapping == MappingEndpointIndependent && b.Filtering != FilteringUnknown:
+		return fmt.Sprintf("cone NAT (%s filtering)", b.Filtering)
+	case b.Mapping == MappingEndpointIndependent:
+		return "cone NAT"
 	}
-	return fmt.Sprintf("%s mapping, %s filtering", b.Mapping, b.Filtering)
+	return "NAT not measured"
 }
 
 // replaySet remembers the last n transaction IDs received and where from.

@@ -611,7 +611,8 @@ func TestSimSameNATUsesHostCandidates(t *testing.T) {
 }
 
 // TestSimBlackholeTimesOut: UDP blocked entirely between cone NATs is a
-// plain timeout, with the addresses tried in the detail.
+// plain timeout, with the addresses tried in the detail; symmetric vs
+// port-restricted says why in the reason.
 func TestSimBlackholeTimesOut(t *testing.T) {
 	s := simScenario{seed: 1, kindA: simPortRestricted, kindB: simFullCone, loss: 1}
 	r := s.build(t)
@@ -620,6 +621,13 @@ func TestSimBlackholeTimesOut(t *testing.T) {
 	if d := r.a.failed.Detail; !strings.Contains(d, "srflx 198.51.100.2:") || !strings.Contains(d, "nothing back") {
 		t.Errorf("detail %q", d)
 	}
+	t.Logf("A: %s: %s", r.a.failed.Reason.Message(), r.a.failed.Detail)
+
+	s = simScenario{seed: 2, kindA: simSymmetric, kindB: simPortRestricted}
+	r = s.build(t)
+	r.punch()
+	r.verify(t, s, false, ReasonSymmetricNAT)
+	t.Logf("B: %s: %s", r.b.failed.Reason.Message(), r.b.failed.Detail)
 }
 
 // TestSimSpoofedIgnored: an on-path attacker (it sees every packet on the
