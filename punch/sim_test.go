@@ -558,6 +558,9 @@ func (r *simRun) verify(t testing.TB, s simScenario, wantConnect bool, wantReaso
 	if !r.checkPath(a, b) || !r.checkPath(b, a) {
 		t.Fatalf("%v: selections disagree: A %+v, B %+v", s, *a.selected, *b.selected)
 	}
+	if a.selected.Local != b.selected.Remote || b.selected.Local != a.selected.Remote {
+		t.Fatalf("%v: local addresses do not match the other side's remote: A %+v, B %+v", s, *a.selected, *b.selected)
+	}
 	if s.sameNAT && (!b.selected.Remote.Addr().IsPrivate() || !a.selected.Remote.Addr().IsPrivate()) {
 		t.Fatalf("%v: same-NAT peers not on host candidates: A %+v, B %+v", s, *a.selected, *b.selected)
 	}
