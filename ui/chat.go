@@ -63,7 +63,11 @@ func (c *conversation) appendMsg(m MessageView, l *chatLayout) {
 	}
 	c.blocks = append(c.blocks, nil)
 	if c.scroll > 0 && c.width > 0 {
-		n := len(c.block(len(c.msgs)-1, l))
+		// Measure at the width the scroll position was taken at: the chat
+		// may be hidden right now (narrow screen, contacts focused).
+		at := *l
+		at.width = c.width
+		n := len(c.block(len(c.msgs)-1, &at))
 		c.scroll += n
 		c.unseen += n
 	}

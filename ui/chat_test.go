@@ -2,6 +2,7 @@ package ui
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,5 +181,25 @@ func BenchmarkOpenChat100k(b *testing.B) {
 		s.SetMessages(idAlice, ms)
 		press(s, keyT(tea.KeyEnter))
 		_ = s.View()
+	}
+}
+
+func TestAppendWhileScrolledAndHidden(t *testing.T) {
+	s, _ := newTestScreen(60, 16)
+	s.SetContacts(allPresences())
+	s.SetMessages(idAlice, manyMessages(50))
+	press(s, keyT(tea.KeyEnter), keyT(tea.KeyPgUp))
+	before := s.View()
+	press(s, keyT(tea.KeyEsc)) // narrow: the chat is hidden now
+	s.AppendMessage(idAlice, MessageView{Key: "new", Sender: "alice", Body: "fresh", At: baseTime})
+	press(s, keyT(tea.KeyTab))
+	after := s.View()
+	// Same scrollback lines on screen (the line under them now says there
+	// is something new).
+	if b, a := strings.Split(before, "\n")[2:9], strings.Split(after, "\n")[2:9]; !reflect.DeepEqual(a, b) {
+		t.Fatalf("scroll position moved:\nbefore\n%s\nafter\n%s", before, after)
+	}
+	if !strings.Contains(after, "new messages below") {
+		t.Fatalf("no hint of the new message:\n%s", after)
 	}
 }
