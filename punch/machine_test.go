@@ -426,3 +426,122 @@ func TestKeepalivesOff(t *testing.T) {
 		t.Fatal("timers left with keepalives and path timeout off")
 	}
 }
+
+func TestReplaySetEvictsOldest(t *testing.T) {
+	r := newReplaySet(3)
+	x := netip.MustParseAddrPort("10.0.0.1:1")
+	y := netip.MustParseAddrPort("10.0.0.2:2")
+	for id := range uint64(3) {
+		r.add(id, x)
+	}
+	r.add(1, y) // already known: the first sender stays
+	if src, ok := r.lookup(1); !ok || src != x {
+		t.Fatalf("lookup(1) = %v %v", src, ok)
+	}
+	r.add(3, y) // evicts 0
+	if _, ok := r.lookup(0); ok {
+		t.Fatal("the oldest ID was not forgotten")
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if _, ok := r.lookup(id); !ok {
+			t.Fatalf("ID %d forgotten too early", id)
+		}
+	}
+	r.add(4, y)
+	r.add(5, y)
+	if _, ok := r.lookup(2); ok || len(r.from) != 3 {
+		t.Fatalf("window holds %d IDs", len(r.from))
+	}
+}
+
+// TestPeerReflexiveSelected: a symmetric-NAT peer's probe arrives from an
+// address it never announced; the path is selected there and later probes
+// go there too.
+func TestPeerReflexiveSelected(t *testing.T) {
+	ca, cb := machConfigs()
+	a, b := machNew(t, ca, 1), machNew(t, cb, 2)
+	b.Start(machEpoch)
+	a.Start(machEpoch)
+	a.Transmits()
+	prflx := netip.MustParseAddrPort("203.0.113.2:61234")
+	tx := b.Transmits()
+	a.HandlePacket(machEpoch, prflx, tx[0].Data)
+	ev := a.Events()
+	if len(ev) != 1 || ev[0].(PathSelected).Remote != prflx || ev[0].(PathSelected).Local != machAddrA {
+		t.Fatalf("A: %v", ev)
+	}
+	out := a.Transmits()
+	if len(out) != 2 || out[0].To != prflx || out[1].To != prflx {
+		t.Fatalf("A answered %v", out)
+	}
+	if p, _ := parsePacket(out[0].Data); p.typ != typeReply || p.flags != flagControlling|flagSelected {
+		t.Fatalf("first answer %+v", p)
+	}
+	if p, _ := parsePacket(out[1].Data); p.typ != typeProbe || p.flags != flagControlling|flagSelected {
+		t.Fatalf("nomination %+v", p)
+	}
+	if a.target(prflx) == nil || a.target(prflx).label != "prflx" {
+		t.Fatal("peer-reflexive address not learned")
+	}
+}
+
+// TestKeepaliveNominates: when every nomination was lost, the controlling
+// side's first keepalive still tells the controlled side its path.
+func TestKeepaliveNominates(t *testing.T) {
+	ca, cb := machConfigs()
+	ca.KeepaliveInterval = time.Second // due within the controlled side's punch
+	ctl, ctd := machNew(t, ca, 1), machNew(t, cb, 2)
+	ctd.Start(machEpoch)
+	ctd.Transmits()
+	ctl.Start(machEpoch)
+	// ctl selects on the reply to its probe; its nominations are all lost.
+	ctd.HandlePacket(machEpoch, machAddrA, ctl.Transmits()[0].Data)
+	ctl.HandlePacket(machEpoch, machAddrB, ctd.Transmits()[0].Data)
+	if len(ctl.Events()) != 1 || len(ctd.Events()) != 0 {
+		t.Fatal("controlling side did not select alone")
+	}
+	var keepalive []byte
+	var d time.Time
+	for keepalive == nil {
+		d = ctl.Deadline()
+		ctl.HandleTimeout(d)
+		for _, tx := range ctl.Transmits() {
+			if p, _ := parsePacket(tx.Data); p.typ == typeKeepalive {
+				keepalive = tx.Data
+			}
+		}
+		if d.Sub(machEpoch) > time.Minute {
+			t.Fatal("no keepalive")
+		}
+	}
+	if d.Sub(machEpoch) != time.Second {
+		t.Fatalf("keepalive at %v", d.Sub(machEpoch))
+	}
+	ctd.HandlePacket(d, machAddrA, keepalive)
+	if ev := ctd.Events(); len(ev) != 1 || ev[0].(PathSelected).Remote != machAddrA {
+		t.Fatalf("controlled side: %v", ev)
+	}
+}
+
+func TestFinishedMachineIgnoresEverything(t *testing.T) {
+	ca, cb := machConfigs()
+	ca.PunchTimeout = time.Second
+	a, b := machNew(t, ca, 1), machNew(t, cb, 2)
+	a.Start(machEpoch)
+	a.HandleTimeout(machEpoch.Add(time.Second))
+	if ev := a.Events(); len(ev) != 1 {
+		t.Fatalf("%v", ev)
+	}
+	a.Transmits()
+	a.Start(machEpoch.Add(2 * time.Second)) // no restart
+	b.Start(machEpoch)
+	a.HandlePacket(machEpoch.Add(2*time.Second), machAddrB, b.Transmits()[0].Data)
+	a.HandleTimeout(machEpoch.Add(time.Hour))
+	a.NoteReceived(machEpoch.Add(time.Hour))
+	if len(a.Events())+len(a.Transmits()) != 0 || !a.Deadline().IsZero() {
+		t.Fatal("a finished machine acted")
+	}
+	if a.Stats().Unexpected != 1 {
+		t.Fatalf("stats %+v", a.Stats())
+	}
+}
