@@ -165,9 +165,11 @@ func renderMessage(m, prev *MessageView, l *chatLayout) []string {
 		nameStyle = st.mine
 	}
 	prefix := st.stamp.Render(stamp) + " " + nameStyle.Render(sender) + ": "
-	indent := len(stamp) + 1 + ansi.StringWidth(sender) + 2
+	// The body hangs under itself after "15:04 name: "; when that prefix
+	// would take more than half the width it gets a line of its own.
+	indent, ownLine := len(stamp)+1+ansi.StringWidth(sender)+2, false
 	if indent > w/2 {
-		indent = 2
+		indent, ownLine = 2, true
 	}
 	avail := max(1, w-indent)
 
@@ -175,36 +177,37 @@ func renderMessage(m, prev *MessageView, l *chatLayout) []string {
 	if m.Mine {
 		switch m.Mark {
 		case MarkQueued:
-			mark = st.mark.Render("⏳")
+			mark, markW = st.mark.Render("⏳"), ansi.StringWidth("⏳")
 		case MarkSent:
-			mark = st.mark.Render("✓")
+			mark, markW = st.mark.Render("✓"), 1
 		case MarkDelivered:
-			mark = st.markDone.Render("✓✓")
+			mark, markW = st.markDone.Render("✓✓"), 2
 		}
-		markW = ansi.StringWidth(ansi.Strip(mark))
 	}
 
 	body := wrapBody(m.Body, avail)
+	markOn := -1 // the body line the mark goes after
 	if markW > 0 {
-		last := body[len(body)-1]
-		if ansi.StringWidth(last)+1+markW <= avail {
-			body[len(body)-1] = last + " \x00"
-		} else {
-			body = append(body, "\x00")
+		markOn = len(body) - 1
+		if ansi.StringWidth(body[markOn])+1+markW > avail {
+			body = append(body, "")
+			markOn++
 		}
 	}
 
 	pad := strings.Repeat(" ", indent)
-	firstOnOwnLine := indent == 2 && len(stamp)+1+ansi.StringWidth(sender)+2 > w/2
-	if firstOnOwnLine {
+	if ownLine {
 		out = append(out, ansi.Truncate(prefix, w, "…"))
 	}
 	for j, ln := range body {
-		styled := st.body.Render(strings.TrimSuffix(ln, "\x00"))
-		if strings.HasSuffix(ln, "\x00") {
-			styled = st.body.Render(strings.TrimSuffix(ln, "\x00")) + mark
+		styled := st.body.Render(ln)
+		if j == markOn {
+			if ln != "" {
+				styled += " "
+			}
+			styled += mark
 		}
-		if j == 0 && !firstOnOwnLine {
+		if j == 0 && !ownLine {
 			out = append(out, prefix+styled)
 		} else {
 			out = append(out, pad+styled)

@@ -117,8 +117,9 @@ func relTime(t, now time.Time, loc *time.Location) string {
 }
 
 // view draws the pane's rows (two lines per contact) in w×h, the list
-// scrolled so the cursor row is visible.
-func (l *contactList) view(w, h int, focused bool, openID string, now time.Time, loc *time.Location, st *styles) []string {
+// scrolled so the cursor row is visible; a contact typing to us says so
+// instead of its presence.
+func (l *contactList) view(w, h int, focused bool, openID string, typing func(id string) bool, now time.Time, loc *time.Location, st *styles) []string {
 	var out []string
 	if len(l.items) == 0 {
 		for _, ln := range []string{"No contacts yet.", "", "Press a to add one,", "or share your ID", "(press i) so others", "can add you."} {
@@ -170,7 +171,12 @@ func (l *contactList) view(w, h int, focused bool, openID string, now time.Time,
 		}
 		words = ansi.Truncate(words, max(1, room), "…")
 		gap = max(1, w-2-ansi.StringWidth(words)-ansi.StringWidth(when))
-		line2 := "  " + st.presence[c.Presence].Render(words)
+		wordStyle := st.presence[c.Presence]
+		if typing(c.ID) {
+			words, wordStyle = ansi.Truncate("✎ typing…", max(1, room), "…"), st.typing
+			gap = max(1, w-2-ansi.StringWidth(words)-ansi.StringWidth(when))
+		}
+		line2 := "  " + wordStyle.Render(words)
 		if when != "" {
 			line2 += strings.Repeat(" ", gap) + st.muted.Render(when)
 		}

@@ -95,6 +95,7 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.AcceptAndAdd) && !o.Known:
 		p.naming, p.err = true, ""
 		p.name.Reset()
+		p.name.SetValue(o.Name) // the name it gave, for the user to keep or change
 		return p.name.Focus()
 	case key.Matches(msg, k.Decline):
 		p.remove(o.SessionID)

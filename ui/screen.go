@@ -609,7 +609,11 @@ func (s *Screen) contactsView(w, h int) string {
 	}
 	lines := make([]string, 0, h)
 	lines = append(lines, fit(ts.Render(title), w))
-	for _, ln := range s.contacts.view(w, h-1, s.focus == focusContacts, s.openID, s.now(), s.loc, st) {
+	typing := func(id string) bool {
+		c := s.convs[id]
+		return c != nil && c.typing
+	}
+	for _, ln := range s.contacts.view(w, h-1, s.focus == focusContacts, s.openID, typing, s.now(), s.loc, st) {
 		lines = append(lines, fit(ln, w))
 	}
 	blank := strings.Repeat(" ", w)

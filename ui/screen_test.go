@@ -175,6 +175,10 @@ func TestKeysProduceIntents(t *testing.T) {
 			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
 			c.t = c.t.Add(time.Second)
 		}, seq("A", "\n", "dave\n"), []tea.Msg{AcceptIntent{SessionID: "s2", AddAs: "dave"}}},
+		{"unknown offer: the name it gave is offered", func(s *Screen, c *testClock) {
+			s.ShowOffer(OfferView{ContactID: idStranger, Name: "mallory", SessionID: "s2"})
+			c.t = c.t.Add(time.Second)
+		}, seq("A", "\n"), []tea.Msg{AcceptIntent{SessionID: "s2", AddAs: "mallory"}}},
 		{"unknown offer: esc from the name goes back", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
 			c.t = c.t.Add(time.Second)
