@@ -755,7 +755,7 @@ func TestSimManyScenarios(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
-	var rtts, ms []float64
+	var rtts, ms, lossy []float64
 	connected, failed := 0, 0
 	for seed := range uint64(n) {
 		s := simRandomScenario(seed)
@@ -768,15 +768,22 @@ func TestSimManyScenarios(t *testing.T) {
 			continue
 		}
 		connected++
-		if s.loss == 0 && !s.sameNAT {
+		switch {
+		case s.sameNAT:
+		case s.loss == 0:
 			rtts = append(rtts, x)
 			ms = append(ms, x*float64(2*s.delay+s.jitter)/float64(time.Millisecond))
+		case s.loss >= 0.2:
+			lossy = append(lossy, x)
 		}
 	}
 	t.Logf("%d scenarios: %d connected, %d failed as modelled", n, connected, failed)
 	if len(rtts) > 0 {
 		t.Logf("lossless (%d): time from the later start to both selected: %s RTT; %s ms",
 			len(rtts), simQuantiles(rtts), simQuantiles(ms))
+	}
+	if len(lossy) > 0 {
+		t.Logf("20%% loss (%d): %s RTT", len(lossy), simQuantiles(lossy))
 	}
 }
 
