@@ -22,8 +22,21 @@ type conversation struct {
 	// unseen counts lines added below the view while scrolled up.
 	unseen int
 
+	// peerName is the contact's current name, shown on their messages
+	// (the list's name wins over what a message carried, so a rename
+	// shows everywhere and a peer cannot pick its own label).
+	peerName string
+
 	width  int        // width the cache was built for
 	blocks [][]string // blocks[i]: msgs[i]'s lines (with its day separator); nil: not built
+}
+
+// setPeerName changes the name on the peer's messages and drops the cache.
+func (c *conversation) setPeerName(name string) {
+	if name != c.peerName {
+		c.peerName = name
+		clear(c.blocks)
+	}
 }
 
 func newConversation() *conversation {
@@ -88,6 +101,7 @@ type chatLayout struct {
 	st    *styles
 	loc   *time.Location
 	width int
+	self  string // my name, on my messages ("" : the message's Sender, else "me")
 }
 
 // block returns message i's lines at l.width, building and caching them.
@@ -103,7 +117,7 @@ func (c *conversation) block(i int, l *chatLayout) []string {
 	if i > 0 {
 		prev = &c.msgs[i-1]
 	}
-	b := renderMessage(&c.msgs[i], prev, l)
+	b := renderMessage(&c.msgs[i], prev, c.peerName, l)
 	c.blocks[i] = b
 	return b
 }
@@ -141,7 +155,7 @@ func (c *conversation) lines(height, scroll int, l *chatLayout) ([]string, int) 
 // renderMessage draws one message: a day separator when the day changes,
 // then "15:04 name: body" with the body wrapped under itself and the
 // delivery mark after the last word.
-func renderMessage(m, prev *MessageView, l *chatLayout) []string {
+func renderMessage(m, prev *MessageView, peerName string, l *chatLayout) []string {
 	st, w := l.st, l.width
 	var out []string
 	at := m.At.In(l.loc)
@@ -150,6 +164,12 @@ func renderMessage(m, prev *MessageView, l *chatLayout) []string {
 	}
 
 	sender := m.Sender
+	switch {
+	case m.Mine && l.self != "":
+		sender = l.self
+	case !m.Mine && peerName != "":
+		sender = peerName
+	}
 	if sender == "" {
 		if m.Mine {
 			sender = "me"

@@ -203,3 +203,33 @@ func TestAppendWhileScrolledAndHidden(t *testing.T) {
 		t.Fatalf("no hint of the new message:\n%s", after)
 	}
 }
+
+func TestNamesComeFromTheContactsAndFollowRenames(t *testing.T) {
+	s, _ := newTestScreen(80, 20)
+	s.SetSelf(Self{ID: idMe, Name: "carol"})
+	s.SetContacts(allPresences())
+	// History from the store carries no names; a live message carries
+	// whatever the sender put in.
+	s.SetMessages(idAlice, []MessageView{
+		{Key: "1", Body: "from history", At: baseTime},
+		{Key: "2", Mine: true, Body: "mine from history", At: baseTime, Mark: MarkDelivered},
+		{Key: "3", Sender: "the-real-bob", Body: "spoofed label", At: baseTime},
+	})
+	press(s, keyT(tea.KeyEnter))
+	v := s.View()
+	for _, want := range []string{"alice: from history", "carol: mine from history", "alice: spoofed label"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("missing %q:\n%s", want, v)
+		}
+	}
+	cs := allPresences()
+	cs[0].Name = "alicia"
+	s.SetContacts(cs)
+	s.SetSelf(Self{ID: idMe, Name: "caroline"})
+	v = s.View()
+	for _, want := range []string{"alicia: from history", "caroline: mine from history"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("after rename, missing %q:\n%s", want, v)
+		}
+	}
+}

@@ -123,6 +123,11 @@ func (s *Screen) SetSelf(me Self) {
 	me.ID = sanitizeLine(me.ID)
 	me.Name = sanitizeLine(me.Name)
 	me.Fingerprint = sanitizeLine(me.Fingerprint)
+	if me.Name != s.self.Name {
+		for _, c := range s.convs { // my name is on my messages
+			clear(c.blocks)
+		}
+	}
 	s.self = me
 }
 
@@ -130,6 +135,11 @@ func (s *Screen) SetSelf(me Self) {
 func (s *Screen) SetContacts(cs []ContactView) {
 	_, wasListed := s.contacts.find(s.openID)
 	s.contacts.set(cs)
+	for _, c := range s.contacts.items {
+		if conv := s.convs[c.ID]; conv != nil {
+			conv.setPeerName(c.Name)
+		}
+	}
 	if s.openID != "" && wasListed {
 		// The open chat closes when its contact is removed (not when it
 		// was never listed: an offer accepted from an unknown ID).
@@ -147,6 +157,9 @@ func (s *Screen) conv(contactID string) *conversation {
 	c := s.convs[contactID]
 	if c == nil {
 		c = newConversation()
+		if ct, ok := s.contacts.find(contactID); ok {
+			c.peerName = ct.Name
+		}
 		s.convs[contactID] = c
 	}
 	return c
@@ -475,7 +488,7 @@ func (s *Screen) chatLayout() screenLayout {
 		L.inputH = 3
 	}
 	L.msgH = max(1, L.bodyH-3-L.inputH) // title, typing line, rule, input
-	L.chatLayout = chatLayout{st: &s.st, loc: s.loc, width: max(1, L.chatW)}
+	L.chatLayout = chatLayout{st: &s.st, loc: s.loc, width: max(1, L.chatW), self: s.self.Name}
 	return L
 }
 
