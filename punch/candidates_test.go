@@ -116,20 +116,24 @@ func FuzzDecodeCandidates(f *testing.F) {
 
 func TestNATBehaviorWords(t *testing.T) {
 	cases := []struct {
-		b         NATBehavior
-		symmetric bool
-		phrase    string
+		b               NATBehavior
+		symmetric, open bool
+		phrase          string
 	}{
-		{NATBehavior{Mapping: MappingNone}, false, "no NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringEndpointIndependent}, false, "full-cone NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}, false, "cone NAT"},
-		{NATBehavior{MappingAddressDependent, FilteringUnknown}, true, "symmetric NAT"},
-		{NATBehavior{MappingAddressAndPortDependent, FilteringUnknown}, true, "symmetric NAT"},
-		{NATBehavior{}, false, "NAT type unknown"},
+		{NATBehavior{Mapping: MappingNone}, false, true, "no NAT"},
+		{NATBehavior{MappingEndpointIndependent, FilteringEndpointIndependent}, false, true, "full-cone NAT"},
+		{NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}, false, false, "cone NAT"},
+		{NATBehavior{MappingEndpointIndependent, FilteringUnknown}, false, false, "cone NAT"},
+		{NATBehavior{MappingAddressDependent, FilteringUnknown}, true, false, "symmetric NAT"},
+		{NATBehavior{MappingAddressAndPortDependent, FilteringEndpointIndependent}, true, false, "symmetric NAT"},
+		{NATBehavior{}, false, false, "NAT type unknown"},
 	}
 	for _, tc := range cases {
 		if got := tc.b.Symmetric(); got != tc.symmetric {
 			t.Errorf("%v Symmetric() = %v", tc.b, got)
+		}
+		if got := tc.b.Open(); got != tc.open {
+			t.Errorf("%v Open() = %v", tc.b, got)
 		}
 		if got := tc.b.Phrase(); !bytes.HasPrefix([]byte(got), []byte(tc.phrase+":")) {
 			t.Errorf("%v Phrase() = %q, want prefix %q", tc.b, got, tc.phrase)

@@ -596,7 +596,7 @@ func (m *Machine) fail(r Reason, detail string) {
 func (m *Machine) timedOut() {
 	reason := ReasonTimeout
 	local, remote := m.cfg.LocalNAT, m.cfg.RemoteNAT
-	if (local.Symmetric() && !reachable(remote)) || (remote.Symmetric() && !reachable(local)) {
+	if (local.Symmetric() && !remote.Open()) || (remote.Symmetric() && !local.Open()) {
 		reason = ReasonSymmetricNAT
 	}
 	var d strings.Builder
@@ -626,14 +626,6 @@ func (m *Machine) timedOut() {
 			n, m.stats.Forged, m.stats.OtherTag, m.stats.Replayed, m.stats.Malformed)
 	}
 	m.fail(reason, strings.TrimSuffix(strings.TrimSpace(d.String()), ";"))
-}
-
-// reachable reports whether a peer behind b can be reached at its
-// published address without having sent to the exact sender first, which
-// is what a symmetric-NAT peer needs (its real mapping is unknown until it
-// sends): no NAT, or a NAT with endpoint-independent mapping and filtering.
-func reachable(b NATBehavior) bool {
-	return b.Mapping == MappingNone || (!b.Symmetric() && b.Filtering == FilteringEndpointIndependent)
 }
 
 // describeNAT names a NAT behaviour for a failure's detail.

@@ -80,12 +80,13 @@ func (b NATBehavior) Symmetric() bool {
 	return b.Mapping == MappingAddressDependent || b.Mapping == MappingAddressAndPortDependent
 }
 
-// Open reports whether anyone can reach this side's published address
-// without it having sent there first: no NAT, or a full-cone NAT. Only such
-// a peer can talk to one behind a symmetric NAT.
+// Open reports whether anyone can reach this side at its published
+// address without it having sent to them first: no NAT, or a NAT with
+// endpoint-independent mapping and filtering (full cone). Only such a peer
+// can talk to one behind a symmetric NAT, whose real mapping is unknown
+// until it sends. Unknown filtering counts as not open.
 func (b NATBehavior) Open() bool {
-	return b.Mapping == MappingNone ||
-		(b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringEndpointIndependent)
+	return b.Mapping == MappingNone || (!b.Symmetric() && b.Filtering == FilteringEndpointIndependent)
 }
 
 // Phrase says in plain words what the behaviour means for direct
