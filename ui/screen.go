@@ -511,7 +511,7 @@ func (s *Screen) layoutInputs() {
 // View draws the whole screen at the size given by SetSize.
 func (s *Screen) View() string {
 	if s.w < minW || s.h < minH {
-		return s.st.r.Place(s.w, s.h, lipgloss.Center, lipgloss.Center, "Terminal too small")
+		return block(s.st.r.Place(s.w, s.h, lipgloss.Center, lipgloss.Center, ansi.Truncate("Terminal too small", s.w, "")), s.w, s.h)
 	}
 	L := s.chatLayout()
 	var b strings.Builder

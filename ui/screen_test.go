@@ -272,10 +272,16 @@ func TestEverySizeFillsTheFrame(t *testing.T) {
 			s.SetContacts(allPresences())
 			s.SetMessages(idAlice, conversationWithReceipts())
 			setup(s, clk)
-			for _, w := range []int{60, 61, 71, 72, 80, 100, 133, 200} {
-				for _, h := range []int{16, 17, 23, 24, 40} {
+			// 60×16 is the smallest supported size; below it the frame
+			// must still be exact (if cramped) down to the 20×8 floor.
+			for _, w := range []int{1, 10, 19, 20, 33, 59, 60, 61, 71, 72, 80, 100, 133, 200} {
+				for _, h := range []int{1, 7, 8, 11, 15, 16, 17, 23, 24, 40} {
 					s, _ = s.Update(tea.WindowSizeMsg{Width: w, Height: h})
-					checkFrame(t, s.View(), w, h)
+					v := s.View()
+					checkFrame(t, v, w, h)
+					if again := s.View(); again != v {
+						t.Fatalf("%dx%d: a second View differs:\n%s\n---\n%s", w, h, v, again)
+					}
 				}
 			}
 		})
