@@ -145,7 +145,7 @@ func (s *Screen) offerContent(w int, compact bool) string {
 	}
 	b.WriteString("\n")
 	if s.offers.naming {
-		b.WriteString("Add as:\n" + s.offers.name.View() + "\n")
+		b.WriteString(s.offers.name.View() + "\n")
 		if s.offers.err != "" {
 			b.WriteString(st.errLine.Render(s.offers.err) + "\n")
 		}

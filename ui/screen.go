@@ -140,6 +140,11 @@ func (s *Screen) SetContacts(cs []ContactView) {
 			conv.setPeerName(c.Name)
 		}
 	}
+	if _, listed := s.contacts.find(s.openID); listed && !wasListed {
+		// An ID accepted and added from an offer has just been listed:
+		// highlight it, as its chat is the one open.
+		s.contacts.selectID(s.openID)
+	}
 	if s.openID != "" && wasListed {
 		// The open chat closes when its contact is removed (not when it
 		// was never listed: an offer accepted from an unknown ID).

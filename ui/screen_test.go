@@ -348,6 +348,11 @@ func TestAcceptingOpensTheChat(t *testing.T) {
 	if v := s.View(); !strings.Contains(v, "not in your contacts") {
 		t.Fatalf("stranger's chat title:\n%s", v)
 	}
+	// Once the engine lists it (accept and add), it is the highlighted row.
+	s.SetContacts(append(allPresences(), ContactView{ID: idStranger, Name: "stranger"}))
+	if c, _ := s.contacts.selected(); c.ID != idStranger {
+		t.Fatalf("highlighted %q after the open chat's contact was added", c.Name)
+	}
 }
 
 func TestShownErrorClearsOnTheNextAction(t *testing.T) {
