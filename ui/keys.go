@@ -88,7 +88,8 @@ const (
 	ctxChat
 	ctxOffer
 	ctxOfferUnknown
-	ctxDialog
+	ctxDialog // several fields
+	ctxField  // one field
 	ctxConfirm
 )
 
@@ -110,6 +111,8 @@ func (h helpKeys) ShortHelp() []key.Binding {
 		return []key.Binding{k.Accept, k.AcceptAndAdd, k.Decline}
 	case ctxDialog:
 		return []key.Binding{k.Confirm, k.NextField, k.Cancel}
+	case ctxField:
+		return []key.Binding{k.Confirm, k.Cancel}
 	case ctxConfirm:
 		return []key.Binding{k.Yes, k.No}
 	}

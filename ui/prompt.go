@@ -331,7 +331,11 @@ func (s *Screen) dialogView(w, _ int) string {
 	if d.err != "" {
 		b.WriteString(st.errLine.Render(wrapText(d.err, w)) + "\n")
 	}
-	b.WriteString("\n" + hints(st, "enter", "ok", "tab", "next field", "esc", "cancel"))
+	if len(d.fields) > 1 {
+		b.WriteString("\n" + hints(st, "enter", "ok", "tab", "next field", "esc", "cancel"))
+	} else {
+		b.WriteString("\n" + hints(st, "enter", "ok", "esc", "cancel"))
+	}
 	return b.String()
 }
 

@@ -569,13 +569,15 @@ func (s *Screen) keyContext() keyCtx {
 			return ctxOfferUnknown
 		}
 		if s.offers.naming {
-			return ctxDialog
+			return ctxField
 		}
 		return ctxOffer
 	case s.dlg.kind == dlgRemove:
 		return ctxConfirm
-	case s.dlg.kind == dlgAdd || s.dlg.kind == dlgRename:
+	case s.dlg.kind == dlgAdd:
 		return ctxDialog
+	case s.dlg.kind == dlgRename:
+		return ctxField
 	case s.focus == focusChat:
 		return ctxChat
 	}
