@@ -378,7 +378,14 @@ func (m *Model) accept(now time.Time, sid, addAs string) {
 	if c.name == "" {
 		c.name = o.name
 	}
+	// Accepting opens that chat (the screen shows it).
+	m.open = c.peer
+	c.unread = 0
+	if m.d.Store != nil {
+		m.storeOp(loadHistory(m.d.Store, c.peer))
+	}
 	m.startAnswer(now, c, o)
+	m.refreshStatus()
 }
 
 // decline refuses a shown offer and tells the offerer.
@@ -699,7 +706,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 		m.log.Info("established", "peer", c.peer, "session", c.sessionID)
 		m.emit(Event{Ev: "connected", Peer: c.peer, Path: "direct", Local: c.local.String(), Remote: c.remote.String(), Encrypted: boolp(true), Session: c.sessionID})
 		if m.d.Store != nil {
-			m.effect(loadOutbox(m.d.Store, c.peer, c.sessionID))
+			m.storeOp(loadOutbox(m.d.Store, c.peer, c.sessionID))
 		}
 		m.refreshContacts()
 		m.refreshStatus()
@@ -707,7 +714,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 		if m.d.Store == nil {
 			return
 		}
-		m.effect(storeReceived(m.d.Store, c.peer, c.sessionID, ev.ID, string(ev.Body), now))
+		m.storeOp(storeReceived(m.d.Store, c.peer, c.sessionID, ev.ID, string(ev.Body), now))
 	case session.Delivered:
 		if c.inflight[ev.ID] {
 			delete(c.inflight, ev.ID)
@@ -716,7 +723,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 			}
 		}
 		if m.d.Store != nil {
-			m.effect(markDelivered(m.d.Store, c.peer, ev.ID))
+			m.storeOp(markDelivered(m.d.Store, c.peer, ev.ID))
 		}
 		m.screen.SetMark(c.peer, ev.ID.String(), MarkDelivered)
 		m.emit(Event{Ev: "receipt", To: c.peer, ID: ev.ID.String()})
@@ -738,7 +745,14 @@ func (m *Model) startDiscovery(now time.Time) {
 		m.checkReady()
 		return
 	}
-	m.disc = punch.NewDiscovery(m.d.STUN, m.rand)
+	var local []netip.AddrPort
+	if m.d.Socket != nil {
+		for _, c := range m.d.Socket.HostCandidates() {
+			local = append(local, c.Addr)
+		}
+	}
+	// Knowing my own addresses lets discovery tell "no NAT" apart.
+	m.disc = punch.NewDiscoveryConfig(punch.DiscoveryConfig{Servers: m.d.STUN, Local: local}, m.rand)
 	m.discDone = false
 	m.disc.Start(now)
 	m.pumpDiscovery(now)
@@ -800,7 +814,7 @@ func (m *Model) openChat(now time.Time, peer string) {
 	c.declined = false
 	c.blind = 0
 	if m.d.Store != nil {
-		m.effect(loadHistory(m.d.Store, peer))
+		m.storeOp(loadHistory(m.d.Store, peer))
 	}
 	if !c.busy() {
 		m.connect(now, c)
@@ -835,7 +849,7 @@ func (m *Model) sendText(now time.Time, peer, text string) {
 	c.declined = false
 	c.lastAct = now
 	m.screen.AppendMessage(peer, MessageView{Key: id.String(), Mine: true, Sender: m.d.Name, Body: text, At: now, Mark: MarkQueued})
-	m.effect(queueMessage(m.d.Store, peer, id, text, now))
+	m.storeOp(queueMessage(m.d.Store, peer, id, text, now))
 }
 
 // handleStored continues after a store write: an outgoing message goes to a
@@ -878,7 +892,7 @@ func (m *Model) handleStored(now time.Time, msg storedMsg) {
 		c.lastAct = now
 		name := c.display()
 		m.screen.AppendMessage(msg.peer, MessageView{Key: msg.id.String(), Sender: name, Body: msg.body, At: msg.at, Mark: MarkReceived})
-		if m.open != msg.peer || m.screen.Focused() != msg.peer {
+		if m.open != msg.peer && m.screen.Focused() != msg.peer {
 			c.unread++
 		}
 		m.emit(Event{Ev: "message", From: msg.peer, ID: msg.id.String(), Body: msg.body, At: msg.at.UTC().Format(time.RFC3339Nano)})
@@ -903,7 +917,7 @@ func (m *Model) sendOne(now time.Time, c *peerLink, id session.MessageID, body s
 	}
 	c.inflight[id] = true
 	if m.d.Store != nil {
-		m.effect(markSent(m.d.Store, c.peer, id))
+		m.storeOp(markSent(m.d.Store, c.peer, id))
 	}
 	m.screen.SetMark(c.peer, id.String(), MarkSent)
 	m.emit(Event{Ev: "sent", To: c.peer, ID: id.String()})
@@ -997,11 +1011,14 @@ func (m *Model) addContact(name, id string) {
 	m.contacts = append(m.contacts, session.Contact{Name: name, ID: id, Public: pub, Added: now})
 	m.conv(id, pub).name = name
 	m.refreshContacts()
+	if m.d.Signaller != nil {
+		m.effect(lookupPresence(m.ctx, m.d.Signaller, id))
+	}
 	if m.d.Store == nil {
 		return
 	}
 	st := m.d.Store
-	m.effect(changeContacts(st, id, func() error {
+	m.storeOp(changeContacts(st, id, func() error {
 		_, err := st.AddContact(name, id, now)
 		return err
 	}, "could not add "+name))
@@ -1013,7 +1030,7 @@ func (m *Model) renameContact(id, name string) {
 		return
 	}
 	st := m.d.Store
-	m.effect(changeContacts(st, "", func() error { return st.RenameContact(id, name) }, "could not rename the contact"))
+	m.storeOp(changeContacts(st, "", func() error { return st.RenameContact(id, name) }, "could not rename the contact"))
 }
 
 func (m *Model) removeContact(now time.Time, id string) {
@@ -1028,7 +1045,7 @@ func (m *Model) removeContact(now time.Time, id string) {
 		return
 	}
 	st := m.d.Store
-	m.effect(changeContacts(st, "", func() error { return st.RemoveContact(id) }, "could not remove the contact"))
+	m.storeOp(changeContacts(st, "", func() error { return st.RemoveContact(id) }, "could not remove the contact"))
 }
 
 // handleContacts takes a fresh contact list from the store.

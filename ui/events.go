@@ -71,6 +71,7 @@ type eventWriter struct {
 
 	mu     sync.Mutex
 	queue  []Event
+	busy   bool // a batch is being written
 	closed bool
 }
 
@@ -103,17 +104,28 @@ func (ew *eventWriter) run() {
 		ew.mu.Lock()
 		batch, closed := ew.queue, ew.closed
 		ew.queue = nil
+		ew.busy = len(batch) > 0
 		ew.mu.Unlock()
 		for _, e := range batch {
 			// A gone reader (closed stdout) leaves nothing to do; the
 			// program goes on until told to quit.
 			_ = enc.Encode(e)
 		}
+		ew.mu.Lock()
+		ew.busy = false
+		ew.mu.Unlock()
 		if closed {
 			return
 		}
 		<-ew.wake
 	}
+}
+
+// idle reports that everything emitted so far has been written.
+func (ew *eventWriter) idle() bool {
+	ew.mu.Lock()
+	defer ew.mu.Unlock()
+	return len(ew.queue) == 0 && !ew.busy
 }
 
 // Close writes what is queued and waits for the writer goroutine to end.

@@ -141,7 +141,11 @@ func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 		list := make([]EventContact, 0, len(m.contacts))
 		for _, ct := range m.contacts {
 			p, ok := m.presence[ct.ID]
-			list = append(list, EventContact{Name: ct.Name, ID: ct.ID, Online: ok && m.online(now, p)})
+			on := ok && m.online(now, p)
+			if c := m.convs[ct.ID]; c != nil && c.state == convEstablished {
+				on = true
+			}
+			list = append(list, EventContact{Name: ct.Name, ID: ct.ID, Online: on})
 		}
 		m.emit(Event{Ev: "contacts", Contacts: list})
 	case "connect":

@@ -150,6 +150,8 @@ type Model struct {
 	quitting    bool
 	pendingCmds []tea.Cmd
 	effects     *sideEffects
+	storeQ      []tea.Cmd // store operations waiting for the running one
+	storeBusy   bool
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
@@ -212,12 +214,12 @@ func (m *Model) Init() tea.Cmd {
 	if m.d.Socket != nil {
 		m.do(waitDatagram(m.d.Socket.Datagrams()))
 	}
-	m.effect(loadContacts(m.d.Store))
+	m.storeOp(loadContacts(m.d.Store))
 	if m.stdin != nil {
 		m.do(readCommand(m.stdin))
 	}
 	m.startDiscovery(now)
-	m.presenceAt = now // first round at once, through the timer
+	m.presenceRound(now)
 	return m.finish(now)
 }
 
@@ -231,6 +233,34 @@ func (m *Model) View() string {
 
 // effect queues a Cmd that uses the store or the signaller.
 func (m *Model) effect(c tea.Cmd) { m.do(m.effects.guard(c)) }
+
+// storeOp queues a Cmd that uses the store. Store operations run one at a
+// time, in the order they were issued: messages are queued, appended and
+// sent in the order the user typed or the peer sent them, and a receipt
+// is never recorded before its message was queued.
+func (m *Model) storeOp(c tea.Cmd) {
+	if c == nil {
+		return
+	}
+	// Guarded when queued, so quitting waits for the queued ones too.
+	m.storeQ = append(m.storeQ, m.effects.guard(c))
+	m.nextStoreOp()
+}
+
+// nextStoreOp starts the next store operation unless one is running.
+func (m *Model) nextStoreOp() {
+	if m.storeBusy || len(m.storeQ) == 0 {
+		return
+	}
+	c := m.storeQ[0]
+	m.storeQ[0] = nil
+	m.storeQ = m.storeQ[1:]
+	m.storeBusy = true
+	m.do(func() tea.Msg { return storeDoneMsg{msg: c()} })
+}
+
+// storeDoneMsg ends one store operation; msg is its own result.
+type storeDoneMsg struct{ msg tea.Msg }
 
 // do queues a Cmd to be returned from the current Update.
 func (m *Model) do(c tea.Cmd) {
@@ -250,10 +280,31 @@ func (m *Model) emit(e Event) {
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	now := m.now()
 	if m.quitting {
-		// Only the flush's QuitMsg (handled by the program) matters now.
+		// Only the store writes still queued matter now; the flush's
+		// QuitMsg ends the program once they are done.
+		if _, ok := msg.(storeDoneMsg); ok {
+			m.storeBusy = false
+			m.nextStoreOp()
+			cmds := m.pendingCmds
+			m.pendingCmds = nil
+			return m, tea.Batch(cmds...)
+		}
 		return m, nil
 	}
+	m.handle(now, msg)
+	return m, m.finish(now)
+}
+
+// handle routes one message.
+func (m *Model) handle(now time.Time, msg tea.Msg) {
 	switch msg := msg.(type) {
+	case storeDoneMsg:
+		m.storeBusy = false
+		m.nextStoreOp()
+		if msg.msg != nil {
+			m.handle(now, msg.msg)
+		}
+
 	case tea.WindowSizeMsg:
 		m.screen.SetSize(msg.Width, msg.Height)
 	case tea.KeyMsg:
@@ -348,7 +399,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.screen, c = m.screen.Update(msg)
 		m.do(c)
 	}
-	return m, m.finish(now)
 }
 
 // finish schedules the next timer and hands out the queued Cmds.

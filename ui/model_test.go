@@ -1,0 +1,487 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/signal"
+)
+
+// recSignaller records what the model asks of signalling; Listen's channel
+// only closes (when its context ends).
+type recSignaller struct {
+	mu        sync.Mutex
+	sent      []signal.Signal
+	published []signal.Presence
+	acks      []string
+	lookups   []string
+	presence  map[string]signal.Presence
+}
+
+func (r *recSignaller) Name() string { return "recorder" }
+func (r *recSignaller) PublishPresence(ctx context.Context, p signal.Presence) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.published = append(r.published, p)
+	return nil
+}
+func (r *recSignaller) LookupPresence(ctx context.Context, id string) (signal.Presence, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lookups = append(r.lookups, id)
+	if p, ok := r.presence[id]; ok {
+		return p, nil
+	}
+	return signal.Presence{}, signal.ErrNotFound
+}
+func (r *recSignaller) Send(ctx context.Context, s signal.Signal) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, s)
+	return fmt.Sprintf("s%d", len(r.sent)), nil
+}
+func (r *recSignaller) Listen(ctx context.Context) (<-chan signal.Event, error) {
+	ch := make(chan signal.Event)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+func (r *recSignaller) Ack(ctx context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.acks = append(r.acks, id)
+	return nil
+}
+func (r *recSignaller) Close() error { return nil }
+
+// sentKinds lists the kinds sent to peer, in order.
+func (r *recSignaller) sentKinds(peer string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, s := range r.sent {
+		if s.To == peer {
+			out = append(out, string(s.Kind))
+		}
+	}
+	return out
+}
+
+func (r *recSignaller) last(kind signal.Kind) (signal.Signal, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.sent) - 1; i >= 0; i-- {
+		if r.sent[i].Kind == kind {
+			return r.sent[i], true
+		}
+	}
+	return signal.Signal{}, false
+}
+
+// fakeClock is the model's clock in unit tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// seeded is deterministic randomness for keys and IDs.
+type seeded struct{ r *rand.ChaCha8 }
+
+func newSeeded(seed byte) *seeded { return &seeded{r: rand.NewChaCha8([32]byte{seed})} }
+func (s *seeded) Read(b []byte) (int, error) {
+	return s.r.Read(b)
+}
+
+type unitModel struct {
+	t     *testing.T
+	m     *Model
+	clock *fakeClock
+	sig   *recSignaller
+	out   *syncBuffer
+	id    session.Identity
+	store *session.Store
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// events returns the headless events written so far (after flushing the
+// writer by closing it is not possible mid-test, so poll briefly).
+func (u *unitModel) events() []Event {
+	u.t.Helper()
+	var out []Event
+	for range 50 {
+		u.out.mu.Lock()
+		data := u.out.b.String()
+		u.out.mu.Unlock()
+		out = out[:0]
+		for _, line := range strings.Split(strings.TrimSpace(data), "\n") {
+			if line == "" {
+				continue
+			}
+			var e Event
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				u.t.Fatalf("bad event %q: %v", line, err)
+			}
+			out = append(out, e)
+		}
+		if u.m.events.idle() {
+			return out
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return out
+}
+
+func (u *unitModel) has(ev string, ok func(Event) bool) bool {
+	for _, e := range u.events() {
+		if e.Ev == ev && (ok == nil || ok(e)) {
+			return true
+		}
+	}
+	return false
+}
+
+func newUnitModel(t *testing.T, seed byte, withStore bool, sock *punch.Socket) *unitModel {
+	t.Helper()
+	id, err := session.NewIdentity(newSeeded(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unitModel{t: t, clock: &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, sig: &recSignaller{presence: map[string]signal.Presence{}}, out: &syncBuffer{}, id: id}
+	if withStore {
+		u.store, err = session.OpenStore(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	u.m = New(Deps{
+		Signaller: u.sig, Store: u.store, Identity: id, Socket: sock, Name: fmt.Sprintf("user%d", seed),
+		Now: u.clock.now, Rand: newSeeded(seed + 100), Headless: true, Events: u.out,
+		Timings: Timings{Presence: 30 * time.Second, OfferTimeout: 10 * time.Second, RetryMin: time.Second, RetryMax: 4 * time.Second},
+	})
+	t.Cleanup(func() {
+		u.m.Close()
+		if u.store != nil {
+			u.store.Close()
+		}
+	})
+	return u
+}
+
+// run executes the Cmds an Update returned, feeding their messages back
+// into Update (except ticks), until nothing more arrives within a short
+// window. Cmds that block (timers, listeners) are left waiting; they end
+// when the model's context does.
+func (u *unitModel) run(cmd tea.Cmd) {
+	u.t.Helper()
+	msgs := make(chan tea.Msg, 64)
+	var launch func(c tea.Cmd)
+	launch = func(c tea.Cmd) {
+		if c == nil {
+			return
+		}
+		go func() { msgs <- c() }()
+	}
+	launch(cmd)
+	for {
+		select {
+		case msg := <-msgs:
+			switch msg := msg.(type) {
+			case nil:
+			case tea.BatchMsg:
+				for _, c := range msg {
+					launch(c)
+				}
+			case tea.QuitMsg:
+			case tickMsg:
+				// Timers are the test's to drive, by advancing the fake
+				// clock and sending the current tick itself.
+			default:
+				_, c := u.m.Update(msg)
+				launch(c)
+			}
+		case <-time.After(100 * time.Millisecond):
+			return
+		}
+	}
+}
+
+func (u *unitModel) update(msg tea.Msg) {
+	u.t.Helper()
+	_, c := u.m.Update(msg)
+	u.run(c)
+}
+
+// sealedSignal makes a real offer/answer/cancel from one identity to another.
+func sealedSignal(t *testing.T, from session.Identity, to session.Identity, kind signal.Kind, sid string, cands []punch.Candidate, secret [32]byte) signal.Signal {
+	t.Helper()
+	inv := session.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret}
+	sealed, err := session.SealInvitation(from, to.Public, sid, string(kind), inv, newSeeded(9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	return signal.Signal{ID: "doc-" + sid + string(kind), From: from.ID(), To: to.ID(), Kind: kind, SessionID: sid, Payload: sealed, CreatedAt: now, ExpiresAt: now.Add(signal.DefaultTTL)}
+}
+
+func loopbackSocket(t *testing.T) *punch.Socket {
+	t.Helper()
+	sock, err := punch.ListenUDP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	return sock
+}
+
+func TestInitSchedulesOneTimerAndIgnoresStaleTicks(t *testing.T) {
+	u := newUnitModel(t, 1, false, nil)
+	u.run(u.m.Init())
+	if !u.has("ready", func(e Event) bool { return e.ID == u.id.ID() }) {
+		t.Fatalf("no ready event: %+v", u.events())
+	}
+	u.sig.mu.Lock()
+	published := len(u.sig.published)
+	u.sig.mu.Unlock()
+	if published != 1 {
+		t.Fatalf("published presence %d times at start, want 1", published)
+	}
+	next := u.clock.now().Add(30 * time.Second)
+	if !u.m.timerAt.Equal(next) {
+		t.Fatalf("timer at %v, want the next presence round %v", u.m.timerAt, next)
+	}
+	// A tick from an earlier generation does nothing, even when late.
+	u.clock.advance(31 * time.Second)
+	u.update(tickMsg{gen: u.m.timerGen - 1})
+	u.sig.mu.Lock()
+	published = len(u.sig.published)
+	u.sig.mu.Unlock()
+	if published != 1 {
+		t.Fatalf("a stale tick ran the presence round")
+	}
+	u.update(tickMsg{gen: u.m.timerGen})
+	u.sig.mu.Lock()
+	published = len(u.sig.published)
+	u.sig.mu.Unlock()
+	if published != 2 {
+		t.Fatalf("the current tick did not run the presence round (%d publishes)", published)
+	}
+	if want := u.clock.now().Add(30 * time.Second); !u.m.timerAt.Equal(want) {
+		t.Fatalf("timer at %v, want %v", u.m.timerAt, want)
+	}
+}
+
+// An offer from an unknown ID is shown, and nothing goes to it (no
+// signal, no packet) until the user accepts; then punching starts.
+func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
+	sock := loopbackSocket(t)
+	peerConn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerConn.Close()
+	peerAddr := netip.MustParseAddrPort(peerConn.LocalAddr().String())
+
+	u := newUnitModel(t, 2, true, sock)
+	u.run(u.m.Init())
+	stranger, _ := session.NewIdentity(newSeeded(77))
+	offer := sealedSignal(t, stranger, u.id, signal.KindOffer, "sess1", []punch.Candidate{{Type: punch.CandidateHost, Addr: peerAddr, Priority: 1}}, [32]byte{1})
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}, ch: nil})
+
+	if !u.has("offer", func(e Event) bool { return e.From == stranger.ID() && e.Known != nil && !*e.Known && e.Session == "sess1" }) {
+		t.Fatalf("no unknown offer event: %+v", u.events())
+	}
+	if k := u.sig.sentKinds(stranger.ID()); len(k) != 0 {
+		t.Fatalf("signals sent to an unknown offerer before accept: %v", k)
+	}
+	u.sig.mu.Lock()
+	acked := strings.Join(u.sig.acks, ",")
+	u.sig.mu.Unlock()
+	if acked != offer.ID {
+		t.Errorf("acks = %q, want the offer %q", acked, offer.ID)
+	}
+	buf := make([]byte, 2048)
+	peerConn.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+	if n, _, err := peerConn.ReadFromUDP(buf); err == nil {
+		t.Fatalf("a %d-byte packet reached the unknown offerer before accept", n)
+	}
+
+	u.update(AcceptIntent{SessionID: "sess1", AddAs: "stranger"})
+	if k := u.sig.sentKinds(stranger.ID()); len(k) != 1 || k[0] != "answer" {
+		t.Fatalf("after accept sent %v, want one answer", k)
+	}
+	peerConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := peerConn.ReadFromUDP(buf)
+	if err != nil || n == 0 || buf[0] != punch.PunchByte {
+		t.Fatalf("after accept: read %d bytes (first %#x), %v; want a punch probe", n, buf[0], err)
+	}
+	if c := u.m.convs[stranger.ID()]; c == nil || c.state != convPunching || c.name != "stranger" {
+		t.Fatalf("conversation after accept = %+v", c)
+	}
+	// The answer opens for the offerer and carries my candidates.
+	ans, _ := u.sig.last(signal.KindAnswer)
+	inv, err := session.OpenInvitation(stranger, u.id.Public, "sess1", string(signal.KindAnswer), ans.Payload)
+	if err != nil {
+		t.Fatalf("answer does not open: %v", err)
+	}
+	cands, _, err := punch.DecodeCandidates(inv.Candidates)
+	if err != nil || len(cands) == 0 || cands[0].Addr != sock.LocalAddr() {
+		t.Fatalf("answer candidates %v, %v; want my socket %v", cands, err, sock.LocalAddr())
+	}
+}
+
+func TestDeclineSendsCancelAndForgetsTheOffer(t *testing.T) {
+	u := newUnitModel(t, 3, false, nil)
+	peer, _ := session.NewIdentity(newSeeded(78))
+	offer := sealedSignal(t, peer, u.id, signal.KindOffer, "sess2", nil, [32]byte{2})
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
+	if _, ok := u.m.offers["sess2"]; !ok {
+		t.Fatal("offer not pending")
+	}
+	u.update(DeclineIntent{SessionID: "sess2"})
+	if _, ok := u.m.offers["sess2"]; ok {
+		t.Fatal("declined offer still pending")
+	}
+	c, ok := u.sig.last(signal.KindCancel)
+	if !ok || c.To != peer.ID() || c.SessionID != "sess2" {
+		t.Fatalf("cancel = %+v, %v", c, ok)
+	}
+	if _, err := session.OpenInvitation(peer, u.id.Public, "sess2", string(signal.KindCancel), c.Payload); err != nil {
+		t.Fatalf("the cancel is not authenticated for the peer: %v", err)
+	}
+	// Accepting it afterwards is refused in words.
+	u.update(AcceptIntent{SessionID: "sess2"})
+	if !u.has("error", func(e Event) bool { return strings.Contains(e.Words, "gone") }) {
+		t.Fatalf("no error for a gone offer: %+v", u.events())
+	}
+}
+
+// A forged offer (sealed for someone else, or claiming another sender)
+// shows nothing.
+func TestForgedOfferIsDropped(t *testing.T) {
+	u := newUnitModel(t, 4, false, nil)
+	alice, _ := session.NewIdentity(newSeeded(80))
+	mallory, _ := session.NewIdentity(newSeeded(81))
+	s := sealedSignal(t, mallory, u.id, signal.KindOffer, "sess3", nil, [32]byte{3})
+	s.From = alice.ID() // claims to be alice
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: s}})
+	if len(u.m.offers) != 0 || u.has("offer", nil) {
+		t.Fatal("a forged offer was shown")
+	}
+}
+
+// A message to a contact without a session is stored, then offered for;
+// an unanswered offer is withdrawn and retried with backoff while mail
+// waits; the message stays in the outbox throughout.
+func TestQueuedMessageConnectsAndRetries(t *testing.T) {
+	u := newUnitModel(t, 5, true, nil)
+	u.run(u.m.Init())
+	bob, _ := session.NewIdentity(newSeeded(82))
+	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
+	if !u.has("contact", func(e Event) bool { return e.ID == bob.ID() }) {
+		t.Fatalf("no contact event: %+v", u.events())
+	}
+	u.update(SendIntent{ContactID: bob.ID(), Text: "hello"})
+	if !u.has("queued", func(e Event) bool { return e.Body == "hello" }) {
+		t.Fatalf("no queued event: %+v", u.events())
+	}
+	if k := u.sig.sentKinds(bob.ID()); len(k) != 1 || k[0] != "offer" {
+		t.Fatalf("sent %v, want one offer", k)
+	}
+	c := u.m.convs[bob.ID()]
+	if c.state != convOffering {
+		t.Fatalf("state %v, want offering", c.state)
+	}
+	for i, wantBackoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		u.clock.advance(10 * time.Second) // the offer timeout
+		u.update(tickMsg{gen: u.m.timerGen})
+		if c.state != convWaiting || c.backoff != wantBackoff {
+			t.Fatalf("round %d: state %v backoff %v, want waiting with %v", i, c.state, c.backoff, wantBackoff)
+		}
+		u.clock.advance(wantBackoff)
+		u.update(tickMsg{gen: u.m.timerGen})
+		if c.state != convOffering {
+			t.Fatalf("round %d: no new offer after the backoff (state %v)", i, c.state)
+		}
+	}
+	k := u.sig.sentKinds(bob.ID())
+	if got := strings.Join(k, " "); got != "offer cancel offer cancel offer cancel offer cancel offer" {
+		t.Fatalf("signals: %s", got)
+	}
+	out, err := u.store.Outbox(bob.ID())
+	if err != nil || len(out) != 1 || out[0].Body != "hello" {
+		t.Fatalf("outbox = %v, %v", out, err)
+	}
+	if !u.has("failure", func(e Event) bool { return e.Reason == "no-answer" && strings.Contains(e.Words, "bob") }) {
+		t.Fatalf("no failure in words: %+v", u.events())
+	}
+}
+
+// Two offers crossing: the lower ID's survives on both sides.
+func TestCrossingOffers(t *testing.T) {
+	a := newUnitModel(t, 6, true, loopbackSocket(t))
+	b := newUnitModel(t, 7, true, loopbackSocket(t))
+	lo, hi := a, b
+	if hi.id.ID() < lo.id.ID() {
+		lo, hi = hi, lo
+	}
+	for _, u := range []*unitModel{lo, hi} {
+		u.run(u.m.Init())
+	}
+	lo.update(AddContactIntent{Name: "hi", ID: hi.id.ID()})
+	hi.update(AddContactIntent{Name: "lo", ID: lo.id.ID()})
+	lo.update(OpenChatIntent{ContactID: hi.id.ID()})
+	hi.update(OpenChatIntent{ContactID: lo.id.ID()})
+	loOffer, _ := lo.sig.last(signal.KindOffer)
+	hiOffer, _ := hi.sig.last(signal.KindOffer)
+
+	lo.update(signalMsg{ev: signal.SignalEvent{Signal: hiOffer}})
+	hi.update(signalMsg{ev: signal.SignalEvent{Signal: loOffer}})
+	if c := lo.m.convs[hi.id.ID()]; c.state != convOffering || c.sessionID != loOffer.SessionID {
+		t.Fatalf("lower ID: state %v session %s, want still offering its own", c.state, c.sessionID)
+	}
+	if k := lo.sig.sentKinds(hi.id.ID()); strings.Join(k, " ") != "offer" {
+		t.Fatalf("lower ID sent %v", k)
+	}
+	if c := hi.m.convs[lo.id.ID()]; c.state != convPunching || c.sessionID != loOffer.SessionID {
+		t.Fatalf("higher ID: state %v session %s, want punching the lower's", c.state, c.sessionID)
+	}
+	// Cmds run concurrently: the cancel and the answer may go in either order.
+	k := hi.sig.sentKinds(lo.id.ID())
+	sort.Strings(k)
+	if strings.Join(k, " ") != "answer cancel offer" {
+		t.Fatalf("higher ID sent %v, want its offer, then a cancel of it and an answer", k)
+	}
+	if lo.has("offer", nil) || hi.has("offer", nil) {
+		t.Fatal("a crossing offer was shown as a prompt")
+	}
+}
