@@ -317,7 +317,9 @@ func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
 	offer := sealedSignal(t, stranger, u.id, signal.KindOffer, "sess1", []punch.Candidate{{Type: punch.CandidateHost, Addr: peerAddr, Priority: 1}}, [32]byte{1})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}, ch: nil})
 
-	if !u.has("offer", func(e Event) bool { return e.From == stranger.ID() && e.Known != nil && !*e.Known && e.Session == "sess1" }) {
+	if !u.has("offer", func(e Event) bool {
+		return e.From == stranger.ID() && e.Known != nil && !*e.Known && e.Session == "sess1"
+	}) {
 		t.Fatalf("no unknown offer event: %+v", u.events())
 	}
 	if k := u.sig.sentKinds(stranger.ID()); len(k) != 0 {
