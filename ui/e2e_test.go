@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -190,11 +191,30 @@ func (p *e2ePeer) close() {
 	p.sonce.Do(func() { p.store.Close() })
 }
 
+// checkGoroutines fails the test if goroutines it started outlive it (the
+// programs' Cmds, listeners, socket readers, event writers). Registered
+// first, so it runs after every other cleanup.
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
 // TestEndToEnd drives two headless programs over a memory hub and real
 // loopback sockets: add, connect, accept, messages both ways with receipts,
 // one side goes away, the other queues, it comes back and the message
 // arrives.
 func TestEndToEnd(t *testing.T) {
+	checkGoroutines(t)
 	hub := signal.NewMemoryHub()
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a := startE2EPeer(t, hub, dirA, "alice")
