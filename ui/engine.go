@@ -1123,8 +1123,12 @@ func (m *Model) handlePresence(now time.Time, msg presenceMsg) {
 		m.refreshContacts()
 		return
 	}
-	// A sign of life newer than my last attempt: try again now.
-	if msg.p.LastSeen.After(c.attemptAt) && (c.state == convIdle || c.retryAt.IsZero()) {
+	// Mail waits and the peer is there: connect if nothing was tried yet,
+	// or if it just came online (a fresh start on its side) and no retry
+	// is planned. A peer that stays online after a failure that retrying
+	// can't fix (a symmetric NAT) is not offered to again every round.
+	cameOnline := !had || !m.online(now, prev)
+	if c.retryAt.IsZero() && (c.state == convIdle || cameOnline) {
 		c.blind = 0
 		m.connect(now, c)
 	}

@@ -487,3 +487,63 @@ func TestCrossingOffers(t *testing.T) {
 		t.Fatal("a crossing offer was shown as a prompt")
 	}
 }
+
+// Mail left in the outbox from an earlier run goes out when the contact's
+// presence shows it online: the engine offers without being asked.
+func TestPresenceConnectsWhenMailWaits(t *testing.T) {
+	u := newUnitModel(t, 8, true, loopbackSocket(t))
+	bob, _ := session.NewIdentity(newSeeded(83))
+	if _, err := u.store.AddContact("bob", bob.ID(), u.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := session.NewMessageID(newSeeded(84))
+	if _, err := u.store.Queue(bob.ID(), id, "from last time", u.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	u.sig.presence[bob.ID()] = signal.Presence{ID: bob.ID(), DisplayName: "bob", LastSeen: u.clock.now()}
+	u.run(u.m.Init())
+	if k := u.sig.sentKinds(bob.ID()); strings.Join(k, " ") != "offer" {
+		t.Fatalf("sent %v, want one offer", k)
+	}
+	if c := u.m.convs[bob.ID()]; c.queued != 1 || c.state != convOffering {
+		t.Fatalf("conversation: queued %d state %v", c.queued, c.state)
+	}
+	if !u.has("presence", func(e Event) bool { return e.Peer == bob.ID() && e.Online != nil && *e.Online }) {
+		t.Fatalf("no presence event: %+v", u.events())
+	}
+}
+
+// Without mail or an open chat, presence alone connects to nobody.
+func TestPresenceAloneDoesNotConnect(t *testing.T) {
+	u := newUnitModel(t, 9, true, loopbackSocket(t))
+	bob, _ := session.NewIdentity(newSeeded(85))
+	if _, err := u.store.AddContact("bob", bob.ID(), u.clock.now()); err != nil {
+		t.Fatal(err)
+	}
+	u.sig.presence[bob.ID()] = signal.Presence{ID: bob.ID(), LastSeen: u.clock.now()}
+	u.run(u.m.Init())
+	if k := u.sig.sentKinds(bob.ID()); len(k) != 0 {
+		t.Fatalf("sent %v to an idle contact", k)
+	}
+}
+
+func TestHealthEventReachesStatusAndEvents(t *testing.T) {
+	u := newUnitModel(t, 10, false, nil)
+	u.update(signalMsg{ev: signal.HealthEvent{Backend: "firestore demo", Err: fmt.Errorf("deadline exceeded")}})
+	if u.m.backendOK || !strings.Contains(u.m.backendErr, "deadline exceeded") {
+		t.Fatalf("backend ok=%v err=%q", u.m.backendOK, u.m.backendErr)
+	}
+	u.update(signalMsg{ev: signal.HealthEvent{Backend: "firestore demo"}})
+	if !u.m.backendOK || u.m.backendErr != "" {
+		t.Fatalf("after recovery: ok=%v err=%q", u.m.backendOK, u.m.backendErr)
+	}
+	var oks []bool
+	for _, e := range u.events() {
+		if e.Ev == "health" && e.OK != nil {
+			oks = append(oks, *e.OK)
+		}
+	}
+	if fmt.Sprint(oks) != "[false true]" {
+		t.Fatalf("health events %v, want [false true]", oks)
+	}
+}
