@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -127,6 +128,11 @@ type e2ePeer struct {
 
 func startE2EPeer(t *testing.T, hub *signal.Hub, dir, name string) *e2ePeer {
 	t.Helper()
+	return startE2EPeerWith(t, hub, dir, name, nil)
+}
+
+func startE2EPeerWith(t *testing.T, hub *signal.Hub, dir, name string, tune func(*Deps)) *e2ePeer {
+	t.Helper()
 	id, err := session.LoadOrCreateIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -143,14 +149,18 @@ func startE2EPeer(t *testing.T, hub *signal.Hub, dir, name string) *e2ePeer {
 	p := &e2ePeer{t: t, name: name, id: id, log: newEventLog(t, name), sock: sock, store: st, sig: hub.Open(id.ID()), done: make(chan struct{})}
 	inR, inW := io.Pipe()
 	p.in = inW
-	p.model = New(Deps{
+	d := Deps{
 		Signaller: p.sig, Store: st, Identity: id, Socket: sock, Name: name,
 		Headless: true, Commands: inR, Events: p.log, Timings: e2eTimings,
-	})
+	}
+	if tune != nil {
+		tune(&d)
+	}
+	p.model = New(d)
 	p.prog = tea.NewProgram(p.model, tea.WithInput(nil), tea.WithOutput(io.Discard), tea.WithoutRenderer(), tea.WithoutSignalHandler())
 	go func() {
 		defer close(p.done)
-		if _, err := p.prog.Run(); err != nil {
+		if _, err := p.prog.Run(); err != nil && !errors.Is(err, tea.ErrProgramKilled) {
 			t.Errorf("%s: program: %v", name, err)
 		}
 	}()
@@ -292,4 +302,96 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil || len(hist) != 3 {
 		t.Fatalf("bob's history = %v, %v; want 3 records", hist, err)
 	}
+}
+
+// crash ends a peer without a goodbye: the program is killed and its
+// socket closed, as if the machine lost power or network.
+func (p *e2ePeer) crash() {
+	p.once.Do(func() {
+		p.prog.Kill()
+		<-p.done
+		p.in.Close()
+		p.model.Close()
+		p.sig.Close()
+		p.sock.Close()
+	})
+	p.sonce.Do(func() { p.store.Close() })
+}
+
+// connectPair adds b to a's contacts, connects and has b accept.
+func connectPair(t *testing.T, a, b *e2ePeer, bName string) {
+	t.Helper()
+	a.cmd("add " + bName + " " + b.id.ID())
+	a.cmd("connect " + bName)
+	offer := b.log.expect("offer from "+a.name, func(e Event) bool { return e.Ev == "offer" && e.From == a.id.ID() })
+	b.cmd("accept " + offer.Session + " " + a.name)
+	a.log.expect("connected to "+bName, func(e Event) bool { return e.Ev == "connected" && e.Peer == b.id.ID() })
+	b.log.expect("connected to "+a.name, func(e Event) bool { return e.Ev == "connected" && e.Peer == a.id.ID() })
+}
+
+// One program holds several conversations at once; messages go to the
+// right one.
+func TestEndToEndSeveralPeers(t *testing.T) {
+	checkGoroutines(t)
+	hub := signal.NewMemoryHub()
+	a := startE2EPeer(t, hub, t.TempDir(), "alice")
+	b := startE2EPeer(t, hub, t.TempDir(), "bob")
+	c := startE2EPeer(t, hub, t.TempDir(), "carol")
+	connectPair(t, a, b, "bob")
+	connectPair(t, a, c, "carol")
+	a.cmd("send bob for bob")
+	a.cmd("send carol for carol")
+	if m := b.log.expect("message", ev("message")); m.Body != "for bob" {
+		t.Fatalf("bob got %+v", m)
+	}
+	if m := c.log.expect("message", ev("message")); m.Body != "for carol" {
+		t.Fatalf("carol got %+v", m)
+	}
+	c.cmd("send alice from carol")
+	b.cmd("send alice from bob")
+	got := map[string]string{}
+	for range 2 {
+		m := a.log.expect("message", ev("message"))
+		got[m.From] = m.Body
+	}
+	if got[b.id.ID()] != "from bob" || got[c.id.ID()] != "from carol" {
+		t.Fatalf("alice got %v", got)
+	}
+}
+
+// A peer that vanishes without a goodbye is noticed by the path going
+// silent; the message written meanwhile waits and arrives after it is back.
+func TestEndToEndPathLost(t *testing.T) {
+	checkGoroutines(t)
+	hub := signal.NewMemoryHub()
+	fast := func(d *Deps) {
+		d.PunchKeepalive = 200 * time.Millisecond
+		d.PunchPathTimeout = time.Second
+	}
+	dirB := t.TempDir()
+	a := startE2EPeerWith(t, hub, t.TempDir(), "alice", fast)
+	b := startE2EPeerWith(t, hub, dirB, "bob", fast)
+	connectPair(t, a, b, "bob")
+
+	b.crash()
+	f := a.log.expect("failure", ev("failure"))
+	if f.Peer != b.id.ID() || f.Words == "" {
+		t.Fatalf("failure = %+v, want one about bob in words", f)
+	}
+	t.Logf("alice was told: %s (%s)", f.Words, f.Reason)
+	a.cmd("send bob still there?")
+	q := a.log.expect("queued", ev("queued"))
+
+	b2 := startE2EPeerWith(t, hub, dirB, "bob", fast)
+	for {
+		e := b2.log.expect("an offer or connected", func(e Event) bool { return e.Ev == "connected" || e.Ev == "offer" })
+		if e.Ev == "connected" {
+			break
+		}
+		b2.cmd("accept " + e.Session)
+	}
+	if m := b2.log.expect("message", ev("message")); m.ID != q.ID || m.Body != "still there?" {
+		t.Fatalf("bob got %+v, want %s", m, q.ID)
+	}
+	a.log.expect("receipt", func(e Event) bool { return e.Ev == "receipt" && e.ID == q.ID })
 }
