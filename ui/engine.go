@@ -65,6 +65,7 @@ type peerLink struct {
 	inflight map[session.MessageID]bool
 	unread   int
 	lastAct  time.Time
+	fp       string // safety number of the pair
 }
 
 // deadline is the earliest timer of this peerLink.
@@ -145,7 +146,7 @@ type incomingOffer struct {
 func (m *Model) conv(peer string, pub [32]byte) *peerLink {
 	c := m.convs[peer]
 	if c == nil {
-		c = &peerLink{peer: peer, pub: pub, inflight: map[session.MessageID]bool{}}
+		c = &peerLink{peer: peer, pub: pub, inflight: map[session.MessageID]bool{}, fp: session.Fingerprint(m.d.Identity.Public, pub)}
 		m.convs[peer] = c
 		if ct, ok := m.contact(peer); ok {
 			c.name = ct.Name
@@ -1150,7 +1151,7 @@ func (m *Model) refreshContacts() {
 		if c != nil {
 			v.Unread = c.unread
 			v.LastActivity = c.lastAct
-			v.Fingerprint = session.Fingerprint(m.d.Identity.Public, c.pub)
+			v.Fingerprint = c.fp
 			switch c.state {
 			case convEstablished:
 				v.Presence = PresenceConnected

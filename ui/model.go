@@ -152,6 +152,8 @@ type Model struct {
 	effects     *sideEffects
 	storeQ      []tea.Cmd // store operations waiting for the running one
 	storeBusy   bool
+	status      StatusView // last pushed to the screen
+	statusSet   bool
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
@@ -405,6 +407,7 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 func (m *Model) finish(now time.Time) tea.Cmd {
 	if !m.quitting {
 		m.scheduleTimer(now)
+		m.refreshStatus()
 	}
 	cmds := m.pendingCmds
 	m.pendingCmds = nil
@@ -536,16 +539,26 @@ func (m *Model) showError(words string) {
 	m.emit(Event{Ev: "error", Words: words})
 }
 
-// refreshStatus pushes the status bar's content to the screen.
+// refreshStatus pushes the status bar's content to the screen when it
+// changed. finish calls it after every message: the path of the open chat
+// changes with every step of connecting.
 func (m *Model) refreshStatus() {
 	st := StatusView{BackendHealthy: m.backendOK, Err: m.backendErr}
 	if m.d.Signaller != nil {
 		st.Backend = m.d.Signaller.Name()
 	}
 	st.NAT = m.natWords()
-	if c := m.convs[m.open]; c != nil {
+	open := m.screen.Focused()
+	if open == "" {
+		open = m.open
+	}
+	if c := m.convs[open]; c != nil {
 		st.Path = c.pathWords()
 	}
+	if m.statusSet && st == m.status {
+		return
+	}
+	m.status, m.statusSet = st, true
 	m.screen.SetStatus(st)
 }
 
