@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -1136,7 +1137,9 @@ func (m *Model) handlePresence(now time.Time, msg presenceMsg) {
 	m.refreshContacts()
 }
 
-// refreshContacts pushes the contacts pane's rows to the screen.
+// refreshContacts pushes the contacts pane's rows to the screen when they
+// changed. finish calls it after every message, so a receipt, a state
+// change or an expired presence always shows.
 func (m *Model) refreshContacts() {
 	now := m.now()
 	views := make([]ContactView, 0, len(m.convs))
@@ -1174,5 +1177,9 @@ func (m *Model) refreshContacts() {
 			row(c.peer, c.name)
 		}
 	}
+	if m.contactsSet && slices.Equal(views, m.contactViews) {
+		return
+	}
+	m.contactViews, m.contactsSet = views, true
 	m.screen.SetContacts(views)
 }

@@ -138,22 +138,24 @@ type Model struct {
 	nat       punch.NATBehavior
 	discErr   error
 
-	listening   bool
-	backendOK   bool
-	backendErr  string
-	ready       bool
-	statusErr   string
-	presenceAt  time.Time // next presence round
-	timerGen    uint64
-	timerAt     time.Time // the deadline the pending tick is for
-	timerStop   chan struct{}
-	quitting    bool
-	pendingCmds []tea.Cmd
-	effects     *sideEffects
-	storeQ      []tea.Cmd // store operations waiting for the running one
-	storeBusy   bool
-	status      StatusView // last pushed to the screen
-	statusSet   bool
+	listening    bool
+	backendOK    bool
+	backendErr   string
+	ready        bool
+	statusErr    string
+	presenceAt   time.Time // next presence round
+	timerGen     uint64
+	timerAt      time.Time // the deadline the pending tick is for
+	timerStop    chan struct{}
+	quitting     bool
+	pendingCmds  []tea.Cmd
+	effects      *sideEffects
+	storeQ       []tea.Cmd // store operations waiting for the running one
+	storeBusy    bool
+	status       StatusView // last pushed to the screen
+	statusSet    bool
+	contactViews []ContactView // last pushed to the screen
+	contactsSet  bool
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
@@ -408,6 +410,7 @@ func (m *Model) finish(now time.Time) tea.Cmd {
 	if !m.quitting {
 		m.scheduleTimer(now)
 		m.refreshStatus()
+		m.refreshContacts()
 	}
 	cmds := m.pendingCmds
 	m.pendingCmds = nil
