@@ -135,11 +135,7 @@ func start(o options, stdin io.Reader, stdout io.Writer) error {
 
 	store, err := session.OpenStore(profileDir)
 	if err != nil {
-		var ar *session.AlreadyRunningError
-		if errors.As(err, &ar) {
-			return fmt.Errorf("%w (use another --profile to run a second copy)", err)
-		}
-		return err
+		return err // "already running with profile x (pid n); quit it first or choose another profile"
 	}
 	defer store.Close()
 	id, err := session.LoadOrCreateIdentity(profileDir)
