@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/signal"
+	"github.com/p2ptui/p2ptui/signal/emulator"
 )
 
 // e2eTimings make reconnects quick enough for a test while keeping every
@@ -126,12 +128,24 @@ type e2ePeer struct {
 	sonce sync.Once
 }
 
+// opener opens a signaller for an identity: a memory hub's, or Firestore's.
+type opener func(t *testing.T, id string) signal.Signaller
+
+func onHub(hub *signal.Hub) opener {
+	return func(t *testing.T, id string) signal.Signaller { return hub.Open(id) }
+}
+
 func startE2EPeer(t *testing.T, hub *signal.Hub, dir, name string) *e2ePeer {
 	t.Helper()
-	return startE2EPeerWith(t, hub, dir, name, nil)
+	return startE2EPeerOn(t, onHub(hub), dir, name, nil)
 }
 
 func startE2EPeerWith(t *testing.T, hub *signal.Hub, dir, name string, tune func(*Deps)) *e2ePeer {
+	t.Helper()
+	return startE2EPeerOn(t, onHub(hub), dir, name, tune)
+}
+
+func startE2EPeerOn(t *testing.T, open opener, dir, name string, tune func(*Deps)) *e2ePeer {
 	t.Helper()
 	id, err := session.LoadOrCreateIdentity(dir)
 	if err != nil {
@@ -146,7 +160,7 @@ func startE2EPeerWith(t *testing.T, hub *signal.Hub, dir, name string, tune func
 		st.Close()
 		t.Fatal(err)
 	}
-	p := &e2ePeer{t: t, name: name, id: id, log: newEventLog(t, name), sock: sock, store: st, sig: hub.Open(id.ID()), done: make(chan struct{})}
+	p := &e2ePeer{t: t, name: name, id: id, log: newEventLog(t, name), sock: sock, store: st, sig: open(t, id.ID()), done: make(chan struct{})}
 	inR, inW := io.Pipe()
 	p.in = inW
 	d := Deps{
@@ -394,4 +408,55 @@ func TestEndToEndPathLost(t *testing.T) {
 		t.Fatalf("bob got %+v, want %s", m, q.ID)
 	}
 	a.log.expect("receipt", func(e Event) bool { return e.Ev == "receipt" && e.ID == q.ID })
+}
+
+// The same conversation over the real Firestore backend (the official
+// emulator): offers, answers and acks through snapshot listeners.
+func TestEndToEndFirestore(t *testing.T) {
+	host := os.Getenv("FIRESTORE_EMULATOR_HOST")
+	if host == "" {
+		if err := emulator.Available(); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("no Firestore emulator: %v", err)
+			}
+			t.Skipf("no Firestore emulator: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		em, err := emulator.Start(ctx, 0)
+		cancel()
+		if err != nil {
+			t.Fatalf("start the Firestore emulator: %v", err)
+		}
+		t.Cleanup(em.Stop)
+		host = em.Host
+		t.Setenv("FIRESTORE_EMULATOR_HOST", host)
+	}
+	checkGoroutines(t)
+	var r [4]byte
+	if _, err := io.ReadFull(newSeeded(byte(time.Now().UnixNano())), r[:]); err != nil {
+		t.Fatal(err)
+	}
+	project := fmt.Sprintf("p2ptui-ui-e2e-%x", r)
+	open := func(t *testing.T, id string) signal.Signaller {
+		fs, err := signal.OpenFirestore(context.Background(), project, id, nil, signal.FirestoreOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	// The emulator under -race on a busy machine can take seconds to
+	// deliver: give offers the real program's time to be answered.
+	patient := func(d *Deps) { d.Timings.OfferTimeout = defaultOfferTimeout }
+	a := startE2EPeerOn(t, open, t.TempDir(), "alice", patient)
+	b := startE2EPeerOn(t, open, t.TempDir(), "bob", patient)
+	connectPair(t, a, b, "bob")
+	a.cmd("send bob over firestore signalling")
+	if m := b.log.expect("message", ev("message")); m.Body != "over firestore signalling" {
+		t.Fatalf("bob got %+v", m)
+	}
+	a.log.expect("receipt", ev("receipt"))
+	b.cmd("send alice and back")
+	if m := a.log.expect("message", ev("message")); m.Body != "and back" {
+		t.Fatalf("alice got %+v", m)
+	}
 }

@@ -432,7 +432,10 @@ func (m *Model) startAnswer(now time.Time, c *peerLink, o *incomingOffer) {
 // handleAnswer starts the controlling punch when my offer is answered.
 func (m *Model) handleAnswer(now time.Time, s signal.Signal, pub [32]byte) {
 	c := m.convs[s.From]
-	if c == nil || c.state != convOffering || c.sessionID != s.SessionID {
+	// An answer to my latest offer is taken even if that offer timed out
+	// meanwhile (the peer accepted just late): nothing newer is running.
+	late := c != nil && c.state == convWaiting && c.role == punch.Controlling
+	if c == nil || (c.state != convOffering && !late) || c.sessionID != s.SessionID {
 		m.log.Info("answer for no pending offer", "from", s.From, "session", s.SessionID)
 		return
 	}
@@ -446,6 +449,7 @@ func (m *Model) handleAnswer(now time.Time, s signal.Signal, pub [32]byte) {
 		m.log.Warn("answer with malformed candidates", "from", s.From, "err", err)
 		return
 	}
+	c.retryAt = time.Time{}
 	if m.startPunch(now, c, m.localCandidates(), cands, nat) {
 		m.emit(Event{Ev: "connecting", Peer: c.peer, Session: c.sessionID, Words: "answered, punching through NATs"})
 		m.pumpConv(now, c)

@@ -547,3 +547,34 @@ func TestHealthEventReachesStatusAndEvents(t *testing.T) {
 		t.Fatalf("health events %v, want [false true]", oks)
 	}
 }
+
+// An answer that arrives just after my offer timed out is still taken;
+// one for an older offer is not.
+func TestLateAnswerToLatestOfferIsTaken(t *testing.T) {
+	u := newUnitModel(t, 11, true, loopbackSocket(t))
+	u.run(u.m.Init())
+	bob, _ := session.NewIdentity(newSeeded(86))
+	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
+	u.update(OpenChatIntent{ContactID: bob.ID()})
+	first, _ := u.sig.last(signal.KindOffer)
+	u.clock.advance(10 * time.Second)
+	u.update(tickMsg{gen: u.m.timerGen}) // no answer: waiting, retry planned
+	u.clock.advance(time.Second)
+	u.update(tickMsg{gen: u.m.timerGen}) // the retry: a second offer
+	u.clock.advance(10 * time.Second)
+	u.update(tickMsg{gen: u.m.timerGen}) // which times out too
+	c := u.m.convs[bob.ID()]
+	second, _ := u.sig.last(signal.KindOffer)
+	if c.state != convWaiting || second.SessionID == first.SessionID {
+		t.Fatalf("state %v, offers %s %s", c.state, first.SessionID, second.SessionID)
+	}
+	bobAddr := []punch.Candidate{{Type: punch.CandidateHost, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Priority: 1}}
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: sealedSignal(t, bob, u.id, signal.KindAnswer, first.SessionID, bobAddr, [32]byte{})}})
+	if c.state != convWaiting {
+		t.Fatalf("an answer to an older offer started punching (state %v)", c.state)
+	}
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: sealedSignal(t, bob, u.id, signal.KindAnswer, second.SessionID, bobAddr, [32]byte{})}})
+	if c.state != convPunching || !c.retryAt.IsZero() {
+		t.Fatalf("late answer to the latest offer: state %v retryAt %v, want punching", c.state, c.retryAt)
+	}
+}
