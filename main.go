@@ -39,15 +39,19 @@ const (
 const stunResolveTimeout = 3 * time.Second
 
 type options struct {
-	profile   string
-	dataDir   string
-	name      string
-	headless  bool
-	project   string
-	signalDir string
-	stun      string
-	listen    string
-	logFile   string
+	profile string
+	// profileChosen: --profile was given. Only the implicit default
+	// profile falls back to a free one when it is in use.
+	profileChosen bool
+	nameChosen    bool
+	dataDir       string
+	name          string
+	headless      bool
+	project       string
+	signalDir     string
+	stun          string
+	listen        string
+	logFile       string
 }
 
 // usageError is a configuration mistake: exit status 2.
@@ -79,6 +83,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "profile":
+			o.profileChosen = true
+		case "name":
+			o.nameChosen = true
+		}
+	})
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
@@ -121,23 +133,50 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// maxFallbackProfiles bounds the search for a free profile.
+const maxFallbackProfiles = 9
+
+// openProfile opens the profile's store. When the default profile is in use
+// by another p2ptui and no profile was named, the next free one (default-2,
+// default-3, ...) is opened instead: running the plain command in a second
+// terminal gives a second person to chat with, not an error. A named profile
+// in use is an error ("already running ... (pid N)").
+func openProfile(o *options) (*session.Store, string, error) {
+	base, baseName := o.profile, o.name
+	for i := 1; ; i++ {
+		if i > 1 {
+			o.profile = fmt.Sprintf("%s-%d", base, i)
+			if !o.nameChosen {
+				o.name = fmt.Sprintf("%s-%d", baseName, i)
+			}
+		}
+		dir, err := session.ProfileDir(o.dataDir, o.profile)
+		if err != nil {
+			return nil, "", usageError{fmt.Errorf("--profile: %w", err)}
+		}
+		store, err := session.OpenStore(dir)
+		if errors.Is(err, session.ErrAlreadyRunning) && !o.profileChosen && i < maxFallbackProfiles {
+			continue
+		}
+		if err != nil {
+			return nil, "", err // "already running with profile x (pid n); quit it first or choose another profile"
+		}
+		return store, dir, nil
+	}
+}
+
 // start opens everything, runs the program and closes everything.
 func start(o options, stdin io.Reader, stdout io.Writer) error {
-	profileDir, err := session.ProfileDir(o.dataDir, o.profile)
+	store, profileDir, err := openProfile(&o)
 	if err != nil {
-		return usageError{fmt.Errorf("--profile: %w", err)}
+		return err
 	}
+	defer store.Close()
 	logger, closeLog, err := openLog(o)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-
-	store, err := session.OpenStore(profileDir)
-	if err != nil {
-		return err // "already running with profile x (pid n); quit it first or choose another profile"
-	}
-	defer store.Close()
 	id, err := session.LoadOrCreateIdentity(profileDir)
 	if err != nil {
 		return err
