@@ -206,6 +206,14 @@ func New(d Deps) *Model {
 // Deps stay open for their owner to close.
 func (m *Model) Close() {
 	m.cancel()
+	// The program may have ended without the flush (a signal, a kill):
+	// store writes still queued run now, in order; their results have no
+	// one to go to.
+	q := m.storeQ
+	m.storeQ = nil
+	for _, c := range q {
+		c()
+	}
 	m.effects.close(quitTimeout)
 	if m.events != nil {
 		m.events.Close()
