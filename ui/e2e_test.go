@@ -36,7 +36,7 @@ const e2eWait = 20 * time.Second
 
 // eventLog collects a headless program's JSON lines for expectations.
 type eventLog struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 
 	mu     sync.Mutex
@@ -46,7 +46,7 @@ type eventLog struct {
 	buf    []byte
 }
 
-func newEventLog(t *testing.T, name string) *eventLog {
+func newEventLog(t testing.TB, name string) *eventLog {
 	return &eventLog{t: t, name: name, wake: make(chan struct{}, 1)}
 }
 
@@ -113,7 +113,7 @@ func ev(name string) func(Event) bool { return func(e Event) bool { return e.Ev 
 // e2ePeer is one headless program with its own store, socket and signaller
 // on a shared memory hub.
 type e2ePeer struct {
-	t     *testing.T
+	t     testing.TB
 	name  string
 	id    session.Identity
 	log   *eventLog
@@ -129,23 +129,23 @@ type e2ePeer struct {
 }
 
 // opener opens a signaller for an identity: a memory hub's, or Firestore's.
-type opener func(t *testing.T, id string) signal.Signaller
+type opener func(t testing.TB, id string) signal.Signaller
 
 func onHub(hub *signal.Hub) opener {
-	return func(t *testing.T, id string) signal.Signaller { return hub.Open(id) }
+	return func(t testing.TB, id string) signal.Signaller { return hub.Open(id) }
 }
 
-func startE2EPeer(t *testing.T, hub *signal.Hub, dir, name string) *e2ePeer {
+func startE2EPeer(t testing.TB, hub *signal.Hub, dir, name string) *e2ePeer {
 	t.Helper()
 	return startE2EPeerOn(t, onHub(hub), dir, name, nil)
 }
 
-func startE2EPeerWith(t *testing.T, hub *signal.Hub, dir, name string, tune func(*Deps)) *e2ePeer {
+func startE2EPeerWith(t testing.TB, hub *signal.Hub, dir, name string, tune func(*Deps)) *e2ePeer {
 	t.Helper()
 	return startE2EPeerOn(t, onHub(hub), dir, name, tune)
 }
 
-func startE2EPeerOn(t *testing.T, open opener, dir, name string, tune func(*Deps)) *e2ePeer {
+func startE2EPeerOn(t testing.TB, open opener, dir, name string, tune func(*Deps)) *e2ePeer {
 	t.Helper()
 	id, err := session.LoadOrCreateIdentity(dir)
 	if err != nil {
@@ -218,7 +218,7 @@ func (p *e2ePeer) close() {
 // checkGoroutines fails the test if goroutines it started outlive it (the
 // programs' Cmds, listeners, socket readers, event writers). Registered
 // first, so it runs after every other cleanup.
-func checkGoroutines(t *testing.T) {
+func checkGoroutines(t testing.TB) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
 		deadline := time.Now().Add(5 * time.Second)
@@ -333,7 +333,7 @@ func (p *e2ePeer) crash() {
 }
 
 // connectPair adds b to a's contacts, connects and has b accept.
-func connectPair(t *testing.T, a, b *e2ePeer, bName string) {
+func connectPair(t testing.TB, a, b *e2ePeer, bName string) {
 	t.Helper()
 	a.cmd("add " + bName + " " + b.id.ID())
 	a.cmd("connect " + bName)
@@ -437,7 +437,7 @@ func TestEndToEndFirestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	project := fmt.Sprintf("p2ptui-ui-e2e-%x", r)
-	open := func(t *testing.T, id string) signal.Signaller {
+	open := func(t testing.TB, id string) signal.Signaller {
 		fs, err := signal.OpenFirestore(context.Background(), project, id, nil, signal.FirestoreOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -459,4 +459,25 @@ func TestEndToEndFirestore(t *testing.T) {
 	if m := a.log.expect("message", ev("message")); m.Body != "and back" {
 		t.Fatalf("alice got %+v", m)
 	}
+}
+
+// BenchmarkSendToReceipt is one message's trip through the whole program on
+// loopback: store it (outbox), send over the encrypted session, the peer
+// stores and commits it, its receipt comes back and is recorded. One at a
+// time, so ns/op is the latency a person sees between Enter and ✓✓.
+func BenchmarkSendToReceipt(b *testing.B) {
+	hub := signal.NewMemoryHub()
+	a := startE2EPeer(b, hub, b.TempDir(), "alice")
+	c := startE2EPeer(b, hub, b.TempDir(), "bob")
+	begin := time.Now()
+	connectPair(b, a, c, "bob")
+	connect := time.Since(begin)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a.cmd(fmt.Sprintf("send bob message %d", i))
+		a.log.expect("receipt", ev("receipt"))
+	}
+	b.StopTimer()
+	// Add, offer, accept, punch and handshake, once per benchmark run.
+	b.ReportMetric(float64(connect.Microseconds())/1000, "ms-connect")
 }
