@@ -181,10 +181,12 @@ func (m *Model) connect(now time.Time, c *peerLink) {
 	}
 	c.retryAt = time.Time{}
 	c.attemptAt = now
-	if len(m.d.STUN) > 0 && (!m.discDone || now.Sub(m.discAt) > m.t.Rediscover) {
-		if m.discDone {
-			m.startDiscovery(now)
-		}
+	if len(m.d.STUN) > 0 && m.discDone && now.Sub(m.discAt) > m.t.Rediscover {
+		// Refresh in the background; the cached address is most likely
+		// still right, and waiting would delay every connection.
+		m.startDiscovery(now)
+	}
+	if len(m.d.STUN) > 0 && !m.discDone && m.reflexive == nil {
 		c.state = convGathering
 		m.emit(Event{Ev: "connecting", Peer: c.peer, Words: "finding my public address"})
 		m.refreshContacts()

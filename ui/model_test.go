@@ -15,6 +15,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/pion/stun/v2"
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
@@ -172,6 +173,16 @@ func (u *unitModel) has(ev string, ok func(Event) bool) bool {
 
 func newUnitModel(t *testing.T, seed byte, withStore bool, sock *punch.Socket) *unitModel {
 	t.Helper()
+	return newUnitModelWith(t, seed, withStore, sock, nil)
+}
+
+func newUnitModelSTUN(t *testing.T, seed byte, sock *punch.Socket, servers []netip.AddrPort) *unitModel {
+	t.Helper()
+	return newUnitModelWith(t, seed, true, sock, servers)
+}
+
+func newUnitModelWith(t *testing.T, seed byte, withStore bool, sock *punch.Socket, servers []netip.AddrPort) *unitModel {
+	t.Helper()
 	id, err := session.NewIdentity(newSeeded(seed))
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +195,7 @@ func newUnitModel(t *testing.T, seed byte, withStore bool, sock *punch.Socket) *
 		}
 	}
 	u.m = New(Deps{
-		Signaller: u.sig, Store: u.store, Identity: id, Socket: sock, Name: fmt.Sprintf("user%d", seed),
+		Signaller: u.sig, Store: u.store, Identity: id, Socket: sock, STUN: servers, Name: fmt.Sprintf("user%d", seed),
 		Now: u.clock.now, Rand: newSeeded(seed + 100), Headless: true, Events: u.out,
 		Timings: Timings{Presence: 30 * time.Second, OfferTimeout: 10 * time.Second, RetryMin: time.Second, RetryMax: 4 * time.Second},
 	})
@@ -576,5 +587,78 @@ func TestLateAnswerToLatestOfferIsTaken(t *testing.T) {
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: sealedSignal(t, bob, u.id, signal.KindAnswer, second.SessionID, bobAddr, [32]byte{})}})
 	if c.state != convPunching || !c.retryAt.IsZero() {
 		t.Fatalf("late answer to the latest offer: state %v retryAt %v, want punching", c.state, c.retryAt)
+	}
+}
+
+// fakeSTUN answers Binding requests on loopback with a mapped address of
+// its choosing, until the test ends.
+func fakeSTUN(t *testing.T, mapped netip.AddrPort) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			req := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+			if req.Decode() != nil || req.Type != stun.BindingRequest {
+				continue
+			}
+			resp, err := stun.Build(stun.BindingSuccess, stun.NewTransactionIDSetter(req.TransactionID),
+				&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())}, stun.Fingerprint)
+			if err == nil {
+				conn.WriteToUDP(resp.Raw, from)
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return netip.MustParseAddrPort(conn.LocalAddr().String())
+}
+
+// A chat opened while STUN discovery runs waits for it, then offers the
+// server-reflexive address too; the NAT words reach the ready event.
+func TestOfferWaitsForDiscovery(t *testing.T) {
+	mapped := netip.MustParseAddrPort("203.0.113.7:40000")
+	server := fakeSTUN(t, mapped)
+	sock := loopbackSocket(t)
+	u := newUnitModelSTUN(t, 12, sock, []netip.AddrPort{server})
+	bob, _ := session.NewIdentity(newSeeded(87))
+	_, c := u.m.Update(AddContactIntent{Name: "bob", ID: bob.ID()})
+	_, c2 := u.m.Update(OpenChatIntent{ContactID: bob.ID()})
+	if st := u.m.convs[bob.ID()].state; st != convGathering {
+		t.Fatalf("state before discovery %v, want gathering", st)
+	}
+	u.run(tea.Batch(u.m.Init(), c, c2))
+	if !u.m.discDone || u.m.reflexive == nil || u.m.reflexive.Addr != mapped {
+		t.Fatalf("discovery: done %v reflexive %v", u.m.discDone, u.m.reflexive)
+	}
+	offer, ok := u.sig.last(signal.KindOffer)
+	if !ok {
+		t.Fatal("no offer after discovery")
+	}
+	inv, err := session.OpenInvitation(bob, u.id.Public, offer.SessionID, string(signal.KindOffer), offer.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands, _, err := punch.DecodeCandidates(inv.Candidates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, c := range cands {
+		types = append(types, c.String())
+	}
+	if got := strings.Join(types, ", "); !strings.Contains(got, "host 127.0.0.1:") || !strings.Contains(got, "srflx 203.0.113.7:40000") {
+		t.Fatalf("offered candidates %s, want my host address and the reflexive one", got)
+	}
+	if !u.has("ready", func(e Event) bool { return e.NAT != "" && !strings.Contains(e.NAT, "STUN") }) {
+		t.Fatalf("ready event without NAT words: %+v", u.events())
 	}
 }
