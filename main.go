@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -93,6 +94,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	})
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if o.stun != "none" {
+		for _, hp := range strings.Split(o.stun, ",") {
+			if _, port, err := net.SplitHostPort(strings.TrimSpace(hp)); err != nil || port == "" {
+				return o, usageError{fmt.Errorf("--stun %q: want host:port[,host:port...] or none", o.stun)}
+			}
+		}
 	}
 	if _, err := netip.ParseAddrPort(o.listen); err != nil {
 		return o, usageError{fmt.Errorf("--listen %q: want IP:PORT, e.g. 0.0.0.0:0: %v", o.listen, err)}
@@ -208,9 +216,13 @@ func start(o options, stdin io.Reader, stdout io.Writer) error {
 	defer sock.Close()
 
 	var servers []netip.AddrPort
-	if o.stun != "" && o.stun != "none" {
+	if o.stun != "none" {
 		rctx, rcancel := context.WithTimeout(ctx, stunResolveTimeout)
-		servers, err = punch.ResolveSTUNServers(rctx, strings.Split(o.stun, ","))
+		names := strings.Split(o.stun, ",")
+		for i := range names {
+			names[i] = strings.TrimSpace(names[i])
+		}
+		servers, err = punch.ResolveSTUNServers(rctx, names)
 		rcancel()
 		if err != nil {
 			// Not fatal: peers on this network can still be reached.
