@@ -121,6 +121,20 @@ type unitModel struct {
 	out   *syncBuffer
 	id    session.Identity
 	store *session.Store
+	msgs  chan tea.Msg // results of Cmds, kept across run calls
+}
+
+// runUntil keeps feeding Cmd results (a datagram from a real socket, say)
+// into Update until cond holds.
+func (u *unitModel) runUntil(what string, cond func() bool) {
+	u.t.Helper()
+	giveUp := time.Now().Add(runGiveUp)
+	for !cond() {
+		if time.Now().After(giveUp) {
+			u.t.Fatalf("no %s within %v", what, runGiveUp)
+		}
+		u.run(nil)
+	}
 }
 
 type syncBuffer struct {
@@ -187,7 +201,7 @@ func newUnitModelWith(t *testing.T, seed byte, withStore bool, sock *punch.Socke
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &unitModel{t: t, clock: &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, sig: &recSignaller{presence: map[string]signal.Presence{}}, out: &syncBuffer{}, id: id}
+	u := &unitModel{msgs: make(chan tea.Msg, 1024), t: t, clock: &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, sig: &recSignaller{presence: map[string]signal.Presence{}}, out: &syncBuffer{}, id: id}
 	if withStore {
 		u.store, err = session.OpenStore(t.TempDir())
 		if err != nil {
@@ -209,12 +223,13 @@ func newUnitModelWith(t *testing.T, seed byte, withStore bool, sock *punch.Socke
 }
 
 // run executes the Cmds an Update returned, feeding their messages back
-// into Update (except ticks), until nothing more arrives within a short
-// window. Cmds that block (timers, listeners) are left waiting; they end
-// when the model's context does.
+// into Update (except ticks), until every store and signalling Cmd is done
+// and nothing more arrives. Cmds that block (timers, listeners) are left
+// waiting; they end when the model's context does.
 func (u *unitModel) run(cmd tea.Cmd) {
 	u.t.Helper()
-	msgs := make(chan tea.Msg, 64)
+	msgs := u.msgs
+	giveUp := time.Now().Add(runGiveUp)
 	var launch func(c tea.Cmd)
 	launch = func(c tea.Cmd) {
 		if c == nil {
@@ -240,11 +255,24 @@ func (u *unitModel) run(cmd tea.Cmd) {
 				_, c := u.m.Update(msg)
 				launch(c)
 			}
-		case <-time.After(100 * time.Millisecond):
-			return
+		case <-time.After(30 * time.Millisecond):
+			// Quiet, but done only when no store or signalling work is
+			// queued or running (a loaded machine may take a while).
+			u.m.effects.mu.Lock()
+			busy := u.m.effects.pending > 0
+			u.m.effects.mu.Unlock()
+			if !busy && len(u.m.storeQ) == 0 && !u.m.storeBusy {
+				return
+			}
+			if time.Now().After(giveUp) {
+				u.t.Fatalf("side effects still pending after %v", runGiveUp)
+			}
 		}
 	}
 }
+
+// runGiveUp bounds run's wait for side effects: a guard against a hang.
+const runGiveUp = 20 * time.Second
 
 func (u *unitModel) update(msg tea.Msg) {
 	u.t.Helper()
@@ -636,6 +664,7 @@ func TestOfferWaitsForDiscovery(t *testing.T) {
 		t.Fatalf("state before discovery %v, want gathering", st)
 	}
 	u.run(tea.Batch(u.m.Init(), c, c2))
+	u.runUntil("offer after discovery", func() bool { _, ok := u.sig.last(signal.KindOffer); return ok })
 	if !u.m.discDone || u.m.reflexive == nil || u.m.reflexive.Addr != mapped {
 		t.Fatalf("discovery: done %v reflexive %v", u.m.discDone, u.m.reflexive)
 	}
