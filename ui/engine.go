@@ -540,7 +540,11 @@ func (m *Model) attemptFailed(now time.Time, c *peerLink, reason, words string, 
 			c.backoff = m.t.RetryMax
 		}
 		c.retryAt = now.Add(c.backoff)
-		c.blind++
+		// A signalling outage says nothing about the peer: keep trying
+		// (at the backoff's pace) until the backend answers again.
+		if reason != "signalling" {
+			c.blind++
+		}
 	}
 	m.refreshContacts()
 	m.refreshStatus()
