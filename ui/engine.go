@@ -289,6 +289,14 @@ func (m *Model) handleSignalEvent(now time.Time, ev signal.Event) {
 		}
 		m.emit(Event{Ev: "health", Backend: ev.Backend, OK: boolp(ev.Err == nil), Words: words})
 		m.refreshStatus()
+		if ev.Err == nil {
+			// Back: planned retries needn't wait out their backoff.
+			for _, c := range m.sortedConvs() {
+				if c.state == convWaiting && !c.retryAt.IsZero() && m.wantConnection(c) {
+					c.retryAt = now
+				}
+			}
+		}
 	case signal.RejectedEvent:
 		m.log.Warn("signal rejected", "doc", ev.DocID, "reason", ev.Reason)
 	case signal.SignalEvent:
