@@ -340,6 +340,9 @@ func (m *Model) handleOffer(now time.Time, s signal.Signal, pub [32]byte) {
 	if c != nil && c.sessionID == s.SessionID {
 		return // a redelivery of what is already running
 	}
+	if old := m.offers[s.SessionID]; old != nil && old.sig.From == s.From {
+		return // a redelivery of what is already shown
+	}
 	if c != nil && known {
 		switch {
 		case c.state == convGathering || c.state == convOffering:

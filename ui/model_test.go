@@ -691,3 +691,22 @@ func TestOfferWaitsForDiscovery(t *testing.T) {
 		t.Fatalf("ready event without NAT words: %+v", u.events())
 	}
 }
+
+// A backend may deliver a signal twice (a listener reconnecting): the
+// prompt is shown once.
+func TestRedeliveredOfferShownOnce(t *testing.T) {
+	u := newUnitModel(t, 13, false, nil)
+	peer, _ := session.NewIdentity(newSeeded(88))
+	offer := sealedSignal(t, peer, u.id, signal.KindOffer, "sess9", nil, [32]byte{9})
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
+	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
+	n := 0
+	for _, e := range u.events() {
+		if e.Ev == "offer" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d offer events, want 1", n)
+	}
+}
