@@ -55,6 +55,8 @@ type peerLink struct {
 
 	offerDeadline time.Time
 	attemptAt     time.Time // when the current or last attempt began
+	punchAt       time.Time // when this attempt's punch machine started
+	pathAt        time.Time // when it selected the path
 	retryAt       time.Time
 	backoff       time.Duration
 	blind         int  // attempts since the last sign of the peer
@@ -484,7 +486,7 @@ func (m *Model) handleCancel(now time.Time, s signal.Signal, pub [32]byte) {
 	c := m.convs[s.From]
 	if c != nil && c.sessionID == s.SessionID && (c.state == convOffering || c.state == convPunching) {
 		c.declined = true
-		m.attemptFailed(now, c, "declined", c.display()+" declined the peerLink", false)
+		m.attemptFailed(now, c, "declined", c.display()+" declined the chat request", false)
 	}
 }
 
@@ -505,6 +507,7 @@ func (m *Model) startPunch(now time.Time, c *peerLink, local, remote []punch.Can
 	c.early = nil
 	m.byTag[c.tag] = c
 	c.state = convPunching
+	c.punchAt = now
 	pm.Start(now)
 	return true
 }
@@ -699,6 +702,7 @@ func (m *Model) punchEvent(now time.Time, c *peerLink, ev punch.Event) {
 		}
 		c.sess = s
 		c.state = convHandshaking
+		c.pathAt = now
 		m.log.Info("path selected", "peer", c.peer, "local", ev.Local, "remote", ev.Remote, "rtt", ev.RTT)
 		s.Start(now)
 		early := c.early
@@ -727,7 +731,8 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 		c.words = ""
 		c.lastAct = now
 		m.log.Info("established", "peer", c.peer, "session", c.sessionID)
-		m.emit(Event{Ev: "connected", Peer: c.peer, Path: "direct", Local: c.local.String(), Remote: c.remote.String(), Encrypted: boolp(true), Session: c.sessionID})
+		m.emit(Event{Ev: "connected", Peer: c.peer, Path: "direct", Local: c.local.String(), Remote: c.remote.String(), Encrypted: boolp(true), Session: c.sessionID,
+			SignalMs: msBetween(c.attemptAt, c.punchAt), PunchMs: msBetween(c.punchAt, c.pathAt), HandshakeMs: msBetween(c.pathAt, now)})
 		if m.d.Store != nil {
 			m.storeOp(loadOutbox(m.d.Store, c.peer, c.sessionID))
 		}
@@ -1203,4 +1208,15 @@ func (m *Model) refreshContacts() {
 	}
 	m.contactViews, m.contactsSet = views, true
 	m.screen.SetContacts(views)
+}
+
+// msBetween is the span from a to b in milliseconds for the connected
+// event's timing split, or nil when either instant is unknown (the side that
+// accepted an offer has no signalling span of its own).
+func msBetween(a, b time.Time) *float64 {
+	if a.IsZero() || b.IsZero() || b.Before(a) {
+		return nil
+	}
+	ms := float64(b.Sub(a).Microseconds()) / 1000
+	return &ms
 }

@@ -16,7 +16,11 @@ import (
 //	presence   peer, name, online, last_seen
 //	offer      from, name, known, session, fingerprint
 //	connecting peer, session, words
-//	connected  peer, path ("direct"), local, remote, encrypted
+//	connected  peer, path ("direct"), local, remote, encrypted, and how long
+//	           the attempt took: signal_ms (from connect, or from accepting,
+//	           until punching began: STUN refresh, offer, the peer's answer),
+//	           punch_ms (until a path was selected), handshake_ms (until the
+//	           Noise handshake completed)
 //	message    from, id, body, at
 //	receipt    to, id
 //	queued     to, id, body                            (stored, waiting for a session)
@@ -47,6 +51,9 @@ type Event struct {
 	Body        string         `json:"body,omitempty"`
 	At          string         `json:"at,omitempty"`
 	LastSeen    string         `json:"last_seen,omitempty"`
+	SignalMs    *float64       `json:"signal_ms,omitempty"`
+	PunchMs     *float64       `json:"punch_ms,omitempty"`
+	HandshakeMs *float64       `json:"handshake_ms,omitempty"`
 	Reason      string         `json:"reason,omitempty"`
 	Words       string         `json:"words,omitempty"`
 	Contacts    []EventContact `json:"contacts,omitempty"`

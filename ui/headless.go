@@ -21,7 +21,7 @@ import (
 //	rename ID|NAME NEWNAME   rename a contact
 //	remove ID|NAME           remove a contact
 //	contacts                 list contacts
-//	connect ID|NAME          open a peerLink (offer through signalling)
+//	connect ID|NAME          start a conversation (offer through signalling)
 //	accept SESSION [NAME]    accept an offer; NAME adds an unknown sender as a contact
 //	decline SESSION          decline an offer
 //	send ID|NAME TEXT...     send a message (queued until a session carries it)

@@ -8,6 +8,7 @@ package ui_test
 // except under CI=true, where it fails.
 //
 //	go test -race -run TestLabEndToEnd -v ./ui/
+//	go test -run TestLabConnectFigures -v ./ui/ -args -lab.figures   # the figures
 
 import (
 	"bufio"
@@ -15,6 +16,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,6 +30,11 @@ import (
 
 	"github.com/p2ptui/p2ptui/signal/emulator"
 	"github.com/p2ptui/p2ptui/ui"
+)
+
+var (
+	labFigures = flag.Bool("lab.figures", false, "run TestLabConnectFigures: time connecting across the NAT lab")
+	labRuns    = flag.Int("lab.runs", 20, "TestLabConnectFigures: connections to time")
 )
 
 // labEmulatorAddr is where the lab's Firestore emulator listens: on the
@@ -151,18 +158,26 @@ type peer struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	events chan ui.Event
+	dir    string
 	id     string
+	exited chan struct{}
 	mu     sync.Mutex
 	stderr bytes.Buffer
 }
 
 func (l *e2eLab) start(node, name, project string) *peer {
 	l.t.Helper()
-	dir := filepath.Join(l.t.TempDir(), name)
+	return l.startIn(filepath.Join(l.t.TempDir(), name), node, name, project)
+}
+
+// startIn starts a peer on the profile in dir (a restart keeps its
+// identity and contacts).
+func (l *e2eLab) startIn(dir, node, name, project string) *peer {
+	l.t.Helper()
 	args := []string{l.sh, "exec", l.name, node, "env", "FIRESTORE_EMULATOR_HOST=" + labEmulatorAddr,
 		l.bin, "--headless", "--data-dir", dir, "--log", filepath.Join(dir, "p2ptui.log"), "--name", name, "--project", project,
 		"--stun", l.info["STUN1"] + "," + l.info["STUN2"]}
-	p := &peer{t: l.t, name: name, events: make(chan ui.Event, 4096)}
+	p := &peer{t: l.t, name: name, dir: dir, events: make(chan ui.Event, 4096)}
 	p.cmd = exec.Command("bash", args...)
 	var err error
 	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
@@ -177,6 +192,7 @@ func (l *e2eLab) start(node, name, project string) *peer {
 		l.t.Fatal(err)
 	}
 	done := make(chan struct{})
+	p.exited = done
 	go func() {
 		defer close(done)
 		defer close(p.events)
@@ -374,6 +390,69 @@ func TestLabEndToEnd(t *testing.T) {
 			t.Errorf("failure reason %q / %q does not name the symmetric NAT", f.Reason, f.Words)
 		}
 	})
+}
+
+// quit asks the peer to leave and waits until it has.
+func (p *peer) quit() {
+	p.t.Helper()
+	p.send("quit")
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		p.t.Fatalf("%s did not quit within 20 s", p.name)
+	}
+}
+
+// TestLabConnectFigures times connecting across two port-restricted NATs
+// with the Firestore emulator as signalling, the way a person does it: both
+// programs running, one connects, the other accepts at once. Each run
+// restarts both programs (same profiles), so every run is a first contact
+// of the day. The connected event splits the time into signalling (offer
+// out, answer back), punching and the Noise handshake.
+func TestLabConnectFigures(t *testing.T) {
+	if !*labFigures {
+		t.Skip("figures only with -args -lab.figures")
+	}
+	sh, bin := needLab(t)
+	l := upLab(t, sh, bin, "port-restricted", "port-restricted")
+	dirA, dirB := filepath.Join(t.TempDir(), "alice"), filepath.Join(t.TempDir(), "bob")
+	a, b := l.startIn(dirA, "a", "alice", "lab"), l.startIn(dirB, "b", "bob", "lab")
+	a.send("add bob " + b.id)
+	b.send("add alice " + a.id)
+	a.await("contact", 10*time.Second, nil)
+	b.await("contact", 10*time.Second, nil)
+	// A first call warms the emulator's JVM; it is not counted.
+	connect(t, a, b)
+	var total, sig, pun, hs []time.Duration
+	ms := func(f *float64) time.Duration {
+		if f == nil {
+			t.Fatal("connected event without its timing split")
+		}
+		return time.Duration(*f * float64(time.Millisecond))
+	}
+	for i := range *labRuns {
+		a.quit()
+		b.quit()
+		a, b = l.startIn(dirA, "a", "alice", "lab"), l.startIn(dirB, "b", "bob", "lab")
+		start := time.Now()
+		ca, _ := connect(t, a, b)
+		total = append(total, time.Since(start))
+		sig, pun, hs = append(sig, ms(ca.SignalMs)), append(pun, ms(ca.PunchMs)), append(hs, ms(ca.HandshakeMs))
+		t.Logf("run %d: %v = signalling %v + punching %v + handshake %v", i, total[i].Round(time.Millisecond), sig[i], pun[i], hs[i])
+	}
+	pct := func(d []time.Duration, q int) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[(len(s)*q+99)/100-1].Round(100 * time.Microsecond)
+	}
+	fmt.Printf("connect -> connected, encrypted across two port-restricted NATs, Firestore emulator, %d runs\n", len(total))
+	fmt.Printf("%-28s %10s %10s\n", "", "p50", "p95")
+	for _, row := range []struct {
+		name string
+		d    []time.Duration
+	}{{"total (seen by the test)", total}, {"signalling", sig}, {"punching", pun}, {"handshake", hs}} {
+		fmt.Printf("%-28s %10v %10v\n", row.name, pct(row.d, 50), pct(row.d, 95))
+	}
 }
 
 // tail returns the last n lines of s.
