@@ -37,6 +37,9 @@ type FirestoreOptions struct {
 	Heartbeat time.Duration
 	// RetryMin and RetryMax bound the listener's reconnect backoff.
 	RetryMin, RetryMax time.Duration
+	// FirstSnapshot bounds the wait for a new listener's first snapshot
+	// before it is rebuilt.
+	FirstSnapshot time.Duration
 }
 
 // DefaultHeartbeat keeps "last seen" fresh enough for an online dot and
@@ -83,6 +86,11 @@ func OpenFirestore(ctx context.Context, projectID, me string, logger *slog.Logge
 	}
 	if opts.RetryMax <= 0 {
 		opts.RetryMax = 10 * time.Second
+	}
+	if opts.FirstSnapshot <= 0 {
+		// Real Firestore answers in well under a second; an emulator JVM
+		// starting cold on a loaded machine can take several.
+		opts.FirstSnapshot = 15 * time.Second
 	}
 	client, err := firestore.NewClient(ctx, projectID)
 	if err != nil {
@@ -302,7 +310,28 @@ func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, recover
 // is cancelled (nil).
 func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delivered map[string]bool) error {
 	q := f.peer(f.me).Collection("inbox").OrderBy(fCreatedAt, firestore.Asc)
-	it := q.Snapshots(ctx)
+	// A watch stream that connects but never sends its first snapshot
+	// would leave the inbox deaf with no error to retry on; a watchdog
+	// cancels it so the loop builds a new one.
+	itCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	gotFirst := make(chan struct{})
+	var stalled atomic.Bool
+	watchdogDone := make(chan struct{})
+	go func() {
+		defer close(watchdogDone)
+		t := time.NewTimer(f.opts.FirstSnapshot)
+		defer t.Stop()
+		select {
+		case <-gotFirst:
+		case <-itCtx.Done():
+		case <-t.C:
+			stalled.Store(true)
+			cancel()
+		}
+	}()
+	defer func() { cancel(); <-watchdogDone }()
+	it := q.Snapshots(itCtx)
 	defer it.Stop()
 	first := true
 	for {
@@ -310,10 +339,14 @@ func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delive
 		if ctx.Err() != nil {
 			return nil
 		}
+		if stalled.Load() {
+			return fmt.Errorf("%w: the inbox listener got no first snapshot within %v", ErrUnavailable, f.opts.FirstSnapshot)
+		}
 		if err != nil {
 			return err
 		}
 		if first {
+			close(gotFirst)
 			// The client's watch stream may have been silently retrying;
 			// a snapshot proves it is connected.
 			first = false

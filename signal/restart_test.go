@@ -91,3 +91,34 @@ func TestFirestoreSurvivesOutage(t *testing.T) {
 		t.Fatalf("got %q after the outage", got.SessionID)
 	}
 }
+
+// TestFirestoreStalledListenerIsRebuilt gives the watchdog no time for a
+// first snapshot: every listener counts as stalled, so the app must hear
+// that the inbox is deaf rather than wait forever in silence.
+func TestFirestoreStalledListenerIsRebuilt(t *testing.T) {
+	e := newFirestoreEnv(t).(*firestoreEnv)
+	log, _ := newTestLogger(t)
+	s, err := OpenFirestore(context.Background(), e.project, "bob00001", log, FirestoreOptions{FirstSnapshot: time.Nanosecond, RetryMin: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ch, err := s.Listen(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(wait)
+	for {
+		select {
+		case ev := <-ch:
+			if h, ok := ev.(HealthEvent); ok && h.Err != nil {
+				if !errors.Is(h.Err, ErrUnavailable) {
+					t.Fatalf("stall reported as %v, want ErrUnavailable", h.Err)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("a listener that never got its first snapshot was not reported")
+		}
+	}
+}
