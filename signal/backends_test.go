@@ -261,6 +261,8 @@ func next(t testing.TB, ch <-chan Event, timeout time.Duration) Signal {
 				return ev.Signal
 			case RejectedEvent:
 				t.Fatalf("unexpected rejection of %s: %s", ev.DocID, ev.Reason)
+			case HealthEvent:
+				t.Logf("health while waiting: %s: %v", ev.Backend, ev.Err)
 			}
 		case <-tm.C:
 			t.Fatalf("no signal within %v", timeout)

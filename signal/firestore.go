@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -216,16 +217,81 @@ func (f *FirestoreSignaller) Listen(ctx context.Context) (<-chan Event, error) {
 	st := newStream()
 	runCtx := f.start(ctx)
 	recovered := make(chan struct{}, 1)
+	in := &inboxState{delivered: map[string]time.Time{}}
 	f.goWait(func() { st.run(runCtx) })
-	f.goWait(func() { f.listenLoop(runCtx, st, recovered) })
-	f.goWait(func() { f.heartbeat(runCtx, st, recovered) })
+	f.goWait(func() { f.listenLoop(runCtx, st, in, recovered) })
+	f.goWait(func() { f.heartbeat(runCtx, st, in, recovered) })
 	return st.out, nil
+}
+
+// inboxState remembers which inbox documents were delivered, and when. The
+// snapshot iterator and the catch-up queries share it, so a signal reaches
+// the app once whichever of them sees it first. Entries outlive the
+// documents (a catch-up read may return one that was acked a moment later)
+// and are forgotten after deliveredMemory, when any copy would have expired.
+type inboxState struct {
+	mu        sync.Mutex
+	delivered map[string]time.Time
+}
+
+// deliveredMemory is longer than any signal may live (the rules cap
+// expiresAt at ten minutes after creation).
+const deliveredMemory = 15 * time.Minute
+
+// seen reports whether id was delivered; the caller holds mu.
+func (in *inboxState) seen(id string) bool {
+	_, ok := in.delivered[id]
+	return ok
+}
+
+// forgetOld drops entries past deliveredMemory; the caller holds mu.
+func (in *inboxState) forgetOld(now time.Time) {
+	for id, at := range in.delivered {
+		if now.Sub(at) > deliveredMemory {
+			delete(in.delivered, id)
+		}
+	}
+}
+
+// catchUpDelay is how long after a listener's first snapshot the inbox is
+// queried once directly. The emulator has been seen to lose a signal
+// written while a listener was being set up (a test waited 30 s in vain);
+// the query finds it. It costs one read on an empty inbox.
+const catchUpDelay = time.Second
+
+// catchUp reads the inbox directly and delivers what the listener missed.
+func (f *FirestoreSignaller) catchUp(ctx context.Context, st *stream, in *inboxState) error {
+	docs, err := f.peer(f.me).Collection("inbox").OrderBy(fCreatedAt, firestore.Asc).Documents(ctx).GetAll()
+	f.reads.Add(int64(max(len(docs), 1))) // an empty result is billed as one read
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var batch []Signal
+	for _, doc := range docs {
+		if in.seen(doc.Ref.ID) {
+			continue
+		}
+		if s, ok := f.judgeDoc(ctx, doc, st); ok {
+			in.delivered[doc.Ref.ID] = f.now()
+			batch = append(batch, s)
+		}
+	}
+	if len(batch) > 0 {
+		f.log.Warn("the inbox listener missed signals; a direct read found them", "count", len(batch))
+	}
+	sortByCreated(batch)
+	for _, s := range batch {
+		st.push(SignalEvent{Signal: s})
+	}
+	return nil
 }
 
 // heartbeat refreshes presence (or reads it, before any is published) and
 // reports health changes. On recovery it nudges the listener to reconnect at
 // once rather than after the client's own backoff, which reaches a minute.
-func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, recovered chan<- struct{}) {
+func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, in *inboxState, recovered chan<- struct{}) {
 	t := time.NewTicker(f.opts.Heartbeat)
 	defer t.Stop()
 	healthy := true
@@ -245,6 +311,11 @@ func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, recovere
 			if status.Code(err) == codes.NotFound {
 				err = nil
 			}
+		}
+		if err == nil {
+			// The listener is trusted but checked: a signal it missed
+			// waits at most one heartbeat.
+			err = f.catchUp(cctx, st, in)
 		}
 		cancel()
 		if ctx.Err() != nil {
@@ -268,10 +339,9 @@ func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, recovere
 }
 
 // listenLoop runs snapshot iterators one after another. Document IDs already
-// delivered are remembered while they exist, so a rebuilt listener's first
+// delivered are remembered (inboxState), so a rebuilt listener's first
 // snapshot does not deliver them again.
-func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, recovered <-chan struct{}) {
-	delivered := map[string]bool{}
+func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, in *inboxState, recovered <-chan struct{}) {
 	backoff := f.opts.RetryMin
 	for ctx.Err() == nil {
 		itCtx, stop := context.WithCancel(ctx)
@@ -285,7 +355,7 @@ func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, recover
 			case <-itCtx.Done():
 			}
 		}()
-		err := f.runIterator(itCtx, st, delivered)
+		err := f.runIterator(itCtx, st, in)
 		stop()
 		<-done
 		if ctx.Err() != nil {
@@ -308,7 +378,7 @@ func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, recover
 
 // runIterator delivers from one snapshot iterator until it fails (error) or
 // is cancelled (nil).
-func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delivered map[string]bool) error {
+func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, in *inboxState) error {
 	q := f.peer(f.me).Collection("inbox").OrderBy(fCreatedAt, firestore.Asc)
 	// A watch stream that connects but never sends its first snapshot
 	// would leave the inbox deaf with no error to retry on; a watchdog
@@ -330,7 +400,8 @@ func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delive
 			cancel()
 		}
 	}()
-	defer func() { cancel(); <-watchdogDone }()
+	var catchUpDone sync.WaitGroup
+	defer func() { cancel(); <-watchdogDone; catchUpDone.Wait() }()
 	it := q.Snapshots(itCtx)
 	defer it.Stop()
 	first := true
@@ -345,38 +416,37 @@ func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delive
 		if err != nil {
 			return err
 		}
+		in.mu.Lock()
 		if first {
 			close(gotFirst)
-			// The client's watch stream may have been silently retrying;
-			// a snapshot proves it is connected.
-			first = false
-			present := map[string]bool{}
-			for _, ch := range snap.Changes {
-				present[ch.Doc.Ref.ID] = true
-			}
-			for id := range delivered {
-				if !present[id] {
-					delete(delivered, id)
+			catchUpDone.Add(1)
+			go func() {
+				defer catchUpDone.Done()
+				select {
+				case <-itCtx.Done():
+				case <-time.After(catchUpDelay):
+					if err := f.catchUp(itCtx, st, in); err != nil && itCtx.Err() == nil {
+						f.log.Warn("inbox catch-up read failed", "err", err)
+					}
 				}
-			}
+			}()
+			first = false
+			in.forgetOld(f.now())
 		}
 		var batch []Signal
 		for _, ch := range snap.Changes {
 			id := ch.Doc.Ref.ID
 			switch ch.Kind {
-			case firestore.DocumentRemoved:
-				delete(delivered, id)
-				continue
-			case firestore.DocumentModified:
+			case firestore.DocumentRemoved, firestore.DocumentModified:
 				continue
 			}
-			if delivered[id] {
+			if in.seen(id) {
 				continue
 			}
 			f.reads.Add(1)
 			s, ok := f.judgeDoc(ctx, ch.Doc, st)
 			if ok {
-				delivered[id] = true
+				in.delivered[id] = f.now()
 				batch = append(batch, s)
 			}
 		}
@@ -384,6 +454,7 @@ func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, delive
 		for _, s := range batch {
 			st.push(SignalEvent{Signal: s})
 		}
+		in.mu.Unlock()
 	}
 }
 

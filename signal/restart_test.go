@@ -3,6 +3,7 @@ package signal
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -121,4 +122,53 @@ func TestFirestoreStalledListenerIsRebuilt(t *testing.T) {
 			t.Fatal("a listener that never got its first snapshot was not reported")
 		}
 	}
+}
+
+// TestFirestoreCatchUpDeliversOnce reads the inbox the way the catch-up
+// does after a listener starts and on every heartbeat: what a listener
+// missed is delivered, and nothing is delivered twice.
+func TestFirestoreCatchUpDeliversOnce(t *testing.T) {
+	e := newFirestoreEnv(t).(*firestoreEnv)
+	log, _ := newTestLogger(t)
+	f, err := OpenFirestore(context.Background(), e.project, "bob00001", log, FirestoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	now := time.Now()
+	for i, session := range []string{"s1", "s2"} {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		e.plant(t, "bob00001", session, map[string]any{
+			"v": int64(ProtocolVersion), "from": "alice001", "to": "bob00001", "kind": "offer",
+			"sessionId": session, "payload": []byte("x"), "createdAt": at, "expiresAt": at.Add(time.Minute),
+		})
+	}
+	st := newStream()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { st.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	in := &inboxState{delivered: map[string]time.Time{}}
+	for range 2 {
+		if err := f.catchUp(ctx, st, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	timeout := time.After(wait)
+	for len(got) < 2 {
+		select {
+		case ev := <-st.out:
+			if se, ok := ev.(SignalEvent); ok {
+				got = append(got, se.Signal.SessionID)
+			}
+		case <-timeout:
+			t.Fatalf("catch-up delivered %v", got)
+		}
+	}
+	if fmt.Sprint(got) != "[s1 s2]" {
+		t.Errorf("catch-up delivered %v, want [s1 s2]", got)
+	}
+	quiet(t, st.out, 300*time.Millisecond)
 }
