@@ -122,7 +122,8 @@ func TestNATBehaviorWords(t *testing.T) {
 	}{
 		{NATBehavior{Mapping: MappingNone}, false, true, "no NAT"},
 		{NATBehavior{MappingEndpointIndependent, FilteringEndpointIndependent}, false, true, "full-cone NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}, false, false, "cone NAT"},
+		{NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}, false, false, "port-restricted cone NAT"},
+		{NATBehavior{MappingEndpointIndependent, FilteringAddressDependent}, false, false, "address-restricted cone NAT"},
 		{NATBehavior{MappingEndpointIndependent, FilteringUnknown}, false, false, "cone NAT"},
 		{NATBehavior{MappingAddressDependent, FilteringUnknown}, true, false, "symmetric NAT"},
 		{NATBehavior{MappingAddressAndPortDependent, FilteringEndpointIndependent}, true, false, "symmetric NAT"},

@@ -48,6 +48,18 @@ func labMapping(kind string) string {
 	return "endpoint-independent"
 }
 
+// labFiltering is the filtering STUN discovery must find behind each kind.
+// A host without NAT receives from anyone; the full cone's DNAT forwards
+// every inbound datagram; MASQUERADE (with or without --random-fully) lets
+// in only the exact address:port a mapping has sent to.
+func labFiltering(kind string) string {
+	switch kind {
+	case "none", "full-cone":
+		return "endpoint-independent"
+	}
+	return "address-and-port-dependent"
+}
+
 // labPairFails reports whether no direct path can exist between two kinds:
 // a symmetric NAT's per-destination port is unknown to the peer, so only a
 // peer that accepts anyone (no NAT, full cone) can be reached from it.
@@ -145,11 +157,14 @@ type peerEvent struct {
 	Ms      *float64 `json:"ms"`
 	Mapped  string   `json:"mapped"`
 	Mapping string   `json:"mapping"`
-	Local   string   `json:"local"`
-	Remote  string   `json:"remote"`
-	Reason  string   `json:"reason"`
-	Detail  string   `json:"detail"`
-	Err     string   `json:"err"`
+	// Filtering is measured because lab.sh's coturn (-n, two -L
+	// addresses) runs RFC 5780: OTHER-ADDRESS and CHANGE-REQUEST.
+	Filtering string `json:"filtering"`
+	Local     string `json:"local"`
+	Remote    string `json:"remote"`
+	Reason    string `json:"reason"`
+	Detail    string `json:"detail"`
+	Err       string `json:"err"`
 }
 
 // peerRun is what one peer process printed.
@@ -283,6 +298,9 @@ func testLabPair(t *testing.T, nl natlab, ka, kb string) {
 		}
 		if want := labMapping(c.kind); st.Mapping != want {
 			t.Errorf("side %s behind %s: STUN found mapping %q, want %q", c.p.side, c.kind, st.Mapping, want)
+		}
+		if want := labFiltering(c.kind); st.Filtering != want {
+			t.Errorf("side %s behind %s: STUN found filtering %q, want %q", c.p.side, c.kind, st.Filtering, want)
 		}
 	}
 	if labPairFails(ka, kb) {

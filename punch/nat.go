@@ -40,8 +40,9 @@ func (m MappingBehavior) String() string {
 // mapping, in RFC 4787 section 5 terms.
 type FilteringBehavior int
 
-// The filtering behaviours. The zero value is "not measured" (our STUN
-// server, coturn, cannot answer the RFC 5780 CHANGE-REQUEST test).
+// The filtering behaviours. The zero value is "not measured": only a STUN
+// server with RFC 5780 (OTHER-ADDRESS, CHANGE-REQUEST; coturn with two
+// listening addresses) can measure it, and most public servers have none.
 const (
 	FilteringUnknown FilteringBehavior = iota
 	// FilteringEndpointIndependent lets anyone reach a mapping (full cone).
@@ -99,6 +100,10 @@ func (b NATBehavior) Phrase() string {
 		return "symmetric NAT: direct connections only work with peers on open or full-cone NATs"
 	case b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringEndpointIndependent:
 		return "full-cone NAT: direct connections work with almost any peer"
+	case b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringAddressDependent:
+		return "address-restricted cone NAT: direct connections work with most peers"
+	case b.Mapping == MappingEndpointIndependent && b.Filtering == FilteringAddressAndPortDependent:
+		return "port-restricted cone NAT: direct connections work with most peers"
 	case b.Mapping == MappingEndpointIndependent:
 		return "cone NAT: direct connections work with most peers"
 	}

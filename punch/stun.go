@@ -63,6 +63,14 @@ type DiscoveryConfig struct {
 	Tries int
 	// AnswerGrace is how long the other servers get once one has answered.
 	AnswerGrace time.Duration
+	// FilteringRTO is the fixed retransmission interval of the RFC 5780
+	// filtering tests (default 300 ms), and FilteringTries how many
+	// requests each gets (default 3): a NAT that drops their answers
+	// delays Result by FilteringTries × FilteringRTO after the first
+	// server's answer (0.9 s by default), and only with a server that
+	// advertises OTHER-ADDRESS.
+	FilteringRTO   time.Duration
+	FilteringTries int
 }
 
 // ServerAnswer is what one STUN server said.
@@ -78,9 +86,11 @@ type DiscoveryResult struct {
 	// Reflexive is the public address of the socket as the first answering
 	// server (in configuration order) saw it.
 	Reflexive Candidate
-	// NAT is the mapping behaviour found by comparing the servers' answers.
-	// Filtering stays unknown: it needs RFC 5780 CHANGE-REQUEST, which
-	// public servers do not offer.
+	// NAT is the mapping behaviour found by comparing the servers' answers,
+	// and the filtering behaviour found by the RFC 5780 section 4.4 tests
+	// when the first server advertises OTHER-ADDRESS (most public servers
+	// do not: filtering is then unknown, as it is when the server answers
+	// CHANGE-REQUEST with an error).
 	NAT NATBehavior
 	// Servers is each server's answer, in configuration order.
 	Servers []ServerAnswer
@@ -112,8 +122,9 @@ type Discovery struct {
 	txns        []*stunTransaction
 	out         []Transmit
 	started     bool
-	firstAnswer time.Time // zero until a server answers
-	err         error     // a setup error (no servers, no randomness)
+	firstAnswer time.Time  // zero until a server answers
+	filter      *filtering // nil unless the first server offered RFC 5780
+	err         error      // a setup error (no servers, no randomness)
 }
 
 // NewDiscovery is NewDiscoveryConfig with the default schedule and no local
@@ -137,6 +148,12 @@ func NewDiscoveryConfig(cfg DiscoveryConfig, rand io.Reader) *Discovery {
 	}
 	if cfg.AnswerGrace <= 0 {
 		cfg.AnswerGrace = stunAnswerGrace
+	}
+	if cfg.FilteringRTO <= 0 {
+		cfg.FilteringRTO = stunFilteringRTO
+	}
+	if cfg.FilteringTries <= 0 {
+		cfg.FilteringTries = stunFilteringTries
 	}
 	return &Discovery{cfg: cfg, rand: rand}
 }
@@ -212,6 +229,9 @@ func (d *Discovery) HandlePacket(at time.Time, from netip.AddrPort, b []byte) {
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if d.handleFilterPacket(from, m) {
+		return
+	}
 	var t *stunTransaction
 	for _, c := range d.txns {
 		if !c.done && c.id == m.TransactionID && c.server == from {
@@ -245,6 +265,9 @@ func (d *Discovery) HandlePacket(at time.Time, from netip.AddrPort, b []byte) {
 	if d.firstAnswer.IsZero() {
 		d.firstAnswer = at
 	}
+	if t == d.txns[0] {
+		d.startFiltering(at, t.server, m)
+	}
 }
 
 // mappedAddress reads XOR-MAPPED-ADDRESS, or the RFC 3489 MAPPED-ADDRESS an
@@ -272,6 +295,7 @@ func addrPortFromIP(ip []byte, port int) (netip.AddrPort, bool) {
 // HandleTimeout retransmits what is due and gives up on servers whose
 // schedule has run out (or whose grace after another's answer has).
 func (d *Discovery) HandleTimeout(now time.Time) {
+	d.filterTimeout(now)
 	for _, t := range d.txns {
 		if t.done {
 			continue
@@ -302,7 +326,7 @@ func (d *Discovery) Transmits() []Transmit {
 
 // Deadline is when HandleTimeout must next be called; zero once done.
 func (d *Discovery) Deadline() time.Time {
-	var dl time.Time
+	dl := d.filterDeadline()
 	for _, t := range d.txns {
 		if t.done {
 			continue
@@ -320,13 +344,18 @@ func (d *Discovery) Deadline() time.Time {
 	return dl
 }
 
-// Result is the outcome once every server has answered or been given up.
+// Result is the outcome once every server has answered or been given up
+// and the filtering tests, if the first server offered them, have
+// concluded (at most FilteringTries × FilteringRTO after its answer).
 // ok is false while discovery is still running (or before Start).
 func (d *Discovery) Result() (DiscoveryResult, bool) {
 	if d.err != nil {
 		return DiscoveryResult{Err: d.err}, true
 	}
 	if !d.started {
+		return DiscoveryResult{}, false
+	}
+	if d.filter != nil && !d.filter.done {
 		return DiscoveryResult{}, false
 	}
 	var res DiscoveryResult
@@ -350,6 +379,9 @@ func (d *Discovery) Result() (DiscoveryResult, bool) {
 	}
 	res.Reflexive = Candidate{Type: CandidateServerReflexive, Addr: answered[0].Mapped, Priority: srflxCandidatePriority()}
 	res.NAT.Mapping = d.mapping(answered)
+	if d.filter != nil {
+		res.NAT.Filtering = d.filter.result
+	}
 	return res, true
 }
 

@@ -514,6 +514,11 @@ func TestDiscoveryAgainstCoturn(t *testing.T) {
 	if res.NAT.Mapping != MappingNone {
 		t.Errorf("mapping %v, want none", res.NAT.Mapping)
 	}
+	// coturn with two -L addresses runs RFC 5780: its OTHER-ADDRESS lets
+	// the filtering tests run, and loopback filters nothing.
+	if res.NAT.Filtering != FilteringEndpointIndependent {
+		t.Errorf("filtering %v, want endpoint-independent (coturn answers CHANGE-REQUEST)", res.NAT.Filtering)
+	}
 	for _, a := range res.Servers {
 		if a.Err != nil || a.Mapped != sock.LocalAddr() || a.RTT <= 0 {
 			t.Errorf("server answer %+v", a)
