@@ -2,7 +2,6 @@ package punch
 
 import (
 	"encoding/binary"
-	"fmt"
 	"io"
 	"net/netip"
 	"time"
@@ -81,13 +80,12 @@ type filterTest struct {
 // out at once (they are told apart by transaction ID and answering address),
 // so the whole probe is bounded by one short retransmission schedule.
 type filtering struct {
-	server   netip.AddrPort
-	tests    [2]*filterTest // [0] change IP and port, [1] change port
-	start    time.Time
-	giveUp   time.Time
-	done     bool
-	result   FilteringBehavior
-	declined bool // the server answered a CHANGE-REQUEST with an error
+	server netip.AddrPort
+	tests  [2]*filterTest // [0] change IP and port, [1] change port
+	start  time.Time
+	giveUp time.Time
+	done   bool
+	result FilteringBehavior
 }
 
 // startFiltering begins the filtering tests if the first server's answer m
@@ -152,8 +150,7 @@ func (d *Discovery) handleFilterPacket(from netip.AddrPort, m *stun.Message) boo
 			return false
 		}
 		if m.Type.Class == stun.ClassErrorResponse {
-			f.declined = true
-			f.finish(FilteringUnknown)
+			f.finish(FilteringUnknown) // the server declines CHANGE-REQUEST
 			return true
 		}
 		t.answer = true
@@ -208,9 +205,4 @@ func (d *Discovery) filterDeadline() time.Time {
 		}
 	}
 	return dl
-}
-
-// String describes the filtering probe for logs and test failures.
-func (f *filtering) String() string {
-	return fmt.Sprintf("filtering probe of %v: done=%v result=%v declined=%v", f.server, f.done, f.result, f.declined)
 }
