@@ -344,18 +344,28 @@ func (d *Discovery) Deadline() time.Time {
 	return dl
 }
 
-// Result is the outcome once every server has answered or been given up
-// and the filtering tests, if the first server offered them, have
-// concluded (at most FilteringTries × FilteringRTO after its answer).
-// ok is false while discovery is still running (or before Start).
+// Result is the whole outcome: ok once every server has answered or been
+// given up and the filtering tests, if the first server offered them, have
+// concluded (at most FilteringTries × FilteringRTO after its answer; with
+// a server without RFC 5780 there is no wait). ok is false while discovery
+// is still running (or before Start). The result does not change after.
 func (d *Discovery) Result() (DiscoveryResult, bool) {
+	if d.filter != nil && !d.filter.done && d.err == nil {
+		return DiscoveryResult{}, false
+	}
+	return d.Mapped()
+}
+
+// Mapped is Result without waiting for the filtering tests: ok as soon as
+// every server has answered or been given up, with NAT.Filtering unknown
+// if the tests are still running. A caller that needs the public address
+// early takes it here and keeps feeding the discovery until Result is ok
+// to learn the filtering.
+func (d *Discovery) Mapped() (DiscoveryResult, bool) {
 	if d.err != nil {
 		return DiscoveryResult{Err: d.err}, true
 	}
 	if !d.started {
-		return DiscoveryResult{}, false
-	}
-	if d.filter != nil && !d.filter.done {
 		return DiscoveryResult{}, false
 	}
 	var res DiscoveryResult
@@ -379,7 +389,7 @@ func (d *Discovery) Result() (DiscoveryResult, bool) {
 	}
 	res.Reflexive = Candidate{Type: CandidateServerReflexive, Addr: answered[0].Mapped, Priority: srflxCandidatePriority()}
 	res.NAT.Mapping = d.mapping(answered)
-	if d.filter != nil {
+	if d.filter != nil && d.filter.done {
 		res.NAT.Filtering = d.filter.result
 	}
 	return res, true

@@ -155,6 +155,11 @@ func TestDiscoveryFiltering(t *testing.T) {
 			if _, ok := d.Result(); ok {
 				t.Fatal("Result ready before the filtering tests concluded")
 			}
+			// The mapping is available at once, without the filtering.
+			if m, ok := d.Mapped(); !ok || m.Err != nil || m.Reflexive.Addr != mappedX ||
+				m.NAT != (NATBehavior{Mapping: MappingEndpointIndependent}) {
+				t.Errorf("Mapped() = %v %+v, want the mapping now with unknown filtering", ok, m)
+			}
 			// Test III first: a lone test III answer must not conclude.
 			if tc.answerIII {
 				d.HandlePacket(at, stunAPortOnly, answer(t, txid(t, testIII), mappedX))
@@ -174,6 +179,9 @@ func TestDiscoveryFiltering(t *testing.T) {
 			}
 			if !d.Deadline().IsZero() {
 				t.Errorf("deadline %v after the result", d.Deadline())
+			}
+			if m, ok := d.Mapped(); !ok || m.NAT != res.NAT {
+				t.Errorf("Mapped() after the result = %v %+v, want %+v", ok, m.NAT, res.NAT)
 			}
 		})
 	}
