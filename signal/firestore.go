@@ -179,10 +179,14 @@ func (f *FirestoreSignaller) Send(ctx context.Context, s Signal) (string, error)
 		return "", err
 	}
 	ref := f.peer(s.To).Collection("inbox").NewDoc()
-	f.writes.Add(1)
-	_, err = ref.Create(ctx, map[string]any{
+	doc := map[string]any{
 		fVersion: ProtocolVersion, fFrom: s.From, fTo: s.To, fKind: string(s.Kind), fSession: s.SessionID,
 		fPayload: s.Payload, fCreatedAt: s.CreatedAt, fExpiresAt: s.ExpiresAt,
+	}
+	err = createRetrying(ctx, func(ctx context.Context) error {
+		f.writes.Add(1)
+		_, err := ref.Create(ctx, doc)
+		return err
 	})
 	if err != nil {
 		return "", fmt.Errorf("send %s to %s: %w", s.Kind, s.To, wrapUnavailable(err))
@@ -198,8 +202,13 @@ func (f *FirestoreSignaller) Ack(ctx context.Context, signalID string) error {
 	if signalID == "" || len(signalID) > 128 {
 		return fmt.Errorf("ack: %w: bad signal ID", ErrInvalid)
 	}
-	f.deletes.Add(1)
-	if _, err := f.peer(f.me).Collection("inbox").Doc(signalID).Delete(ctx); err != nil {
+	ref := f.peer(f.me).Collection("inbox").Doc(signalID)
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		f.deletes.Add(1)
+		_, err := ref.Delete(ctx)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("ack %s: %w", signalID, wrapUnavailable(err))
 	}
 	return nil
@@ -542,4 +551,62 @@ func wrapUnavailable(err error) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
+}
+
+// writeRetries and writeRetryBackoff bound how hard a write is retried
+// when the service fails it in passing (seen from the emulator under load:
+// a create reported "call already cancelled" although it was stored).
+const (
+	writeRetries      = 3
+	writeRetryBackoff = 100 * time.Millisecond
+)
+
+// transient reports whether err is a failure in passing that the same
+// request may not meet again. A Canceled or DeadlineExceeded that comes
+// from our own context is not: the caller gave up.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// retryTransient runs an idempotent operation (a delete, a set) until it
+// succeeds, fails for good, or writeRetries attempts have failed in passing.
+func retryTransient(ctx context.Context, op func(context.Context) error) error {
+	var err error
+	backoff := writeRetryBackoff
+	for attempt := 0; attempt < writeRetries; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(backoff):
+			}
+			backoff *= 2
+		}
+		if err = op(ctx); err == nil || !transient(ctx, err) {
+			return err
+		}
+	}
+	return err
+}
+
+// createRetrying is retryTransient for a create of a document whose ID the
+// client chose: when a retry finds the document already there, the attempt
+// that seemed to fail did store it, and that is success, not a duplicate.
+func createRetrying(ctx context.Context, create func(context.Context) error) error {
+	tried := false
+	return retryTransient(ctx, func(ctx context.Context) error {
+		err := create(ctx)
+		if tried && status.Code(err) == codes.AlreadyExists {
+			return nil
+		}
+		tried = true
+		return err
+	})
 }
