@@ -23,7 +23,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/p2ptui/p2ptui/punch"
-	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 	"github.com/p2ptui/p2ptui/ui"
 )
@@ -111,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.name == "" {
 		o.name = o.profile
 	}
-	if n, err := session.CleanContactName(o.name); err != nil {
+	if n, err := store.CleanContactName(o.name); err != nil {
 		return o, usageError{fmt.Errorf("--name %q: %v", o.name, err)}
 	} else {
 		o.name = n
@@ -149,7 +150,7 @@ const maxFallbackProfiles = 9
 // default-3, ...) is opened instead: running the plain command in a second
 // terminal gives a second person to chat with, not an error. A named profile
 // in use is an error ("already running ... (pid N)").
-func openProfile(o *options) (*session.Store, string, error) {
+func openProfile(o *options) (*store.Store, string, error) {
 	base, baseName := o.profile, o.name
 	for i := 1; ; i++ {
 		if i > 1 {
@@ -158,34 +159,34 @@ func openProfile(o *options) (*session.Store, string, error) {
 				o.name = fmt.Sprintf("%s-%d", baseName, i)
 			}
 		}
-		dir, err := session.ProfileDir(o.dataDir, o.profile)
+		dir, err := store.ProfileDir(o.dataDir, o.profile)
 		if err != nil {
 			return nil, "", usageError{fmt.Errorf("--profile: %w", err)}
 		}
-		store, err := session.OpenStore(dir)
-		if errors.Is(err, session.ErrAlreadyRunning) && !o.profileChosen && i < maxFallbackProfiles {
+		st, err := store.OpenStore(dir)
+		if errors.Is(err, store.ErrAlreadyRunning) && !o.profileChosen && i < maxFallbackProfiles {
 			continue
 		}
 		if err != nil {
 			return nil, "", err // "already running with profile x (pid n); quit it first or choose another profile"
 		}
-		return store, dir, nil
+		return st, dir, nil
 	}
 }
 
 // start opens everything, runs the program and closes everything.
 func start(o options, stdin io.Reader, stdout io.Writer) error {
-	store, profileDir, err := openProfile(&o)
+	st, profileDir, err := openProfile(&o)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer st.Close()
 	logger, closeLog, err := openLog(o)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	id, err := session.LoadOrCreateIdentity(profileDir)
+	id, err := identity.LoadOrCreateIdentity(profileDir)
 	if err != nil {
 		return err
 	}
@@ -231,7 +232,7 @@ func start(o options, stdin io.Reader, stdout io.Writer) error {
 	}
 
 	model := ui.New(ui.Deps{
-		Signaller: sig, Store: store, Identity: id, Socket: sock, STUN: servers,
+		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers,
 		Name: o.name, Logger: logger,
 		Headless: o.headless, Commands: stdin, Events: stdout,
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
@@ -235,7 +236,7 @@ type errMsg struct {
 
 // contactsMsg carries the store's contact list after a load or a change.
 type contactsMsg struct {
-	contacts []session.Contact
+	contacts []store.Contact
 	outbox   map[string]int // queued messages per contact, on the first load
 	err      error
 	words    string // what to tell the user about err
@@ -243,7 +244,7 @@ type contactsMsg struct {
 }
 
 // loadContacts reads the contacts and how much mail waits for each.
-func loadContacts(st *session.Store) tea.Cmd {
+func loadContacts(st *store.Store) tea.Cmd {
 	if st == nil {
 		return func() tea.Msg { return contactsMsg{} }
 	}
@@ -265,7 +266,7 @@ func loadContacts(st *session.Store) tea.Cmd {
 }
 
 // changeContacts runs one contact change and reloads the list.
-func changeContacts(st *session.Store, added string, change func() error, words string) tea.Cmd {
+func changeContacts(st *store.Store, added string, change func() error, words string) tea.Cmd {
 	return func() tea.Msg {
 		if err := change(); err != nil {
 			return contactsMsg{err: err, words: words + ": " + err.Error()}
@@ -293,7 +294,7 @@ type storedMsg struct {
 
 // queueMessage stores an outgoing message in the outbox before it is sent,
 // so it survives a crash or a lost session.
-func queueMessage(st *session.Store, peer string, id session.MessageID, body string, at time.Time) tea.Cmd {
+func queueMessage(st *store.Store, peer string, id session.MessageID, body string, at time.Time) tea.Cmd {
 	return func() tea.Msg {
 		_, err := st.Queue(peer, id, body, at)
 		return storedMsg{peer: peer, id: id, mine: true, body: body, at: at, err: err}
@@ -302,7 +303,7 @@ func queueMessage(st *session.Store, peer string, id session.MessageID, body str
 
 // storeReceived appends an incoming message unless the store already has it
 // (a resend from an earlier session); either way the machine then commits.
-func storeReceived(st *session.Store, peer, sessionID string, id session.MessageID, body string, at time.Time) tea.Cmd {
+func storeReceived(st *store.Store, peer, sessionID string, id session.MessageID, body string, at time.Time) tea.Cmd {
 	return func() tea.Msg {
 		_, added, err := st.AppendReceived(peer, id, body, at)
 		return storedMsg{peer: peer, id: id, body: body, at: at, session: sessionID, dup: !added, err: err}
@@ -310,7 +311,7 @@ func storeReceived(st *session.Store, peer, sessionID string, id session.Message
 }
 
 // markDelivered records a receipt; the message leaves the outbox.
-func markDelivered(st *session.Store, peer string, id session.MessageID) tea.Cmd {
+func markDelivered(st *store.Store, peer string, id session.MessageID) tea.Cmd {
 	return func() tea.Msg {
 		if err := st.MarkDelivered(peer, id); err != nil {
 			return errMsg{what: "mark delivered", err: err, words: "could not record a delivery receipt: " + err.Error()}
@@ -321,9 +322,9 @@ func markDelivered(st *session.Store, peer string, id session.MessageID) tea.Cmd
 
 // markSent records that a message went to a live session (history shows
 // it; it stays in the outbox until delivered).
-func markSent(st *session.Store, peer string, id session.MessageID) tea.Cmd {
+func markSent(st *store.Store, peer string, id session.MessageID) tea.Cmd {
 	return func() tea.Msg {
-		if err := st.MarkSent(peer, id); err != nil && !errors.Is(err, session.ErrNoSuchMessage) {
+		if err := st.MarkSent(peer, id); err != nil && !errors.Is(err, store.ErrNoSuchMessage) {
 			return errMsg{what: "mark sent", err: err}
 		}
 		return nil
@@ -333,7 +334,7 @@ func markSent(st *session.Store, peer string, id session.MessageID) tea.Cmd {
 // historyMsg carries a chat's stored messages for the screen.
 type historyMsg struct {
 	peer string
-	recs []session.Record
+	recs []store.Record
 	err  error
 }
 
@@ -341,7 +342,7 @@ type historyMsg struct {
 const historyPage = 200
 
 // loadHistory reads the latest messages of one chat.
-func loadHistory(st *session.Store, peer string) tea.Cmd {
+func loadHistory(st *store.Store, peer string) tea.Cmd {
 	return func() tea.Msg {
 		recs, err := st.History(peer, 0, historyPage)
 		return historyMsg{peer: peer, recs: recs, err: err}
@@ -352,12 +353,12 @@ func loadHistory(st *session.Store, peer string) tea.Cmd {
 type outboxMsg struct {
 	peer    string
 	session string
-	recs    []session.Record
+	recs    []store.Record
 	err     error
 }
 
 // loadOutbox reads the messages queued for peer.
-func loadOutbox(st *session.Store, peer, sessionID string) tea.Cmd {
+func loadOutbox(st *store.Store, peer, sessionID string) tea.Cmd {
 	return func() tea.Msg {
 		recs, err := st.Outbox(peer)
 		if err != nil {

@@ -16,7 +16,8 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/p2ptui/p2ptui/punch"
-	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 	"github.com/p2ptui/p2ptui/signal/emulator"
 )
@@ -115,7 +116,7 @@ func ev(name string) func(Event) bool { return func(e Event) bool { return e.Ev 
 type e2ePeer struct {
 	t     testing.TB
 	name  string
-	id    session.Identity
+	id    identity.Identity
 	log   *eventLog
 	in    *io.PipeWriter
 	prog  *tea.Program
@@ -123,7 +124,7 @@ type e2ePeer struct {
 	model *Model
 	sock  *punch.Socket
 	sig   signal.Signaller
-	store *session.Store
+	store *store.Store
 	once  sync.Once
 	sonce sync.Once
 }
@@ -147,11 +148,11 @@ func startE2EPeerWith(t testing.TB, hub *signal.Hub, dir, name string, tune func
 
 func startE2EPeerOn(t testing.TB, open opener, dir, name string, tune func(*Deps)) *e2ePeer {
 	t.Helper()
-	id, err := session.LoadOrCreateIdentity(dir)
+	id, err := identity.LoadOrCreateIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := session.OpenStore(dir)
+	st, err := store.OpenStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestEndToEnd(t *testing.T) {
 	if offer.From != a.id.ID() || offer.Known == nil || *offer.Known || offer.Name != "alice" {
 		t.Fatalf("offer = %+v, want an unknown alice", offer)
 	}
-	if want := session.Fingerprint(a.id.Public, b.id.Public); offer.Fingerprint != want {
+	if want := identity.Fingerprint(a.id.Public, b.id.Public); offer.Fingerprint != want {
 		t.Errorf("offer fingerprint %q, want %q", offer.Fingerprint, want)
 	}
 	b.cmd("accept " + offer.Session + " alice")

@@ -13,6 +13,8 @@ import (
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
@@ -137,7 +139,7 @@ func abbrevID(id string) string {
 type incomingOffer struct {
 	sig     signal.Signal
 	pub     [32]byte
-	inv     session.Invitation
+	inv     identity.Invitation
 	cands   []punch.Candidate
 	nat     punch.NATBehavior
 	known   bool
@@ -149,7 +151,7 @@ type incomingOffer struct {
 func (m *Model) conv(peer string, pub [32]byte) *peerLink {
 	c := m.convs[peer]
 	if c == nil {
-		c = &peerLink{peer: peer, pub: pub, inflight: map[session.MessageID]bool{}, fp: session.Fingerprint(m.d.Identity.Public, pub)}
+		c = &peerLink{peer: peer, pub: pub, inflight: map[session.MessageID]bool{}, fp: identity.Fingerprint(m.d.Identity.Public, pub)}
 		m.convs[peer] = c
 		if ct, ok := m.contact(peer); ok {
 			c.name = ct.Name
@@ -159,13 +161,13 @@ func (m *Model) conv(peer string, pub [32]byte) *peerLink {
 }
 
 // contact finds a contact by ID.
-func (m *Model) contact(id string) (session.Contact, bool) {
+func (m *Model) contact(id string) (store.Contact, bool) {
 	for _, c := range m.contacts {
 		if c.ID == id {
 			return c, true
 		}
 	}
-	return session.Contact{}, false
+	return store.Contact{}, false
 }
 
 // wantConnection: there is a reason to (re)connect without being asked.
@@ -235,8 +237,8 @@ func (m *Model) sendOffer(now time.Time, c *peerLink) {
 		return
 	}
 	cands := m.localCandidates()
-	inv := session.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret}
-	sealed, err := session.SealInvitation(m.d.Identity, c.pub, sid, string(signal.KindOffer), inv, m.rand)
+	inv := identity.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret}
+	sealed, err := identity.SealInvitation(m.d.Identity, c.pub, sid, string(signal.KindOffer), inv, m.rand)
 	if err != nil {
 		m.attemptFailed(now, c, "internal", "could not seal the offer: "+err.Error(), false)
 		return
@@ -255,7 +257,7 @@ func (m *Model) sendOffer(now time.Time, c *peerLink) {
 // sendCancel withdraws an offer or declines one, sealed so only the peer
 // can trust it.
 func (m *Model) sendCancel(peer string, pub [32]byte, sid string) {
-	sealed, err := session.SealInvitation(m.d.Identity, pub, sid, string(signal.KindCancel), session.Invitation{Name: m.d.Name}, m.rand)
+	sealed, err := identity.SealInvitation(m.d.Identity, pub, sid, string(signal.KindCancel), identity.Invitation{Name: m.d.Name}, m.rand)
 	if err != nil {
 		m.log.Warn("seal cancel", "err", err)
 		return
@@ -304,7 +306,7 @@ func (m *Model) handleSignalEvent(now time.Time, ev signal.Event) {
 	case signal.SignalEvent:
 		s := ev.Signal
 		m.effect(ackSignal(m.ctx, m.d.Signaller, s.ID))
-		pub, err := session.ParseID(s.From)
+		pub, err := identity.ParseID(s.From)
 		if err != nil {
 			m.log.Warn("signal from a malformed ID", "from", s.From, "err", err)
 			return
@@ -323,7 +325,7 @@ func (m *Model) handleSignalEvent(now time.Time, ev signal.Event) {
 // handleOffer shows an offer, or accepts it at once when it re-connects a
 // contact this run already talked to, or settles two crossing offers.
 func (m *Model) handleOffer(now time.Time, s signal.Signal, pub [32]byte) {
-	inv, err := session.OpenInvitation(m.d.Identity, pub, s.SessionID, string(signal.KindOffer), s.Payload)
+	inv, err := identity.OpenInvitation(m.d.Identity, pub, s.SessionID, string(signal.KindOffer), s.Payload)
 	if err != nil {
 		m.log.Warn("offer does not open (forged or broken)", "from", s.From, "err", err)
 		return
@@ -373,7 +375,7 @@ func (m *Model) handleOffer(now time.Time, s signal.Signal, pub [32]byte) {
 		}
 	}
 	m.offers[s.SessionID] = o
-	fp := session.Fingerprint(m.d.Identity.Public, pub)
+	fp := identity.Fingerprint(m.d.Identity.Public, pub)
 	m.screen.ShowOffer(OfferView{ContactID: s.From, Name: o.name, Known: known, Fingerprint: fp, SessionID: s.SessionID})
 	m.emit(Event{Ev: "offer", From: s.From, Name: sanitize(o.name), Known: boolp(known), Session: s.SessionID, Fingerprint: fp})
 }
@@ -431,8 +433,8 @@ func (m *Model) startAnswer(now time.Time, c *peerLink, o *incomingOffer) {
 	if !m.startPunch(now, c, cands, o.cands, o.nat) {
 		return
 	}
-	inv := session.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret}
-	sealed, err := session.SealInvitation(m.d.Identity, c.pub, sid, string(signal.KindAnswer), inv, m.rand)
+	inv := identity.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret}
+	sealed, err := identity.SealInvitation(m.d.Identity, c.pub, sid, string(signal.KindAnswer), inv, m.rand)
 	if err != nil {
 		m.attemptFailed(now, c, "internal", "could not seal the answer: "+err.Error(), false)
 		return
@@ -454,7 +456,7 @@ func (m *Model) handleAnswer(now time.Time, s signal.Signal, pub [32]byte) {
 		m.log.Info("answer for no pending offer", "from", s.From, "session", s.SessionID)
 		return
 	}
-	inv, err := session.OpenInvitation(m.d.Identity, pub, s.SessionID, string(signal.KindAnswer), s.Payload)
+	inv, err := identity.OpenInvitation(m.d.Identity, pub, s.SessionID, string(signal.KindAnswer), s.Payload)
 	if err != nil {
 		m.log.Warn("answer does not open (forged or broken)", "from", s.From, "err", err)
 		return
@@ -474,7 +476,7 @@ func (m *Model) handleAnswer(now time.Time, s signal.Signal, pub [32]byte) {
 
 // handleCancel withdraws a shown offer or ends my attempt the peer declined.
 func (m *Model) handleCancel(now time.Time, s signal.Signal, pub [32]byte) {
-	if _, err := session.OpenInvitation(m.d.Identity, pub, s.SessionID, string(signal.KindCancel), s.Payload); err != nil {
+	if _, err := identity.OpenInvitation(m.d.Identity, pub, s.SessionID, string(signal.KindCancel), s.Payload); err != nil {
 		m.log.Warn("cancel does not open (forged or broken)", "from", s.From, "err", err)
 		return
 	}
@@ -830,7 +832,7 @@ func (m *Model) sortedConvs() []*peerLink {
 func (m *Model) openChat(now time.Time, peer string) {
 	c := m.convs[peer]
 	if c == nil {
-		pub, err := session.ParseID(peer)
+		pub, err := identity.ParseID(peer)
 		if err != nil {
 			m.showError("not a contact: " + err.Error())
 			return
@@ -985,7 +987,7 @@ func (m *Model) handleHistory(msg historyMsg) {
 			if c != nil {
 				v.Sender = c.display()
 			}
-		case r.State == session.StateDelivered:
+		case r.State == store.StateDelivered:
 			v.Mark = MarkDelivered
 			v.Sender = m.d.Name
 		case c != nil && c.inflight[r.MsgID]:
@@ -1015,12 +1017,12 @@ func (m *Model) setTyping(now time.Time, peer string, active bool) {
 // addContact validates an ID and stores the contact.
 func (m *Model) addContact(name, id string) {
 	name = strings.TrimSpace(name)
-	pub, err := session.ParseID(strings.TrimSpace(id))
+	pub, err := identity.ParseID(strings.TrimSpace(id))
 	if err != nil {
 		m.showError(err.Error())
 		return
 	}
-	id = session.IDFromPublic(pub)
+	id = identity.IDFromPublic(pub)
 	if id == m.me {
 		m.showError("that is my own ID")
 		return
@@ -1036,7 +1038,7 @@ func (m *Model) addContact(name, id string) {
 	// Known at once, so a command right after "add" (or an offer just
 	// accepted) finds it; the store's list replaces this once written.
 	now := m.now()
-	m.contacts = append(m.contacts, session.Contact{Name: name, ID: id, Public: pub, Added: now})
+	m.contacts = append(m.contacts, store.Contact{Name: name, ID: id, Public: pub, Added: now})
 	m.conv(id, pub).name = name
 	m.refreshContacts()
 	if m.d.Signaller != nil {

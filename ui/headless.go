@@ -8,8 +8,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
-
-	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
 )
 
 // Headless mode runs the same root model without a renderer or keyboard:
@@ -126,7 +125,7 @@ func readCommand(r *bufio.Reader) tea.Cmd {
 func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 	switch cmd.verb {
 	case "id":
-		m.emit(Event{Ev: "id", ID: m.me, Fingerprint: session.KeyFingerprint(m.d.Identity.Public)})
+		m.emit(Event{Ev: "id", ID: m.me, Fingerprint: identity.KeyFingerprint(m.d.Identity.Public)})
 	case "add":
 		m.addContact(cmd.args[0], cmd.args[1])
 	case "rename":
@@ -172,8 +171,8 @@ func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 // resolve finds a contact by ID or by name (case-insensitive, unique); a
 // valid ID of someone not in the contacts resolves to itself.
 func (m *Model) resolve(s string) (string, bool) {
-	if pub, err := session.ParseID(s); err == nil {
-		return session.IDFromPublic(pub), true
+	if pub, err := identity.ParseID(s); err == nil {
+		return identity.IDFromPublic(pub), true
 	}
 	var found []string
 	for _, ct := range m.contacts {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
@@ -20,8 +22,8 @@ import (
 // resources and closes them after the program ends; the model only uses them.
 type Deps struct {
 	Signaller signal.Signaller
-	Store     *session.Store
-	Identity  session.Identity
+	Store     *store.Store
+	Identity  identity.Identity
 	Socket    *punch.Socket
 	// STUN servers for discovering the public address and NAT behaviour;
 	// none: only host candidates are offered.
@@ -121,8 +123,8 @@ type Model struct {
 	events *eventWriter  // headless only
 	stdin  *bufio.Reader // headless only
 
-	contacts []session.Contact // cache of the store's contacts, in its order
-	loaded   bool              // contacts came from the store
+	contacts []store.Contact // cache of the store's contacts, in its order
+	loaded   bool            // contacts came from the store
 
 	convs    map[string]*peerLink // by peer ID
 	byTag    map[punch.Tag]*peerLink
@@ -136,13 +138,11 @@ type Model struct {
 	discDone  bool
 	reflexive *punch.Candidate
 	nat       punch.NATBehavior
-	discErr   error
 
 	listening    bool
 	backendOK    bool
 	backendErr   string
 	ready        bool
-	statusErr    string
 	presenceAt   time.Time // next presence round
 	timerGen     uint64
 	timerAt      time.Time // the deadline the pending tick is for
@@ -185,7 +185,7 @@ func New(d Deps) *Model {
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.screen = NewScreen(Options{Now: m.now})
-	m.screen.SetSelf(Self{ID: m.me, Name: d.Name, Fingerprint: session.KeyFingerprint(d.Identity.Public)})
+	m.screen.SetSelf(Self{ID: m.me, Name: d.Name, Fingerprint: identity.KeyFingerprint(d.Identity.Public)})
 	if d.Headless {
 		out := d.Events
 		if out == nil {
@@ -593,7 +593,7 @@ func (m *Model) checkReady() {
 		return
 	}
 	m.ready = true
-	m.emit(Event{Ev: "ready", ID: m.me, Fingerprint: session.KeyFingerprint(m.d.Identity.Public), NAT: m.natWords(), Backend: m.backendName()})
+	m.emit(Event{Ev: "ready", ID: m.me, Fingerprint: identity.KeyFingerprint(m.d.Identity.Public), NAT: m.natWords(), Backend: m.backendName()})
 }
 
 func (m *Model) backendName() string {

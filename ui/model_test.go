@@ -19,6 +19,8 @@ import (
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
@@ -119,8 +121,8 @@ type unitModel struct {
 	clock *fakeClock
 	sig   *recSignaller
 	out   *syncBuffer
-	id    session.Identity
-	store *session.Store
+	id    identity.Identity
+	store *store.Store
 	msgs  chan tea.Msg // results of Cmds, kept across run calls
 }
 
@@ -197,13 +199,13 @@ func newUnitModelSTUN(t *testing.T, seed byte, sock *punch.Socket, servers []net
 
 func newUnitModelWith(t *testing.T, seed byte, withStore bool, sock *punch.Socket, servers []netip.AddrPort) *unitModel {
 	t.Helper()
-	id, err := session.NewIdentity(newSeeded(seed))
+	id, err := identity.NewIdentity(newSeeded(seed))
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := &unitModel{msgs: make(chan tea.Msg, 1024), t: t, clock: &fakeClock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, sig: &recSignaller{presence: map[string]signal.Presence{}}, out: &syncBuffer{}, id: id}
 	if withStore {
-		u.store, err = session.OpenStore(t.TempDir())
+		u.store, err = store.OpenStore(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,8 +232,7 @@ func (u *unitModel) run(cmd tea.Cmd) {
 	u.t.Helper()
 	msgs := u.msgs
 	giveUp := time.Now().Add(runGiveUp)
-	var launch func(c tea.Cmd)
-	launch = func(c tea.Cmd) {
+	launch := func(c tea.Cmd) {
 		if c == nil {
 			return
 		}
@@ -281,10 +282,10 @@ func (u *unitModel) update(msg tea.Msg) {
 }
 
 // sealedSignal makes a real offer/answer/cancel from one identity to another.
-func sealedSignal(t *testing.T, from session.Identity, to session.Identity, kind signal.Kind, sid string, cands []punch.Candidate, secret [32]byte) signal.Signal {
+func sealedSignal(t *testing.T, from identity.Identity, to identity.Identity, kind signal.Kind, sid string, cands []punch.Candidate, secret [32]byte) signal.Signal {
 	t.Helper()
-	inv := session.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret}
-	sealed, err := session.SealInvitation(from, to.Public, sid, string(kind), inv, newSeeded(9))
+	inv := identity.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret}
+	sealed, err := identity.SealInvitation(from, to.Public, sid, string(kind), inv, newSeeded(9))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +353,7 @@ func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
 
 	u := newUnitModel(t, 2, true, sock)
 	u.run(u.m.Init())
-	stranger, _ := session.NewIdentity(newSeeded(77))
+	stranger, _ := identity.NewIdentity(newSeeded(77))
 	offer := sealedSignal(t, stranger, u.id, signal.KindOffer, "sess1", []punch.Candidate{{Type: punch.CandidateHost, Addr: peerAddr, Priority: 1}}, [32]byte{1})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}, ch: nil})
 
@@ -390,7 +391,7 @@ func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
 	}
 	// The answer opens for the offerer and carries my candidates.
 	ans, _ := u.sig.last(signal.KindAnswer)
-	inv, err := session.OpenInvitation(stranger, u.id.Public, "sess1", string(signal.KindAnswer), ans.Payload)
+	inv, err := identity.OpenInvitation(stranger, u.id.Public, "sess1", string(signal.KindAnswer), ans.Payload)
 	if err != nil {
 		t.Fatalf("answer does not open: %v", err)
 	}
@@ -402,7 +403,7 @@ func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
 
 func TestDeclineSendsCancelAndForgetsTheOffer(t *testing.T) {
 	u := newUnitModel(t, 3, false, nil)
-	peer, _ := session.NewIdentity(newSeeded(78))
+	peer, _ := identity.NewIdentity(newSeeded(78))
 	offer := sealedSignal(t, peer, u.id, signal.KindOffer, "sess2", nil, [32]byte{2})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
 	if _, ok := u.m.offers["sess2"]; !ok {
@@ -416,7 +417,7 @@ func TestDeclineSendsCancelAndForgetsTheOffer(t *testing.T) {
 	if !ok || c.To != peer.ID() || c.SessionID != "sess2" {
 		t.Fatalf("cancel = %+v, %v", c, ok)
 	}
-	if _, err := session.OpenInvitation(peer, u.id.Public, "sess2", string(signal.KindCancel), c.Payload); err != nil {
+	if _, err := identity.OpenInvitation(peer, u.id.Public, "sess2", string(signal.KindCancel), c.Payload); err != nil {
 		t.Fatalf("the cancel is not authenticated for the peer: %v", err)
 	}
 	// Accepting it afterwards is refused in words.
@@ -430,8 +431,8 @@ func TestDeclineSendsCancelAndForgetsTheOffer(t *testing.T) {
 // shows nothing.
 func TestForgedOfferIsDropped(t *testing.T) {
 	u := newUnitModel(t, 4, false, nil)
-	alice, _ := session.NewIdentity(newSeeded(80))
-	mallory, _ := session.NewIdentity(newSeeded(81))
+	alice, _ := identity.NewIdentity(newSeeded(80))
+	mallory, _ := identity.NewIdentity(newSeeded(81))
 	s := sealedSignal(t, mallory, u.id, signal.KindOffer, "sess3", nil, [32]byte{3})
 	s.From = alice.ID() // claims to be alice
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: s}})
@@ -446,7 +447,7 @@ func TestForgedOfferIsDropped(t *testing.T) {
 func TestQueuedMessageConnectsAndRetries(t *testing.T) {
 	u := newUnitModel(t, 5, true, nil)
 	u.run(u.m.Init())
-	bob, _ := session.NewIdentity(newSeeded(82))
+	bob, _ := identity.NewIdentity(newSeeded(82))
 	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
 	if !u.has("contact", func(e Event) bool { return e.ID == bob.ID() }) {
 		t.Fatalf("no contact event: %+v", u.events())
@@ -531,7 +532,7 @@ func TestCrossingOffers(t *testing.T) {
 // presence shows it online: the engine offers without being asked.
 func TestPresenceConnectsWhenMailWaits(t *testing.T) {
 	u := newUnitModel(t, 8, true, loopbackSocket(t))
-	bob, _ := session.NewIdentity(newSeeded(83))
+	bob, _ := identity.NewIdentity(newSeeded(83))
 	if _, err := u.store.AddContact("bob", bob.ID(), u.clock.now()); err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +556,7 @@ func TestPresenceConnectsWhenMailWaits(t *testing.T) {
 // Without mail or an open chat, presence alone connects to nobody.
 func TestPresenceAloneDoesNotConnect(t *testing.T) {
 	u := newUnitModel(t, 9, true, loopbackSocket(t))
-	bob, _ := session.NewIdentity(newSeeded(85))
+	bob, _ := identity.NewIdentity(newSeeded(85))
 	if _, err := u.store.AddContact("bob", bob.ID(), u.clock.now()); err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +593,7 @@ func TestHealthEventReachesStatusAndEvents(t *testing.T) {
 func TestLateAnswerToLatestOfferIsTaken(t *testing.T) {
 	u := newUnitModel(t, 11, true, loopbackSocket(t))
 	u.run(u.m.Init())
-	bob, _ := session.NewIdentity(newSeeded(86))
+	bob, _ := identity.NewIdentity(newSeeded(86))
 	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
 	u.update(OpenChatIntent{ContactID: bob.ID()})
 	first, _ := u.sig.last(signal.KindOffer)
@@ -657,7 +658,7 @@ func TestOfferWaitsForDiscovery(t *testing.T) {
 	server := fakeSTUN(t, mapped)
 	sock := loopbackSocket(t)
 	u := newUnitModelSTUN(t, 12, sock, []netip.AddrPort{server})
-	bob, _ := session.NewIdentity(newSeeded(87))
+	bob, _ := identity.NewIdentity(newSeeded(87))
 	_, c := u.m.Update(AddContactIntent{Name: "bob", ID: bob.ID()})
 	_, c2 := u.m.Update(OpenChatIntent{ContactID: bob.ID()})
 	if st := u.m.convs[bob.ID()].state; st != convGathering {
@@ -672,7 +673,7 @@ func TestOfferWaitsForDiscovery(t *testing.T) {
 	if !ok {
 		t.Fatal("no offer after discovery")
 	}
-	inv, err := session.OpenInvitation(bob, u.id.Public, offer.SessionID, string(signal.KindOffer), offer.Payload)
+	inv, err := identity.OpenInvitation(bob, u.id.Public, offer.SessionID, string(signal.KindOffer), offer.Payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +697,7 @@ func TestOfferWaitsForDiscovery(t *testing.T) {
 // prompt is shown once.
 func TestRedeliveredOfferShownOnce(t *testing.T) {
 	u := newUnitModel(t, 13, false, nil)
-	peer, _ := session.NewIdentity(newSeeded(88))
+	peer, _ := identity.NewIdentity(newSeeded(88))
 	offer := sealedSignal(t, peer, u.id, signal.KindOffer, "sess9", nil, [32]byte{9})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})

@@ -1,4 +1,4 @@
-package session
+package store
 
 import (
 	"bytes"
@@ -14,7 +14,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Store is one profile's persistent state in a single bbolt file: contacts,
@@ -119,7 +122,7 @@ type Record struct {
 	// Seq orders the conversation: 1 for the first message stored with this
 	// contact, increasing by one per message, never reused.
 	Seq   uint64
-	MsgID MessageID
+	MsgID session.MessageID
 	// Mine is true for messages this user wrote.
 	Mine bool
 	Body string
@@ -171,7 +174,7 @@ func OpenStore(dir string) (*Store, error) {
 		FreelistType: bolt.FreelistMapType, // O(1) page allocation as history grows
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &AlreadyRunningError{Profile: filepath.Base(dir), PID: readPID(dir)}
 		}
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
@@ -295,11 +298,11 @@ func (s *Store) AddContact(name, id string, at time.Time) (Contact, error) {
 	if err != nil {
 		return Contact{}, err
 	}
-	pub, err := ParseID(id)
+	pub, err := identity.ParseID(id)
 	if err != nil {
 		return Contact{}, err
 	}
-	c := Contact{Name: name, ID: IDFromPublic(pub), Public: pub, Added: at}
+	c := Contact{Name: name, ID: identity.IDFromPublic(pub), Public: pub, Added: at}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketContacts)
 		if v := b.Get(pub[:]); v != nil {
@@ -320,7 +323,7 @@ func (s *Store) RenameContact(id, name string) error {
 	if err != nil {
 		return err
 	}
-	pub, err := decodeID(id)
+	pub, err := identity.DecodeID(id)
 	if err != nil {
 		return err
 	}
@@ -346,7 +349,7 @@ func (s *Store) RenameContact(id, name string) error {
 // RemoveContact deletes a contact. The conversation stays: adding the ID
 // again brings it back (and an undelivered outbox waits for that).
 func (s *Store) RemoveContact(id string) error {
-	pub, err := decodeID(id)
+	pub, err := identity.DecodeID(id)
 	if err != nil {
 		return err
 	}
@@ -365,7 +368,7 @@ func (s *Store) RemoveContact(id string) error {
 
 // Contact looks one contact up by ID; ErrNoSuchContact for strangers.
 func (s *Store) Contact(id string) (Contact, error) {
-	pub, err := decodeID(id)
+	pub, err := identity.DecodeID(id)
 	if err != nil {
 		return Contact{}, err
 	}
@@ -421,7 +424,7 @@ func decodeContact(pub [32]byte, v []byte) (Contact, error) {
 	}
 	return Contact{
 		Name:   string(v[9:]),
-		ID:     IDFromPublic(pub),
+		ID:     identity.IDFromPublic(pub),
 		Public: pub,
 		Added:  fromUnixNano(binary.BigEndian.Uint64(v[1:9])),
 	}, nil
@@ -485,7 +488,7 @@ type conv struct {
 // openConv returns the conversation's buckets, creating them when create
 // is set; ok is false when the conversation does not exist (read-only).
 func openConv(tx *bolt.Tx, pub [32]byte, create bool) (c conv, ok bool, err error) {
-	c.id = IDFromPublic(pub)
+	c.id = identity.IDFromPublic(pub)
 	convs := tx.Bucket(bucketConvs)
 	b := convs.Bucket(pub[:])
 	if b == nil {
@@ -552,15 +555,15 @@ func (s *Store) Append(r Record) (Record, error) {
 }
 
 func (s *Store) append(r Record) (out Record, added bool, err error) {
-	pub, err := decodeID(r.ContactID)
+	pub, err := identity.DecodeID(r.ContactID)
 	if err != nil {
 		return Record{}, false, err
 	}
 	if r.State < StateQueued || r.State > StateReceived || (r.State == StateReceived) == r.Mine {
 		return Record{}, false, fmt.Errorf("append message: state %v does not fit mine=%v", r.State, r.Mine)
 	}
-	if len(r.Body) > MaxMessageSize {
-		return Record{}, false, fmt.Errorf("append message of %d bytes: %w", len(r.Body), ErrTooLarge)
+	if len(r.Body) > session.MaxMessageSize {
+		return Record{}, false, fmt.Errorf("append message of %d bytes: %w", len(r.Body), session.ErrTooLarge)
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		c, _, err := openConv(tx, pub, true)
@@ -588,14 +591,14 @@ func (s *Store) append(r Record) (out Record, added bool, err error) {
 // outbox in one transaction. Call it before Machine.Send: once Queue
 // returned, the message survives a crash and is resent, with the same ID,
 // by the next session. Queueing an ID again returns the stored record.
-func (s *Store) Queue(contactID string, id MessageID, body string, at time.Time) (Record, error) {
+func (s *Store) Queue(contactID string, id session.MessageID, body string, at time.Time) (Record, error) {
 	return s.Append(Record{ContactID: contactID, MsgID: id, Mine: true, Body: body, At: at, State: StateQueued})
 }
 
 // AppendReceived stores a message from the peer unless (contact, id) is
 // already stored; added reports whether it was new. Call it before
 // Machine.Commit, and commit duplicates too.
-func (s *Store) AppendReceived(contactID string, id MessageID, body string, at time.Time) (r Record, added bool, err error) {
+func (s *Store) AppendReceived(contactID string, id session.MessageID, body string, at time.Time) (r Record, added bool, err error) {
 	return s.append(Record{ContactID: contactID, MsgID: id, Body: body, At: at, State: StateReceived})
 }
 
@@ -604,14 +607,14 @@ func (s *Store) AppendReceived(contactID string, id MessageID, body string, at t
 // records it added, in order. A burst of Received events from one
 // datagram batch costs one disk sync instead of one each; commit them all
 // after it returns.
-func (s *Store) AppendReceivedAll(contactID string, msgs []Received, at time.Time) ([]Record, error) {
-	pub, err := decodeID(contactID)
+func (s *Store) AppendReceivedAll(contactID string, msgs []session.Received, at time.Time) ([]Record, error) {
+	pub, err := identity.DecodeID(contactID)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range msgs {
-		if len(m.Body) > MaxMessageSize {
-			return nil, fmt.Errorf("append message of %d bytes: %w", len(m.Body), ErrTooLarge)
+		if len(m.Body) > session.MaxMessageSize {
+			return nil, fmt.Errorf("append message of %d bytes: %w", len(m.Body), session.ErrTooLarge)
 		}
 	}
 	var added []Record
@@ -640,8 +643,8 @@ func (s *Store) AppendReceivedAll(contactID string, msgs []Received, at time.Tim
 
 // HasReceived reports whether a message from the peer with this ID is
 // stored, to drop a resend from a later session.
-func (s *Store) HasReceived(contactID string, id MessageID) (bool, error) {
-	pub, err := decodeID(contactID)
+func (s *Store) HasReceived(contactID string, id session.MessageID) (bool, error) {
+	pub, err := identity.DecodeID(contactID)
 	if err != nil {
 		return false, err
 	}
@@ -659,7 +662,7 @@ func (s *Store) HasReceived(contactID string, id MessageID) (bool, error) {
 // Outbox returns our undelivered messages to the contact (StateQueued or StateSent),
 // in the order they were queued: what the next session sends first.
 func (s *Store) Outbox(contactID string) ([]Record, error) {
-	pub, err := decodeID(contactID)
+	pub, err := identity.DecodeID(contactID)
 	if err != nil {
 		return nil, err
 	}
@@ -690,7 +693,7 @@ func (s *Store) PendingContacts() ([]string, error) {
 			b := tx.Bucket(bucketConvs).Bucket(k).Bucket(bucketOut)
 			if b != nil && len(k) == 32 {
 				if k2, _ := b.Cursor().First(); k2 != nil {
-					ids = append(ids, IDFromPublic([32]byte(k)))
+					ids = append(ids, identity.IDFromPublic([32]byte(k)))
 				}
 			}
 			return nil
@@ -701,7 +704,7 @@ func (s *Store) PendingContacts() ([]string, error) {
 
 // MarkSent records that queued messages were handed to a session. They
 // stay in the outbox until MarkDelivered.
-func (s *Store) MarkSent(contactID string, ids ...MessageID) error {
+func (s *Store) MarkSent(contactID string, ids ...session.MessageID) error {
 	return s.mark(contactID, StateSent, ids)
 }
 
@@ -710,19 +713,19 @@ func (s *Store) MarkSent(contactID string, ids ...MessageID) error {
 // Marking a delivered message again is a no-op. IDs not in the
 // conversation are skipped and reported with ErrNoSuchMessage after the
 // others were marked.
-func (s *Store) MarkDelivered(contactID string, ids ...MessageID) error {
+func (s *Store) MarkDelivered(contactID string, ids ...session.MessageID) error {
 	return s.mark(contactID, StateDelivered, ids)
 }
 
-func (s *Store) mark(contactID string, state MessageState, ids []MessageID) error {
-	pub, err := decodeID(contactID)
+func (s *Store) mark(contactID string, state MessageState, ids []session.MessageID) error {
+	pub, err := identity.DecodeID(contactID)
 	if err != nil {
 		return err
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	var missing []MessageID
+	var missing []session.MessageID
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		c, ok, err := openConv(tx, pub, false)
 		if err != nil {
@@ -770,7 +773,7 @@ func (s *Store) mark(contactID string, state MessageState, ids []MessageID) erro
 // (0: from the newest), oldest first: the page above what the UI shows.
 // Paging costs one B+tree seek plus n reads, whatever the history's size.
 func (s *Store) History(contactID string, beforeSeq uint64, n int) ([]Record, error) {
-	pub, err := decodeID(contactID)
+	pub, err := identity.DecodeID(contactID)
 	if err != nil {
 		return nil, err
 	}
@@ -788,7 +791,7 @@ func (s *Store) History(contactID string, beforeSeq uint64, n int) ([]Record, er
 		if beforeSeq == 0 {
 			k, v = cur.Last()
 		} else {
-			k, v = cur.Seek(seqKey(beforeSeq))
+			k, _ = cur.Seek(seqKey(beforeSeq))
 			if k == nil {
 				k, v = cur.Last()
 			} else {
@@ -813,7 +816,7 @@ func (s *Store) History(contactID string, beforeSeq uint64, n int) ([]Record, er
 
 // Count returns how many messages the conversation holds.
 func (s *Store) Count(contactID string) (int, error) {
-	pub, err := decodeID(contactID)
+	pub, err := identity.DecodeID(contactID)
 	if err != nil {
 		return 0, err
 	}

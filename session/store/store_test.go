@@ -1,14 +1,18 @@
-package session
+package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -29,12 +33,20 @@ func storeOpen(tb testing.TB) (*Store, string) {
 // storePeer is the ID of a deterministic test key.
 func storePeer(tb testing.TB, seed byte) string {
 	tb.Helper()
-	return idTestKey(tb, seed).ID()
+	var seedBytes [32]byte
+	for i := range seedBytes {
+		seedBytes[i] = seed + byte(i)*7
+	}
+	id, err := identity.NewIdentity(bytes.NewReader(seedBytes[:]))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return id.ID()
 }
 
 // storeMsgID is a readable deterministic message ID.
-func storeMsgID(n int) MessageID {
-	var id MessageID
+func storeMsgID(n int) session.MessageID {
+	var id session.MessageID
 	copy(id[:], fmt.Sprintf("m%015d", n))
 	return id
 }
@@ -43,7 +55,7 @@ func storeMsgID(n int) MessageID {
 // single transaction (fast setup for big histories).
 func storeFill(tb testing.TB, s *Store, contactID string, n int) {
 	tb.Helper()
-	pub, err := ParseID(contactID)
+	pub, err := identity.ParseID(contactID)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -122,8 +134,8 @@ func TestStoreContacts(t *testing.T) {
 		"empty name":    {"  ", storePeer(t, 4), ErrInvalidName},
 		"long name":     {strings.Repeat("x", 65), storePeer(t, 4), ErrInvalidName},
 		"control chars": {"evil\x1b[2J", storePeer(t, 4), ErrInvalidName},
-		"typo":          {"Dan", typo, ErrIDTypo},
-		"not an id":     {"Dan", "hello", ErrIDMalformed},
+		"typo":          {"Dan", typo, identity.ErrIDTypo},
+		"not an id":     {"Dan", "hello", identity.ErrIDMalformed},
 	} {
 		if _, err := s.AddContact(c.name, c.id, storeEpoch); !errors.Is(err, c.want) {
 			t.Errorf("%s: err %v; want %v", name, err, c.want)
@@ -149,7 +161,7 @@ func TestStoreContacts(t *testing.T) {
 	if len(cs) != 2 || cs[0].Name != "Bob" || cs[0].ID != bob || cs[1].Name != "Carol" || cs[1].ID != carol {
 		t.Fatalf("contacts %+v", cs)
 	}
-	if pub, _ := ParseID(bob); cs[0].Public != pub || !cs[0].Added.Equal(storeEpoch) {
+	if pub, _ := identity.ParseID(bob); cs[0].Public != pub || !cs[0].Added.Equal(storeEpoch) {
 		t.Fatalf("contact fields %+v", cs[0])
 	}
 	if c, err := s.Contact(bob); err != nil || c.Name != "Bob" {
@@ -229,7 +241,7 @@ func TestStoreOutboxLifecycle(t *testing.T) {
 	if len(h) != 6 || h[1].State != StateDelivered || h[5].Mine || h[5].Body != "from bob" {
 		t.Fatalf("history %+v", h)
 	}
-	var ids []MessageID
+	var ids []session.MessageID
 	for _, r := range out {
 		ids = append(ids, r.MsgID)
 	}
@@ -273,7 +285,7 @@ func TestStoreReceivedIsIdempotent(t *testing.T) {
 	if _, err := s.Append(Record{ContactID: bob, MsgID: storeMsgID(2), Mine: true, State: StateReceived}); err == nil {
 		t.Fatal("ours with state received accepted")
 	}
-	if _, err := s.Append(Record{ContactID: "nope", State: StateReceived}); !errors.Is(err, ErrIDMalformed) {
+	if _, err := s.Append(Record{ContactID: "nope", State: StateReceived}); !errors.Is(err, identity.ErrIDMalformed) {
 		t.Fatalf("bad contact id: %v", err)
 	}
 }
@@ -362,7 +374,7 @@ func BenchmarkStoreHistoryPage(b *testing.B) {
 	bob := storePeer(b, 2)
 	const n = 100_000
 	storeFill(b, s, bob, n)
-	r := simRand(1)
+	r := rand.New(rand.NewPCG(1, 99))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -400,14 +412,14 @@ func BenchmarkStoreAppend(b *testing.B) {
 		bob := storePeer(b, 2)
 		storeFill(b, s, bob, 100_000)
 		body := []byte(strings.Repeat("x", 100))
-		batch := make([]Received, 32)
+		batch := make([]session.Received, 32)
 		i := 0
 		b.ReportAllocs()
 		b.ResetTimer()
 		for b.Loop() {
 			for j := range batch {
 				i++
-				batch[j] = Received{ID: storeMsgID(1_000_000 + i), Body: body}
+				batch[j] = session.Received{ID: storeMsgID(1_000_000 + i), Body: body}
 			}
 			if added, err := s.AppendReceivedAll(bob, batch, storeEpoch); err != nil || len(added) != len(batch) {
 				b.Fatal(len(added), err)
@@ -441,7 +453,7 @@ func TestStoreReceivedBatchAndZeroTime(t *testing.T) {
 	if _, _, err := s.AppendReceived(bob, storeMsgID(1), "one", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	batch := []Received{
+	batch := []session.Received{
 		{ID: storeMsgID(1), Body: []byte("one again")}, // stored before
 		{ID: storeMsgID(2), Body: []byte("two")},
 		{ID: storeMsgID(3), Body: []byte("three")},
@@ -458,7 +470,7 @@ func TestStoreReceivedBatchAndZeroTime(t *testing.T) {
 	if len(h) != 3 || !h[0].At.IsZero() || !h[1].At.Equal(storeEpoch) {
 		t.Fatalf("history %+v", h)
 	}
-	if _, err := s.AppendReceivedAll(bob, []Received{{ID: storeMsgID(9), Body: make([]byte, MaxMessageSize+1)}}, storeEpoch); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.AppendReceivedAll(bob, []session.Received{{ID: storeMsgID(9), Body: make([]byte, session.MaxMessageSize+1)}}, storeEpoch); !errors.Is(err, session.ErrTooLarge) {
 		t.Fatalf("oversized body: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package session
+package identity
 
 import (
 	"bytes"
@@ -69,7 +69,7 @@ func IDFromPublic(pub [32]byte) string {
 // paste: any case, and spaces, tabs, newlines or dashes anywhere. Errors wrap
 // ErrIDMalformed, ErrIDTypo or ErrIDBadKey.
 func ParseID(s string) ([32]byte, error) {
-	pub, err := decodeID(s)
+	pub, err := DecodeID(s)
 	if err != nil {
 		return [32]byte{}, err
 	}
@@ -79,9 +79,9 @@ func ParseID(s string) ([32]byte, error) {
 	return pub, nil
 }
 
-// decodeID is ParseID without the (comparatively slow) key check, for IDs
+// DecodeID is ParseID without the (comparatively slow) key check, for IDs
 // the store already validated when the contact was added.
-func decodeID(s string) ([32]byte, error) {
+func DecodeID(s string) ([32]byte, error) {
 	var pub [32]byte
 	var clean [IDLength]byte
 	n := 0

@@ -1,4 +1,4 @@
-package session
+package identity
 
 import (
 	"errors"
@@ -10,8 +10,15 @@ import (
 // idTestKey is a deterministic valid key pair.
 func idTestKey(t testing.TB, seed byte) Identity {
 	t.Helper()
-	priv, pub := simKey(t, seed)
-	return Identity{Private: priv, Public: pub}
+	var priv [32]byte
+	for i := range priv {
+		priv[i] = seed + byte(i)*7
+	}
+	id, err := identityFromPrivate(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 func TestIDRoundTripAndShape(t *testing.T) {

@@ -1,4 +1,4 @@
-package session
+package store
 
 import (
 	"bytes"
@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/identity"
 )
 
 // The crash test: sender A runs in a child process (this test binary
@@ -69,11 +72,11 @@ func TestCrashChild(t *testing.T) {
 // earlier run queued), resends the outbox, and returns when every message
 // is delivered.
 func crashSender(dir, peerID string, peerAddr netip.AddrPort, sessionID string, total int) error {
-	me, err := LoadOrCreateIdentity(dir)
+	me, err := identity.LoadOrCreateIdentity(dir)
 	if err != nil {
 		return err
 	}
-	peer, err := ParseID(peerID)
+	peer, err := identity.ParseID(peerID)
 	if err != nil {
 		return err
 	}
@@ -114,7 +117,7 @@ func crashSender(dir, peerID string, peerAddr netip.AddrPort, sessionID string, 
 		return err
 	}
 	for n := queued; n < total; n++ {
-		id, err := NewMessageID(nil)
+		id, err := session.NewMessageID(nil)
 		if err != nil {
 			return err
 		}
@@ -123,7 +126,7 @@ func crashSender(dir, peerID string, peerAddr netip.AddrPort, sessionID string, 
 		}
 	}
 
-	m, err := NewMachine(Config{Initiator: true, LocalPrivate: me.Private, LocalPublic: me.Public,
+	m, err := session.NewMachine(session.Config{Initiator: true, LocalPrivate: me.Private, LocalPublic: me.Public,
 		RemoteStatic: peer, SessionID: sessionID})
 	if err != nil {
 		return err
@@ -135,9 +138,9 @@ func crashSender(dir, peerID string, peerAddr netip.AddrPort, sessionID string, 
 	if err != nil {
 		return err
 	}
-	pending := map[MessageID]bool{}
+	pending := map[session.MessageID]bool{}
 	for _, r := range outbox {
-		if err := m.Send(now, OutMessage{ID: r.MsgID, Body: []byte(r.Body), SentAt: r.At}); err != nil {
+		if err := m.Send(now, session.OutMessage{ID: r.MsgID, Body: []byte(r.Body), SentAt: r.At}); err != nil {
 			return err
 		}
 		pending[r.MsgID] = true
@@ -152,13 +155,13 @@ func crashSender(dir, peerID string, peerAddr netip.AddrPort, sessionID string, 
 				return err
 			}
 		}
-		var delivered []MessageID
+		var delivered []session.MessageID
 		for _, ev := range m.Events() {
 			switch ev := ev.(type) {
-			case Delivered:
+			case session.Delivered:
 				delivered = append(delivered, ev.ID)
 				delete(pending, ev.ID)
-			case Failed:
+			case session.Failed:
 				return fmt.Errorf("session failed: %v", ev)
 			}
 		}
@@ -194,7 +197,7 @@ func crashSender(dir, peerID string, peerAddr netip.AddrPort, sessionID string, 
 // crashReceiver is B: the test process's socket, machine and store, all
 // owned by one loop goroutine.
 type crashReceiver struct {
-	me     Identity
+	me     identity.Identity
 	peerID string
 	peer   [32]byte
 	st     *Store
@@ -210,7 +213,7 @@ type crashReceiver struct {
 	wg     sync.WaitGroup
 }
 
-func crashStartReceiver(t *testing.T, me Identity, peer Identity, st *Store) *crashReceiver {
+func crashStartReceiver(t *testing.T, me identity.Identity, peer identity.Identity, st *Store) *crashReceiver {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -245,7 +248,7 @@ func crashStartReceiver(t *testing.T, me Identity, peer Identity, st *Store) *cr
 	}()
 	go func() {
 		defer r.wg.Done()
-		var m *Machine
+		var m *session.Machine
 		var peerAddr netip.AddrPort
 		timer := time.NewTimer(time.Hour)
 		defer timer.Stop()
@@ -273,7 +276,7 @@ func crashStartReceiver(t *testing.T, me Identity, peer Identity, st *Store) *cr
 			case <-ctx.Done():
 				return
 			case sid := <-r.reset:
-				m, _ = NewMachine(Config{LocalPrivate: r.me.Private, LocalPublic: r.me.Public,
+				m, _ = session.NewMachine(session.Config{LocalPrivate: r.me.Private, LocalPublic: r.me.Public,
 					RemoteStatic: r.peer, SessionID: sid})
 				r.resetAck <- struct{}{}
 			case <-timer.C:
@@ -296,10 +299,10 @@ func crashStartReceiver(t *testing.T, me Identity, peer Identity, st *Store) *cr
 
 // onEvents stores each received message, then commits it; a resend from
 // an earlier session is recognised and committed without storing.
-func (r *crashReceiver) onEvents(m *Machine, now time.Time) error {
+func (r *crashReceiver) onEvents(m *session.Machine, now time.Time) error {
 	for _, ev := range m.Events() {
 		switch ev := ev.(type) {
-		case Received:
+		case session.Received:
 			has, err := r.st.HasReceived(r.peerID, ev.ID)
 			if err != nil {
 				return err
@@ -315,8 +318,8 @@ func (r *crashReceiver) onEvents(m *Machine, now time.Time) error {
 			if err := m.Commit(now, ev.ID); err != nil {
 				return err
 			}
-		case Failed:
-			if ev.Reason != ReasonPeerClosed { // A's goodbye when it is done
+		case session.Failed:
+			if ev.Reason != session.ReasonPeerClosed { // A's goodbye when it is done
 				return fmt.Errorf("receiver session failed: %v", ev)
 			}
 		}
@@ -393,11 +396,11 @@ func TestCrashResend(t *testing.T) {
 	}
 	root := t.TempDir()
 	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
-	idA, err := LoadOrCreateIdentity(dirA)
+	idA, err := identity.LoadOrCreateIdentity(dirA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idB, err := LoadOrCreateIdentity(dirB)
+	idB, err := identity.LoadOrCreateIdentity(dirB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +488,7 @@ func TestCrashResend(t *testing.T) {
 	if len(hist) != crashTotal {
 		t.Fatalf("B holds %d messages; want %d", len(hist), crashTotal)
 	}
-	seen := map[MessageID]bool{}
+	seen := map[session.MessageID]bool{}
 	for i, r := range hist {
 		if r.Body != crashBody(i) || r.Mine || r.State != StateReceived || seen[r.MsgID] {
 			t.Fatalf("B's message %d: %+v (duplicate id: %v)", i, r, seen[r.MsgID])
