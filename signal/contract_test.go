@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -224,14 +225,14 @@ func contractPresence(t *testing.T, e env) {
 		t.Fatalf("lookup before publish: err = %v, want ErrNotFound", err)
 	}
 	key := bytes.Repeat([]byte{7}, 32)
-	if err := a.PublishPresence(ctx, Presence{ID: alice, DisplayName: "Alice", PublicKey: key}); err != nil {
+	if err := a.PublishPresence(ctx, Presence{ID: alice, DisplayName: "Alice", PublicKey: key, Instance: "run1"}); err != nil {
 		t.Fatal(err)
 	}
 	p, err := b.LookupPresence(ctx, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ID != alice || p.DisplayName != "Alice" || !bytes.Equal(p.PublicKey, key) || p.Version != ProtocolVersion {
+	if p.ID != alice || p.DisplayName != "Alice" || !bytes.Equal(p.PublicKey, key) || p.Version != ProtocolVersion || p.Instance != "run1" || p.Offline {
 		t.Fatalf("presence = %+v", p)
 	}
 	if p.LastSeen.IsZero() || time.Since(p.LastSeen) > time.Minute {
@@ -240,8 +241,20 @@ func contractPresence(t *testing.T, e env) {
 	if err := a.PublishPresence(ctx, Presence{ID: alice, DisplayName: "Alice B."}); err != nil {
 		t.Fatal(err)
 	}
-	if p, _ := b.LookupPresence(ctx, alice); p.DisplayName != "Alice B." {
+	if p, _ := b.LookupPresence(ctx, alice); p.DisplayName != "Alice B." || p.Instance != "" {
 		t.Fatalf("refreshed presence = %+v", p)
+	}
+	// A clean quit says so, whatever the last-seen time.
+	if err := a.PublishPresence(ctx, Presence{ID: alice, DisplayName: "Alice", PublicKey: key, Instance: "run1", Offline: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := b.LookupPresence(ctx, alice); !p.Offline || p.Instance != "run1" {
+		t.Fatalf("presence after a clean quit = %+v, want offline", p)
+	}
+	for _, bad := range []string{"UPPER", "has space", strings.Repeat("a", MaxInstanceLen+1), "../x"} {
+		if err := a.PublishPresence(ctx, Presence{ID: alice, Instance: bad}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("publish with instance %q: err = %v, want ErrInvalid", bad, err)
+		}
 	}
 	if _, err := b.LookupPresence(ctx, "../peers"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("lookup of a path: err = %v, want ErrInvalid", err)

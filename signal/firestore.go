@@ -29,6 +29,8 @@ const (
 	fName      = "displayName"
 	fPublicKey = "publicKey"
 	fLastSeen  = "lastSeen"
+	fInstance  = "instance"
+	fOffline   = "offline"
 )
 
 // FirestoreOptions tunes the Firestore backend; zero values are defaults.
@@ -117,7 +119,7 @@ func (f *FirestoreSignaller) PublishPresence(ctx context.Context, p Presence) er
 	if err := f.usable(); err != nil {
 		return err
 	}
-	if err := ValidID(p.ID); err != nil {
+	if err := validPresence(p); err != nil {
 		return err
 	}
 	p.Version = ProtocolVersion
@@ -129,6 +131,7 @@ func (f *FirestoreSignaller) writePresence(ctx context.Context, p Presence) erro
 	f.writes.Add(1)
 	_, err := f.peer(p.ID).Set(ctx, map[string]any{
 		fVersion: ProtocolVersion, fName: p.DisplayName, fPublicKey: p.PublicKey, fLastSeen: firestore.ServerTimestamp,
+		fInstance: p.Instance, fOffline: p.Offline,
 	})
 	if err != nil {
 		return fmt.Errorf("publish presence: %w", wrapUnavailable(err))
@@ -160,7 +163,14 @@ func (f *FirestoreSignaller) LookupPresence(ctx context.Context, id string) (Pre
 	v, _ := d[fVersion].(int64)
 	p.Version = int(v)
 	p.LastSeen, _ = d[fLastSeen].(time.Time)
-	if !ok1 || !ok2 {
+	ok3, ok4 := true, true
+	if v, present := d[fInstance]; present {
+		p.Instance, ok3 = v.(string)
+	}
+	if v, present := d[fOffline]; present {
+		p.Offline, ok4 = v.(bool)
+	}
+	if !ok1 || !ok2 || !ok3 || !ok4 || validInstance(p.Instance) != nil {
 		return Presence{}, fmt.Errorf("presence of %s: %w: malformed presence document", id, ErrInvalid)
 	}
 	return p, nil

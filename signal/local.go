@@ -65,6 +65,8 @@ type localPresence struct {
 	DisplayName string    `json:"name"`
 	PublicKey   []byte    `json:"publicKey"`
 	LastSeen    time.Time `json:"lastSeen"`
+	Instance    string    `json:"instance,omitempty"`
+	Offline     bool      `json:"offline,omitempty"`
 }
 
 // LocalSignaller exchanges signals through a mailbox directory on this
@@ -144,10 +146,11 @@ func (l *LocalSignaller) PublishPresence(ctx context.Context, p Presence) error 
 	if err := l.usable(); err != nil {
 		return err
 	}
-	if err := ValidID(p.ID); err != nil {
+	if err := validPresence(p); err != nil {
 		return err
 	}
-	b, err := json.Marshal(localPresence{Version: ProtocolVersion, ID: p.ID, DisplayName: p.DisplayName, PublicKey: p.PublicKey, LastSeen: l.now().UTC()})
+	b, err := json.Marshal(localPresence{Version: ProtocolVersion, ID: p.ID, DisplayName: p.DisplayName, PublicKey: p.PublicKey, LastSeen: l.now().UTC(),
+		Instance: p.Instance, Offline: p.Offline})
 	if err != nil {
 		return err
 	}
@@ -173,10 +176,11 @@ func (l *LocalSignaller) LookupPresence(ctx context.Context, id string) (Presenc
 		return Presence{}, fmt.Errorf("presence of %s: %w", id, err)
 	}
 	var lp localPresence
-	if err := json.Unmarshal(b, &lp); err != nil || lp.ID != id {
+	if err := json.Unmarshal(b, &lp); err != nil || lp.ID != id || validInstance(lp.Instance) != nil {
 		return Presence{}, fmt.Errorf("presence of %s: %w: malformed presence file", id, ErrInvalid)
 	}
-	return Presence{ID: lp.ID, DisplayName: lp.DisplayName, PublicKey: lp.PublicKey, Version: lp.Version, LastSeen: lp.LastSeen}, nil
+	return Presence{ID: lp.ID, DisplayName: lp.DisplayName, PublicKey: lp.PublicKey, Version: lp.Version, LastSeen: lp.LastSeen,
+		Instance: lp.Instance, Offline: lp.Offline}, nil
 }
 
 // Send implements Signaller.

@@ -51,7 +51,7 @@ func (m *memorySignaller) PublishPresence(ctx context.Context, p Presence) error
 	if err := m.usable(); err != nil {
 		return err
 	}
-	if err := ValidID(p.ID); err != nil {
+	if err := validPresence(p); err != nil {
 		return err
 	}
 	if p.Version == 0 {

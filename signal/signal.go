@@ -52,6 +52,13 @@ type Presence struct {
 	PublicKey   []byte
 	Version     int
 	LastSeen    time.Time
+	// Instance names the running process (random per start), so a reader
+	// can tell an offer left behind by an earlier run of the peer from one
+	// of the run that is online now. Empty: not told.
+	Instance string
+	// Offline is written by a clean quit: the peer is gone now, however
+	// recent LastSeen is.
+	Offline bool
 }
 
 // Event is delivered on the stream returned by Listen: SignalEvent,

@@ -131,3 +131,28 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// MaxInstanceLen bounds Presence.Instance.
+const MaxInstanceLen = 32
+
+// validInstance accepts an empty instance or up to MaxInstanceLen
+// characters of [a-z0-9].
+func validInstance(s string) error {
+	if len(s) > MaxInstanceLen {
+		return fmt.Errorf("%w: presence instance must be at most %d characters", ErrInvalid, MaxInstanceLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("%w: presence instance has a character that is not a-z or 0-9", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// validPresence checks what a backend will publish.
+func validPresence(p Presence) error {
+	if err := ValidID(p.ID); err != nil {
+		return err
+	}
+	return validInstance(p.Instance)
+}
