@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
 // Role says which side of a punch nominates the path. Like ICE's
@@ -40,6 +42,8 @@ func (r Role) String() string {
 
 // Config is what a Machine needs to punch one session's path.
 type Config struct {
+	// Rand seeds the transaction IDs; nil: crypto/rand.
+	Rand io.Reader
 	Role Role
 	// Local are this side's candidates (informational: every probe leaves
 	// from the one socket); Remote are the peer's, the addresses probed.
@@ -51,14 +55,15 @@ type Config struct {
 	// LocalNAT and RemoteNAT are each side's measured NAT behaviour, used
 	// to say why punching failed.
 	LocalNAT, RemoteNAT NATBehavior
-	// KeepaliveInterval is the keepalive period on a selected path;
-	// 0: DefaultKeepaliveInterval; negative: no keepalives.
+	// Timer overrides (sansio.Override): zero keeps the default.
+	// KeepaliveInterval is the keepalive period on a selected path
+	// (DefaultKeepaliveInterval; negative: no keepalives).
 	KeepaliveInterval time.Duration
-	// PathTimeout is the silence after which a selected path is lost;
-	// 0: DefaultPathTimeout; negative: never.
+	// PathTimeout is the silence after which a selected path is lost
+	// (DefaultPathTimeout; negative: never).
 	PathTimeout time.Duration
-	// PunchTimeout is how long to punch before failing;
-	// 0: DefaultPunchTimeout.
+	// PunchTimeout is how long to punch before failing
+	// (DefaultPunchTimeout; it cannot be off).
 	PunchTimeout time.Duration
 }
 
@@ -216,26 +221,21 @@ type Machine struct {
 	stats Stats
 }
 
-// NewMachine makes a machine for cfg. rand seeds the transaction IDs.
-func NewMachine(cfg Config, rand io.Reader) (*Machine, error) {
+// NewMachine makes a machine for cfg.
+func NewMachine(cfg Config) (*Machine, error) {
 	if cfg.Role != Controlling && cfg.Role != Controlled {
 		return nil, fmt.Errorf("punch: unknown role %d", int(cfg.Role))
 	}
 	if cfg.SessionID == "" {
 		return nil, errors.New("punch: a session ID is needed to key the packets")
 	}
-	if rand == nil {
-		return nil, errors.New("punch: a source of randomness is needed")
+	if cfg.PunchTimeout < 0 {
+		return nil, errors.New("punch: the punch timeout cannot be off")
 	}
-	if cfg.KeepaliveInterval == 0 {
-		cfg.KeepaliveInterval = DefaultKeepaliveInterval
-	}
-	if cfg.PathTimeout == 0 {
-		cfg.PathTimeout = DefaultPathTimeout
-	}
-	if cfg.PunchTimeout <= 0 {
-		cfg.PunchTimeout = DefaultPunchTimeout
-	}
+	cfg.KeepaliveInterval = sansio.Override(cfg.KeepaliveInterval, DefaultKeepaliveInterval)
+	cfg.PathTimeout = sansio.Override(cfg.PathTimeout, DefaultPathTimeout)
+	cfg.PunchTimeout = sansio.Override(cfg.PunchTimeout, DefaultPunchTimeout)
+	rand := sansio.Rand(cfg.Rand)
 	var seed [8]byte
 	if _, err := io.ReadFull(rand, seed[:]); err != nil {
 		return nil, fmt.Errorf("punch: seed transaction IDs: %w", err)
@@ -335,9 +335,9 @@ func (m *Machine) sendProbe(now time.Time, to netip.AddrPort) {
 	m.stats.ProbesSent++
 }
 
-// HandlePacket takes one punch-class datagram. Anything that is not an
+// HandleDatagram takes one punch-class datagram. Anything that is not an
 // authentic packet of this session from the peer is counted and ignored.
-func (m *Machine) HandlePacket(at time.Time, from netip.AddrPort, b []byte) {
+func (m *Machine) HandleDatagram(at time.Time, from netip.AddrPort, b []byte) {
 	p, err := parsePacket(b)
 	switch {
 	case err != nil:
@@ -535,32 +535,21 @@ func (m *Machine) nominating() bool {
 func (m *Machine) Deadline() time.Time {
 	switch m.state {
 	case statePunching:
-		return earliest(m.nextProbe, m.punchDeadline)
+		return sansio.Earliest(m.nextProbe, m.punchDeadline)
 	case stateSelected:
 		var d time.Time
 		if m.cfg.PathTimeout > 0 {
 			d = m.lastHeard.Add(m.cfg.PathTimeout)
 		}
 		if m.nominating() {
-			d = earliest(d, m.nextNominate)
+			d = sansio.Earliest(d, m.nextNominate)
 		}
 		if m.cfg.KeepaliveInterval > 0 {
-			d = earliest(d, m.nextKeepalive)
+			d = sansio.Earliest(d, m.nextKeepalive)
 		}
 		return d
 	}
 	return time.Time{}
-}
-
-// earliest is the earlier of two instants, a zero one meaning none.
-func earliest(a, b time.Time) time.Time {
-	switch {
-	case a.IsZero():
-		return b
-	case b.IsZero() || a.Before(b):
-		return a
-	}
-	return b
 }
 
 // Transmits returns, and forgets, the packets to send.

@@ -36,7 +36,8 @@ func machConfigs() (Config, Config) {
 
 func machNew(t testing.TB, cfg Config, seed uint64) *Machine {
 	t.Helper()
-	m, err := NewMachine(cfg, machSeeded(seed))
+	cfg.Rand = machSeeded(seed)
+	m, err := NewMachine(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func machRelay(at time.Time, from netip.AddrPort, tx []Transmit, peers map[netip
 	n := 0
 	for _, t := range tx {
 		if m := peers[t.To]; m != nil {
-			m.HandlePacket(at, from, t.Data)
+			m.HandleDatagram(at, from, t.Data)
 			n++
 		}
 	}
@@ -59,19 +60,23 @@ func machRelay(at time.Time, from netip.AddrPort, tx []Transmit, peers map[netip
 
 func TestNewMachineValidates(t *testing.T) {
 	a, _ := machConfigs()
+	a.Rand = machSeeded(1)
 	bad := []Config{a, a, a}
 	bad[0].Role = 7
 	bad[1].SessionID = ""
-	for i, c := range bad[:2] {
-		if _, err := NewMachine(c, machSeeded(1)); err == nil {
+	bad[2].PunchTimeout = -time.Second // punching must end
+	for i, c := range bad {
+		if _, err := NewMachine(c); err == nil {
 			t.Errorf("config %d accepted", i)
 		}
 	}
-	if _, err := NewMachine(a, nil); err == nil {
-		t.Error("nil rand accepted")
+	a.Rand = bytes.NewReader(nil)
+	if _, err := NewMachine(a); err == nil {
+		t.Error("an empty source of randomness accepted")
 	}
-	if _, err := NewMachine(a, bytes.NewReader(nil)); err == nil {
-		t.Error("empty rand accepted")
+	a.Rand = nil // crypto/rand
+	if _, err := NewMachine(a); err != nil {
+		t.Errorf("nil rand (crypto/rand) refused: %v", err)
 	}
 }
 
@@ -308,13 +313,13 @@ func TestForeignPacketsIgnored(t *testing.T) {
 	forged := bytes.Clone(probeA)
 	forged[offTxID] ^= 1
 
-	a.HandlePacket(machEpoch, mallory, probeA)                // A's own probe reflected
-	a.HandlePacket(machEpoch, mallory, o.Transmits()[0].Data) // another session
-	a.HandlePacket(machEpoch, mallory, forged[:10])           // malformed
-	b.HandlePacket(machEpoch, mallory, forged)                // bad MAC
-	b.HandlePacket(machEpoch, machAddrA, probeA)              // the real one: answered
-	b.HandlePacket(machEpoch, mallory, probeA)                // replayed from elsewhere
-	b.HandlePacket(machEpoch, machAddrA, probeA)              // duplicated by the network
+	a.HandleDatagram(machEpoch, mallory, probeA)                // A's own probe reflected
+	a.HandleDatagram(machEpoch, mallory, o.Transmits()[0].Data) // another session
+	a.HandleDatagram(machEpoch, mallory, forged[:10])           // malformed
+	b.HandleDatagram(machEpoch, mallory, forged)                // bad MAC
+	b.HandleDatagram(machEpoch, machAddrA, probeA)              // the real one: answered
+	b.HandleDatagram(machEpoch, mallory, probeA)                // replayed from elsewhere
+	b.HandleDatagram(machEpoch, machAddrA, probeA)              // duplicated by the network
 	if len(a.Events())+len(b.Events()) != 0 {
 		t.Fatal("foreign packets produced events")
 	}
@@ -387,12 +392,12 @@ func TestNoteReceivedKeepsPathAlive(t *testing.T) {
 	if len(tx) != 1 {
 		t.Fatalf("B keepalive: %v", tx)
 	}
-	a.HandlePacket(now, machAddrB, tx[0].Data)
+	a.HandleDatagram(now, machAddrB, tx[0].Data)
 	if a.lastHeard != now {
 		t.Fatal("a keepalive did not count as liveness")
 	}
 	// ...but not the same keepalive replayed.
-	a.HandlePacket(now.Add(time.Second), machAddrB, tx[0].Data)
+	a.HandleDatagram(now.Add(time.Second), machAddrB, tx[0].Data)
 	if a.lastHeard != now || a.Stats().Duplicate == 0 {
 		t.Fatal("a replayed keepalive counted")
 	}
@@ -408,7 +413,7 @@ func TestKeepalivesOff(t *testing.T) {
 	_, cb := machConfigs()
 	b := machNew(t, cb, 2)
 	b.Start(machEpoch)
-	m.HandlePacket(machEpoch, machAddrB, b.Transmits()[0].Data)
+	m.HandleDatagram(machEpoch, machAddrB, b.Transmits()[0].Data)
 	if len(m.Events()) != 1 {
 		t.Fatal("no selection")
 	}
@@ -465,7 +470,7 @@ func TestPeerReflexiveSelected(t *testing.T) {
 	a.Transmits()
 	prflx := netip.MustParseAddrPort("203.0.113.2:61234")
 	tx := b.Transmits()
-	a.HandlePacket(machEpoch, prflx, tx[0].Data)
+	a.HandleDatagram(machEpoch, prflx, tx[0].Data)
 	ev := a.Events()
 	if len(ev) != 1 || ev[0].(PathSelected).Remote != prflx || ev[0].(PathSelected).Local != machAddrA {
 		t.Fatalf("A: %v", ev)
@@ -495,8 +500,8 @@ func TestKeepaliveNominates(t *testing.T) {
 	ctd.Transmits()
 	ctl.Start(machEpoch)
 	// ctl selects on the reply to its probe; its nominations are all lost.
-	ctd.HandlePacket(machEpoch, machAddrA, ctl.Transmits()[0].Data)
-	ctl.HandlePacket(machEpoch, machAddrB, ctd.Transmits()[0].Data)
+	ctd.HandleDatagram(machEpoch, machAddrA, ctl.Transmits()[0].Data)
+	ctl.HandleDatagram(machEpoch, machAddrB, ctd.Transmits()[0].Data)
 	if len(ctl.Events()) != 1 || len(ctd.Events()) != 0 {
 		t.Fatal("controlling side did not select alone")
 	}
@@ -517,7 +522,7 @@ func TestKeepaliveNominates(t *testing.T) {
 	if d.Sub(machEpoch) != time.Second {
 		t.Fatalf("keepalive at %v", d.Sub(machEpoch))
 	}
-	ctd.HandlePacket(d, machAddrA, keepalive)
+	ctd.HandleDatagram(d, machAddrA, keepalive)
 	if ev := ctd.Events(); len(ev) != 1 || ev[0].(PathSelected).Remote != machAddrA {
 		t.Fatalf("controlled side: %v", ev)
 	}
@@ -535,7 +540,7 @@ func TestFinishedMachineIgnoresEverything(t *testing.T) {
 	a.Transmits()
 	a.Start(machEpoch.Add(2 * time.Second)) // no restart
 	b.Start(machEpoch)
-	a.HandlePacket(machEpoch.Add(2*time.Second), machAddrB, b.Transmits()[0].Data)
+	a.HandleDatagram(machEpoch.Add(2*time.Second), machAddrB, b.Transmits()[0].Data)
 	a.HandleTimeout(machEpoch.Add(time.Hour))
 	a.NoteReceived(machEpoch.Add(time.Hour))
 	if len(a.Events())+len(a.Transmits()) != 0 || !a.Deadline().IsZero() {

@@ -8,6 +8,8 @@ package punch
 import (
 	"net/netip"
 	"time"
+
+	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
 // Datagram is one packet read from the socket, with where and when it came.
@@ -18,10 +20,7 @@ type Datagram struct {
 }
 
 // Transmit is a packet a machine wants written to the socket.
-type Transmit struct {
-	To   netip.AddrPort
-	Data []byte
-}
+type Transmit = sansio.Transmit
 
 // Class is what kind of protocol a datagram belongs to, judged by its first
 // bytes so STUN, punching and the chat session can share one socket (the

@@ -370,7 +370,7 @@ func (n *simNet) deliver(p simPacket) {
 	switch Classify(p.data) {
 	case ClassPunch:
 		if h.m != nil {
-			h.m.HandlePacket(n.now, p.from, p.data)
+			h.m.HandleDatagram(n.now, p.from, p.data)
 		}
 	case ClassSession:
 		h.inbox = append(h.inbox, p)

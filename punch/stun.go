@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/p2ptui/p2ptui/punch/sansio"
 	"github.com/pion/stun/v2"
 )
 
@@ -50,6 +51,8 @@ func DefaultSTUNServers() []string {
 // DiscoveryConfig tunes a Discovery. Zero durations and counts take the
 // RFC 8489-derived defaults above; tests shorten them.
 type DiscoveryConfig struct {
+	// Rand supplies transaction IDs; nil: crypto/rand.
+	Rand io.Reader
 	// Servers are the STUN servers to ask (IPv4; duplicates are asked once).
 	Servers []netip.AddrPort
 	// Local are the socket's own addresses (its host candidates): a mapped
@@ -127,35 +130,31 @@ type Discovery struct {
 	err         error      // a setup error (no servers, no randomness)
 }
 
-// NewDiscovery is NewDiscoveryConfig with the default schedule and no local
-// addresses (so MappingNone is never reported).
-func NewDiscovery(servers []netip.AddrPort, rand io.Reader) *Discovery {
-	return NewDiscoveryConfig(DiscoveryConfig{Servers: servers}, rand)
-}
-
-// NewDiscoveryConfig makes a discovery; rand supplies transaction IDs
-// (crypto/rand.Reader in real use: an off-path attacker must not guess them).
-func NewDiscoveryConfig(cfg DiscoveryConfig, rand io.Reader) *Discovery {
-	if cfg.InitialRTO <= 0 {
-		cfg.InitialRTO = stunInitialRTO
+// NewDiscovery makes a discovery. cfg.Rand supplies transaction IDs
+// (nil: crypto/rand; an off-path attacker must not guess them). A negative
+// duration or count in cfg is a setup error that Result reports.
+func NewDiscovery(cfg DiscoveryConfig) *Discovery {
+	d := &Discovery{rand: sansio.Rand(cfg.Rand)}
+	for _, v := range []time.Duration{cfg.InitialRTO, cfg.MaxRTO, cfg.AnswerGrace, cfg.FilteringRTO} {
+		if v < 0 {
+			d.err = errors.New("punch: negative duration in DiscoveryConfig")
+		}
 	}
-	if cfg.MaxRTO <= 0 {
-		cfg.MaxRTO = stunMaxRTO
+	if cfg.Tries < 0 || cfg.FilteringTries < 0 {
+		d.err = errors.New("punch: negative count in DiscoveryConfig")
 	}
-	cfg.MaxRTO = max(cfg.MaxRTO, cfg.InitialRTO)
-	if cfg.Tries <= 0 {
+	cfg.InitialRTO = sansio.Override(cfg.InitialRTO, stunInitialRTO)
+	cfg.MaxRTO = max(sansio.Override(cfg.MaxRTO, stunMaxRTO), cfg.InitialRTO)
+	if cfg.Tries == 0 {
 		cfg.Tries = stunTries
 	}
-	if cfg.AnswerGrace <= 0 {
-		cfg.AnswerGrace = stunAnswerGrace
-	}
-	if cfg.FilteringRTO <= 0 {
-		cfg.FilteringRTO = stunFilteringRTO
-	}
-	if cfg.FilteringTries <= 0 {
+	cfg.AnswerGrace = sansio.Override(cfg.AnswerGrace, stunAnswerGrace)
+	cfg.FilteringRTO = sansio.Override(cfg.FilteringRTO, stunFilteringRTO)
+	if cfg.FilteringTries == 0 {
 		cfg.FilteringTries = stunFilteringTries
 	}
-	return &Discovery{cfg: cfg, rand: rand}
+	d.cfg = cfg
+	return d
 }
 
 // Start sends the first request to every server.
@@ -164,6 +163,9 @@ func (d *Discovery) Start(now time.Time) {
 		return
 	}
 	d.started = true
+	if d.err != nil {
+		return // a setup error; Result reports it
+	}
 	seen := make(map[netip.AddrPort]bool)
 	for _, s := range d.cfg.Servers {
 		s = netip.AddrPortFrom(s.Addr().Unmap(), s.Port())
@@ -213,10 +215,10 @@ func (d *Discovery) send(t *stunTransaction, now time.Time) {
 	t.sent++
 }
 
-// HandlePacket takes a STUN-class datagram. Anything that is not a Binding
+// HandleDatagram takes a STUN-class datagram. Anything that is not a Binding
 // response to one of our outstanding requests, from the server it was sent
 // to, is ignored: a stray or spoofed packet cannot plant an address.
-func (d *Discovery) HandlePacket(at time.Time, from netip.AddrPort, b []byte) {
+func (d *Discovery) HandleDatagram(at time.Time, from netip.AddrPort, b []byte) {
 	if !d.started || d.err != nil {
 		return
 	}

@@ -98,7 +98,7 @@ func TestDiscoveryMappingBehaviour(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d := NewDiscoveryConfig(DiscoveryConfig{Servers: c.servers, Local: c.local}, seeded(1))
+			d := NewDiscovery(DiscoveryConfig{Rand: seeded(1), Servers: c.servers, Local: c.local})
 			d.Start(t0)
 			ids := requests(t, d.Transmits())
 			if len(ids) != len(c.servers) {
@@ -111,7 +111,7 @@ func TestDiscoveryMappingBehaviour(t *testing.T) {
 					t.Fatalf("done before server %v answered", c.servers[i])
 				}
 				s := c.servers[i]
-				d.HandlePacket(t0.Add(time.Duration(10+i)*time.Millisecond), s, answer(t, ids[s], c.mapped[i]))
+				d.HandleDatagram(t0.Add(time.Duration(10+i)*time.Millisecond), s, answer(t, ids[s], c.mapped[i]))
 			}
 			res, done := d.Result()
 			if !done {
@@ -140,7 +140,7 @@ func TestDiscoveryMappingBehaviour(t *testing.T) {
 }
 
 func TestDiscoveryIgnoresStrayPackets(t *testing.T) {
-	d := NewDiscovery([]netip.AddrPort{stunA}, seeded(2))
+	d := NewDiscovery(DiscoveryConfig{Servers: []netip.AddrPort{stunA}, Rand: seeded(2)})
 	d.Start(t0)
 	ids := requests(t, d.Transmits())
 	id := ids[stunA]
@@ -169,25 +169,25 @@ func TestDiscoveryIgnoresStrayPackets(t *testing.T) {
 		{"empty", stunA, nil},
 	}
 	for _, s := range strays {
-		d.HandlePacket(t0.Add(time.Millisecond), s.from, s.b)
+		d.HandleDatagram(t0.Add(time.Millisecond), s.from, s.b)
 		if _, done := d.Result(); done {
 			t.Fatalf("%s: discovery finished on a stray packet", s.name)
 		}
 	}
-	d.HandlePacket(t0.Add(2*time.Millisecond), stunA, answer(t, id, mapped))
+	d.HandleDatagram(t0.Add(2*time.Millisecond), stunA, answer(t, id, mapped))
 	res, done := d.Result()
 	if !done || res.Err != nil || res.Reflexive.Addr != mapped {
 		t.Fatalf("after the real answer: done %v, %+v", done, res)
 	}
 	// A late duplicate answer changes nothing.
-	d.HandlePacket(t0.Add(3*time.Millisecond), stunA, answer(t, id, forged))
+	d.HandleDatagram(t0.Add(3*time.Millisecond), stunA, answer(t, id, forged))
 	if res, _ := d.Result(); res.Reflexive.Addr != mapped {
 		t.Errorf("a duplicate answer replaced the address with %v", res.Reflexive.Addr)
 	}
 }
 
 func TestDiscoveryRetransmissionSchedule(t *testing.T) {
-	d := NewDiscovery([]netip.AddrPort{stunA, stunB}, seeded(3))
+	d := NewDiscovery(DiscoveryConfig{Servers: []netip.AddrPort{stunA, stunB}, Rand: seeded(3)})
 	d.Start(t0)
 	first := d.Transmits()
 	ids := requests(t, first)
@@ -243,9 +243,10 @@ func TestDiscoveryRetransmissionSchedule(t *testing.T) {
 }
 
 func TestDiscoveryConfiguredSchedule(t *testing.T) {
-	d := NewDiscoveryConfig(DiscoveryConfig{
+	d := NewDiscovery(DiscoveryConfig{
+		Rand: seeded(4),
 		Servers: []netip.AddrPort{stunA}, InitialRTO: 10 * time.Millisecond, MaxRTO: 25 * time.Millisecond, Tries: 3,
-	}, seeded(4))
+	})
 	d.Start(t0)
 	var sends []time.Duration
 	for now := t0; !now.IsZero(); now = d.Deadline() {
@@ -263,11 +264,11 @@ func TestDiscoveryConfiguredSchedule(t *testing.T) {
 }
 
 func TestDiscoveryGraceAfterFirstAnswer(t *testing.T) {
-	d := NewDiscovery([]netip.AddrPort{stunA, stunB}, seeded(5))
+	d := NewDiscovery(DiscoveryConfig{Servers: []netip.AddrPort{stunA, stunB}, Rand: seeded(5)})
 	d.Start(t0)
 	ids := requests(t, d.Transmits())
 	mapped := netip.MustParseAddrPort("198.51.100.11:40000")
-	d.HandlePacket(t0.Add(100*time.Millisecond), stunB, answer(t, ids[stunB], mapped))
+	d.HandleDatagram(t0.Add(100*time.Millisecond), stunB, answer(t, ids[stunB], mapped))
 	now := t0.Add(100 * time.Millisecond)
 	for {
 		dl := d.Deadline()
@@ -290,16 +291,16 @@ func TestDiscoveryGraceAfterFirstAnswer(t *testing.T) {
 }
 
 func TestDiscoveryErrorResponse(t *testing.T) {
-	d := NewDiscovery([]netip.AddrPort{stunA, stunB}, seeded(6))
+	d := NewDiscovery(DiscoveryConfig{Servers: []netip.AddrPort{stunA, stunB}, Rand: seeded(6)})
 	d.Start(t0)
 	ids := requests(t, d.Transmits())
 	rej, err := stun.Build(stun.BindingError, stun.NewTransactionIDSetter(ids[stunA]), stun.CodeBadRequest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.HandlePacket(t0.Add(time.Millisecond), stunA, rej.Raw)
+	d.HandleDatagram(t0.Add(time.Millisecond), stunA, rej.Raw)
 	mapped := netip.MustParseAddrPort("198.51.100.11:40000")
-	d.HandlePacket(t0.Add(2*time.Millisecond), stunB, answer(t, ids[stunB], mapped))
+	d.HandleDatagram(t0.Add(2*time.Millisecond), stunB, answer(t, ids[stunB], mapped))
 	res, done := d.Result()
 	if !done || res.Err != nil || res.Reflexive.Addr != mapped {
 		t.Fatalf("done %v, %+v", done, res)
@@ -310,7 +311,7 @@ func TestDiscoveryErrorResponse(t *testing.T) {
 }
 
 func TestDiscoveryNoServers(t *testing.T) {
-	d := NewDiscovery(nil, seeded(7))
+	d := NewDiscovery(DiscoveryConfig{Servers: nil, Rand: seeded(7)})
 	if _, done := d.Result(); done {
 		t.Error("done before Start")
 	}
@@ -325,7 +326,7 @@ func TestDiscoveryNoServers(t *testing.T) {
 }
 
 func TestDiscoveryDistinctTransactionIDs(t *testing.T) {
-	d := NewDiscovery([]netip.AddrPort{stunA, stunB, stunA}, seeded(8))
+	d := NewDiscovery(DiscoveryConfig{Servers: []netip.AddrPort{stunA, stunB, stunA}, Rand: seeded(8)})
 	d.Start(t0)
 	txs := d.Transmits()
 	if len(txs) != 2 {
@@ -482,7 +483,7 @@ func runDiscovery(t *testing.T, sock *Socket, d *Discovery) DiscoveryResult {
 		select {
 		case dg := <-sock.Datagrams():
 			if Classify(dg.Data) == ClassSTUN {
-				d.HandlePacket(dg.At, dg.From, dg.Data)
+				d.HandleDatagram(dg.At, dg.From, dg.Data)
 			}
 		case now := <-timer.C:
 			d.HandleTimeout(now)
@@ -502,9 +503,10 @@ func TestDiscoveryAgainstCoturn(t *testing.T) {
 	defer sock.Close()
 
 	// On loopback there is no NAT: both servers see the socket's address.
-	res := runDiscovery(t, sock, NewDiscoveryConfig(DiscoveryConfig{
+	res := runDiscovery(t, sock, NewDiscovery(DiscoveryConfig{
+		Rand: seeded(9),
 		Servers: servers, Local: []netip.AddrPort{sock.LocalAddr()},
-	}, seeded(9)))
+	}))
 	if res.Err != nil {
 		t.Fatalf("discovery: %v", res.Err)
 	}
@@ -526,7 +528,7 @@ func TestDiscoveryAgainstCoturn(t *testing.T) {
 	}
 
 	// Without knowing its own addresses, equal answers read as a cone NAT.
-	res = runDiscovery(t, sock, NewDiscovery(servers, seeded(10)))
+	res = runDiscovery(t, sock, NewDiscovery(DiscoveryConfig{Servers: servers, Rand: seeded(10)}))
 	if res.Err != nil || res.NAT.Mapping != MappingEndpointIndependent {
 		t.Errorf("without local addresses: mapping %v, err %v; want endpoint-independent", res.NAT.Mapping, res.Err)
 	}

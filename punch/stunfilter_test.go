@@ -95,12 +95,13 @@ func txid(t *testing.T, tx Transmit) [stun.TransactionIDSize]byte {
 func startFiltered(t *testing.T, cfg DiscoveryConfig) (d *Discovery, testII, testIII Transmit) {
 	t.Helper()
 	cfg.Servers = []netip.AddrPort{stunA, stunB}
-	d = NewDiscoveryConfig(cfg, seeded(21))
+	cfg.Rand = seeded(21)
+	d = NewDiscovery(cfg)
 	d.Start(t0)
 	ids := requests(t, d.Transmits())
 	at := t0.Add(10 * time.Millisecond)
-	d.HandlePacket(at, stunA, answerOther(t, ids[stunA], mappedX, otherValue(stunAOther)))
-	d.HandlePacket(at, stunB, answer(t, ids[stunB], mappedX))
+	d.HandleDatagram(at, stunA, answerOther(t, ids[stunA], mappedX, otherValue(stunAOther)))
+	d.HandleDatagram(at, stunB, answer(t, ids[stunB], mappedX))
 	byFlags, rest := filterRequests(t, d.Transmits())
 	if len(rest) != 0 || len(byFlags) != 2 {
 		t.Fatalf("after the first server's answer: %d filtering requests %v and %d others, want tests II and III", len(byFlags), byFlags, len(rest))
@@ -162,10 +163,10 @@ func TestDiscoveryFiltering(t *testing.T) {
 			}
 			// Test III first: a lone test III answer must not conclude.
 			if tc.answerIII {
-				d.HandlePacket(at, stunAPortOnly, answer(t, txid(t, testIII), mappedX))
+				d.HandleDatagram(at, stunAPortOnly, answer(t, txid(t, testIII), mappedX))
 			}
 			if tc.answerII {
-				d.HandlePacket(at, stunAOther, answer(t, txid(t, testII), mappedX))
+				d.HandleDatagram(at, stunAOther, answer(t, txid(t, testII), mappedX))
 			}
 			res, ready := finish(t, d, at)
 			if !ready.Equal(tc.readyAt) {
@@ -270,7 +271,7 @@ func TestDiscoveryFilteringIgnoresForgedAnswers(t *testing.T) {
 		{stunAOther, damaged},                                       // bad fingerprint
 		{stranger, errorAnswer(t, idII, stun.CodeUnknownAttribute)}, // error from a stranger
 	} {
-		d.HandlePacket(at, p.from, p.data)
+		d.HandleDatagram(at, p.from, p.data)
 	}
 	res, _ := finish(t, d, at)
 	if res.NAT.Filtering != FilteringAddressAndPortDependent {
@@ -285,7 +286,7 @@ func TestDiscoveryFilteringErrorResponse(t *testing.T) {
 	for _, from := range []netip.AddrPort{stunA, stunAOther} {
 		d, testII, _ := startFiltered(t, DiscoveryConfig{})
 		at := t0.Add(20 * time.Millisecond)
-		d.HandlePacket(at, from, errorAnswer(t, txid(t, testII), stun.CodeUnknownAttribute))
+		d.HandleDatagram(at, from, errorAnswer(t, txid(t, testII), stun.CodeUnknownAttribute))
 		res, ok := d.Result()
 		if !ok {
 			t.Fatalf("error from %v: Result not ready at once", from)
@@ -321,16 +322,16 @@ func TestDiscoveryFilteringNeedsOtherAddress(t *testing.T) {
 		{"same port", otherValue(stunB)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := NewDiscoveryConfig(DiscoveryConfig{Servers: []netip.AddrPort{stunA, stunB}}, seeded(22))
+			d := NewDiscovery(DiscoveryConfig{Rand: seeded(22), Servers: []netip.AddrPort{stunA, stunB}})
 			d.Start(t0)
 			ids := requests(t, d.Transmits())
 			at := t0.Add(10 * time.Millisecond)
 			if tc.other == nil {
-				d.HandlePacket(at, stunA, answer(t, ids[stunA], mappedX))
+				d.HandleDatagram(at, stunA, answer(t, ids[stunA], mappedX))
 			} else {
-				d.HandlePacket(at, stunA, answerOther(t, ids[stunA], mappedX, tc.other))
+				d.HandleDatagram(at, stunA, answerOther(t, ids[stunA], mappedX, tc.other))
 			}
-			d.HandlePacket(at, stunB, answer(t, ids[stunB], mappedX))
+			d.HandleDatagram(at, stunB, answer(t, ids[stunB], mappedX))
 			if txs := d.Transmits(); len(txs) != 0 {
 				t.Errorf("sent %d requests, want none", len(txs))
 			}
@@ -345,15 +346,15 @@ func TestDiscoveryFilteringNeedsOtherAddress(t *testing.T) {
 // Only the first configured server's OTHER-ADDRESS starts the tests (and
 // the second server's answer arriving first does not change that).
 func TestDiscoveryFilteringFirstServerOnly(t *testing.T) {
-	d := NewDiscoveryConfig(DiscoveryConfig{Servers: []netip.AddrPort{stunA, stunB}}, seeded(23))
+	d := NewDiscovery(DiscoveryConfig{Rand: seeded(23), Servers: []netip.AddrPort{stunA, stunB}})
 	d.Start(t0)
 	ids := requests(t, d.Transmits())
 	at := t0.Add(10 * time.Millisecond)
-	d.HandlePacket(at, stunB, answerOther(t, ids[stunB], mappedX, otherValue(netip.MustParseAddrPort("203.0.113.12:3479"))))
+	d.HandleDatagram(at, stunB, answerOther(t, ids[stunB], mappedX, otherValue(netip.MustParseAddrPort("203.0.113.12:3479"))))
 	if txs := d.Transmits(); len(txs) != 0 {
 		t.Fatalf("the second server's OTHER-ADDRESS started %d requests", len(txs))
 	}
-	d.HandlePacket(at, stunA, answer(t, ids[stunA], mappedX))
+	d.HandleDatagram(at, stunA, answer(t, ids[stunA], mappedX))
 	if res, ok := d.Result(); !ok || res.NAT.Filtering != FilteringUnknown || len(d.Transmits()) != 0 {
 		t.Errorf("result %v %+v, want ready with unknown filtering", ok, res.NAT)
 	}

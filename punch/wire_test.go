@@ -139,15 +139,16 @@ func FuzzProbe(f *testing.F) {
 		}
 		// A machine of another secret sees only forgeries.
 		m, err := NewMachine(Config{
+		Rand: bytes.NewReader(make([]byte, 8)),
 			Role: Controlled, SessionID: "fuzz", Secret: [32]byte{9},
 			Remote: []Candidate{{Addr: netip.MustParseAddrPort("10.0.0.1:9")}},
-		}, bytes.NewReader(make([]byte, 8)))
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		start := machEpoch
 		m.Start(start)
-		m.HandlePacket(start, netip.MustParseAddrPort("10.0.0.1:9"), b)
+		m.HandleDatagram(start, netip.MustParseAddrPort("10.0.0.1:9"), b)
 		for _, ev := range m.Events() {
 			t.Fatalf("a foreign packet produced %#v", ev)
 		}
@@ -158,14 +159,15 @@ func FuzzProbe(f *testing.F) {
 		var secret [32]byte
 		secret[0] = 7
 		own, err := NewMachine(Config{
+		Rand: bytes.NewReader(make([]byte, 8)),
 			Role: Controlled, SessionID: "wire-test", Secret: secret,
 			Remote: []Candidate{{Addr: netip.MustParseAddrPort("10.0.0.1:9")}},
-		}, bytes.NewReader(make([]byte, 8)))
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		own.Start(start)
-		own.HandlePacket(start, netip.MustParseAddrPort("10.0.0.1:9"), b)
+		own.HandleDatagram(start, netip.MustParseAddrPort("10.0.0.1:9"), b)
 		if s := own.Stats(); s.Accepted+s.Ignored() != 1 || (s.Accepted == 1 && !verifyMAC(key, b)) {
 			t.Fatalf("stats %+v for %x", s, b)
 		}

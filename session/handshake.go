@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flynn/noise"
+	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
 // The Noise protocol: Noise_IK_25519_ChaChaPoly_BLAKE2s. IK because the
@@ -94,7 +95,7 @@ func (h *handshake) start(m *Machine, now time.Time) error {
 	return nil
 }
 
-func (h *handshake) deadline() time.Time { return earliest(h.resendAt, h.giveUpAt) }
+func (h *handshake) deadline() time.Time { return sansio.Earliest(h.resendAt, h.giveUpAt) }
 
 func (h *handshake) timeout(m *Machine, now time.Time) {
 	if !now.Before(h.giveUpAt) {

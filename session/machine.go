@@ -1,6 +1,8 @@
 package session
 
 import (
+	"github.com/p2ptui/p2ptui/punch/sansio"
+
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -259,10 +261,11 @@ func NewMachine(cfg Config) (*Machine, error) {
 	if cfg.LocalPrivate == zero || cfg.LocalPublic == zero || cfg.RemoteStatic == zero {
 		return nil, errors.New("new session machine: missing key")
 	}
-	m := &Machine{cfg: cfg, timers: cfg.Timers.withDefaults(), rand: cfg.Rand}
-	if m.rand == nil {
-		m.rand = rand.Reader
+	timers, err := cfg.Timers.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("new session machine: %w", err)
 	}
+	m := &Machine{cfg: cfg, timers: timers, rand: sansio.Rand(cfg.Rand)}
 	m.snd.init(m.timers)
 	m.rcv.init()
 	return m, nil
@@ -415,9 +418,9 @@ func (m *Machine) Deadline() time.Time {
 	}
 	d := m.snd.deadline()
 	if m.typingRemote {
-		d = earliest(d, m.typingRemoteEnd)
+		d = sansio.Earliest(d, m.typingRemoteEnd)
 	}
-	return earliest(d, m.deadPeerDeadline())
+	return sansio.Earliest(d, m.deadPeerDeadline())
 }
 
 // Stats returns the counters and the current RTT estimate.
@@ -447,13 +450,8 @@ func (m *Machine) deadPeerDeadline() time.Time {
 	if m.lastHeard.After(since) {
 		since = m.lastHeard
 	}
-	return since.Add(m.timers.DeadPeerTimeout)
-}
-
-// earliest returns the earlier of two deadlines, where zero means none.
-func earliest(a, b time.Time) time.Time {
-	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
-		return b
+	if m.timers.DeadPeerTimeout == 0 {
+		return time.Time{} // switched off
 	}
-	return a
+	return since.Add(m.timers.DeadPeerTimeout)
 }

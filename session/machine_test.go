@@ -478,3 +478,55 @@ func TestIdleSessionStillSends(t *testing.T) {
 		t.Fatal("the sender gave up after an idle spell")
 	}
 }
+
+// Timer overrides follow the shared contract: zero keeps the default, a
+// negative DeadPeerTimeout is off, any other negative timer is refused.
+func TestTimerOverrides(t *testing.T) {
+	aPriv, aPub := simKey(t, 1)
+	_, bPub := simKey(t, 2)
+	cfg := Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub, SessionID: "timers"}
+	for _, bad := range []Timers{{HandshakeTimeout: -1}, {MinRTO: -1}, {TypingExpiry: -1}} {
+		c := cfg
+		c.Timers = bad
+		if _, err := NewMachine(c); err == nil {
+			t.Errorf("timers %+v accepted", bad)
+		}
+	}
+	c := cfg
+	c.Timers = Timers{DeadPeerTimeout: -1}
+	m, err := NewMachine(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.timers.DeadPeerTimeout != 0 || m.timers.HandshakeTimeout != HandshakeTimeout {
+		t.Fatalf("timers %+v: want dead-peer off and the default handshake timeout", m.timers)
+	}
+	// Off means no dead-peer deadline even with data outstanding for ever.
+	now := time.Unix(1000, 0)
+	a, b := simPair(t, 9, Timers{DeadPeerTimeout: -1})
+	a.Start(now)
+	b.Start(now)
+	for _, d := range a.Transmits() {
+		b.HandleDatagram(now, d)
+	}
+	for _, d := range b.Transmits() {
+		a.HandleDatagram(now, d)
+	}
+	if !a.Established() {
+		t.Fatal("not established")
+	}
+	if err := a.Send(now, OutMessage{ID: MessageID{1}, Body: []byte("x"), SentAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	a.Transmits() // lost
+	for i := 0; i < 200; i++ {
+		now = now.Add(10 * time.Second)
+		a.HandleTimeout(now)
+		a.Transmits()
+	}
+	for _, ev := range a.Events() {
+		if f, ok := ev.(Failed); ok {
+			t.Fatalf("session failed with the dead-peer timer off: %v", f)
+		}
+	}
+}

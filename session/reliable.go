@@ -3,6 +3,8 @@ package session
 import (
 	"fmt"
 	"time"
+
+	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
 // Reliable ordered delivery. Every message is cut into fragments that take
@@ -269,7 +271,7 @@ func (s *sender) timeout(m *Machine, now time.Time) {
 	}
 }
 
-func (s *sender) deadline() time.Time { return earliest(s.rtoAt, s.probeAt) }
+func (s *sender) deadline() time.Time { return sansio.Earliest(s.rtoAt, s.probeAt) }
 
 // waitingSince reports whether messages await their receipt, and since when.
 func (s *sender) waitingSince() (time.Time, bool) { return s.waitStart, len(s.deliveries) > 0 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/p2ptui/p2ptui/punch/sansio"
 	"golang.org/x/crypto/curve25519"
 )
 
@@ -204,10 +205,10 @@ func (s *sim) run(done func() bool, limit time.Duration) {
 			next = s.link.q[0].at
 		}
 		for _, m := range s.m {
-			next = earliest(next, m.Deadline())
+			next = sansio.Earliest(next, m.Deadline())
 		}
 		for _, task := range s.later {
-			next = earliest(next, task.at)
+			next = sansio.Earliest(next, task.at)
 		}
 		if next.IsZero() {
 			s.t.Fatalf("simulation stalled at %v: nothing in flight, no timer", s.now)

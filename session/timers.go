@@ -1,6 +1,11 @@
 package session
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/p2ptui/p2ptui/punch/sansio"
+)
 
 // Every timer and size limit of the session machine lives here, with the
 // reason for its value (in the spirit of wireguard-go's constants file).
@@ -77,8 +82,10 @@ const (
 	MaxAckRanges = 32
 )
 
-// Timers overrides the timer constants for one machine; a zero field keeps
-// the default. Tests use it to stretch DeadPeerTimeout in 50%-loss runs.
+// Timers overrides the timer constants for one machine (sansio.Override):
+// a zero field keeps the default, a negative DeadPeerTimeout switches that
+// timer off, and any other negative field is refused by NewMachine. Tests
+// use it to stretch DeadPeerTimeout in 50%-loss runs.
 type Timers struct {
 	HandshakeInitialRTO time.Duration
 	HandshakeMaxRTO     time.Duration
@@ -91,20 +98,22 @@ type Timers struct {
 	TypingExpiry        time.Duration
 }
 
-func (t Timers) withDefaults() Timers {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
+func (t Timers) withDefaults() (Timers, error) {
+	var err error
+	def := func(v *time.Duration, d time.Duration, name string) {
+		if *v < 0 && err == nil {
+			err = fmt.Errorf("timer %s cannot be off", name)
 		}
+		*v = sansio.Override(*v, d)
 	}
-	def(&t.HandshakeInitialRTO, HandshakeInitialRTO)
-	def(&t.HandshakeMaxRTO, HandshakeMaxRTO)
-	def(&t.HandshakeTimeout, HandshakeTimeout)
-	def(&t.InitialRTO, InitialRTO)
-	def(&t.MinRTO, MinRTO)
-	def(&t.MaxRTO, MaxRTO)
-	def(&t.DeadPeerTimeout, DeadPeerTimeout)
-	def(&t.TypingRefresh, TypingRefresh)
-	def(&t.TypingExpiry, TypingExpiry)
-	return t
+	def(&t.HandshakeInitialRTO, HandshakeInitialRTO, "HandshakeInitialRTO")
+	def(&t.HandshakeMaxRTO, HandshakeMaxRTO, "HandshakeMaxRTO")
+	def(&t.HandshakeTimeout, HandshakeTimeout, "HandshakeTimeout")
+	def(&t.InitialRTO, InitialRTO, "InitialRTO")
+	def(&t.MinRTO, MinRTO, "MinRTO")
+	def(&t.MaxRTO, MaxRTO, "MaxRTO")
+	t.DeadPeerTimeout = sansio.Override(t.DeadPeerTimeout, DeadPeerTimeout)
+	def(&t.TypingRefresh, TypingRefresh, "TypingRefresh")
+	def(&t.TypingExpiry, TypingExpiry, "TypingExpiry")
+	return t, err
 }

@@ -495,10 +495,11 @@ func (m *Model) handleCancel(now time.Time, s signal.Signal, pub [32]byte) {
 // startPunch creates and starts c's punch machine.
 func (m *Model) startPunch(now time.Time, c *peerLink, local, remote []punch.Candidate, remoteNAT punch.NATBehavior) bool {
 	pm, err := punch.NewMachine(punch.Config{
+		Rand: m.rand,
 		Role: c.role, Local: local, Remote: remote, Secret: c.secret, SessionID: c.sessionID,
 		LocalNAT: m.nat, RemoteNAT: remoteNAT,
 		KeepaliveInterval: m.d.PunchKeepalive, PathTimeout: m.d.PunchPathTimeout, PunchTimeout: m.d.PunchTimeout,
-	}, m.rand)
+	})
 	if err != nil {
 		m.attemptFailed(now, c, "no-candidates", "could not start punching: "+err.Error(), false)
 		return false
@@ -600,7 +601,7 @@ func (m *Model) handleDatagram(now time.Time, dg punch.Datagram) {
 	switch punch.Classify(dg.Data) {
 	case punch.ClassSTUN:
 		if m.disc != nil && !m.discDone {
-			m.disc.HandlePacket(dg.At, dg.From, dg.Data)
+			m.disc.HandleDatagram(dg.At, dg.From, dg.Data)
 			m.pumpDiscovery(now)
 		}
 	case punch.ClassPunch:
@@ -612,7 +613,7 @@ func (m *Model) handleDatagram(now time.Time, dg punch.Datagram) {
 		if c == nil || c.pm == nil {
 			return
 		}
-		c.pm.HandlePacket(dg.At, dg.From, dg.Data)
+		c.pm.HandleDatagram(dg.At, dg.From, dg.Data)
 		c.punchFrom[dg.From] = true
 		m.pumpConv(now, c)
 	case punch.ClassSession:
@@ -782,7 +783,7 @@ func (m *Model) startDiscovery(now time.Time) {
 		}
 	}
 	// Knowing my own addresses lets discovery tell "no NAT" apart.
-	m.disc = punch.NewDiscoveryConfig(punch.DiscoveryConfig{Servers: m.d.STUN, Local: local}, m.rand)
+	m.disc = punch.NewDiscovery(punch.DiscoveryConfig{Rand: m.rand, Servers: m.d.STUN, Local: local})
 	m.discDone = false
 	m.disc.Start(now)
 	m.pumpDiscovery(now)

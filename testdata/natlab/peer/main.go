@@ -279,7 +279,7 @@ func discover(ctx context.Context, o options, run int, sock *punch.Socket, out *
 	for _, c := range sock.HostCandidates() {
 		own = append(own, c.Addr)
 	}
-	d := punch.NewDiscoveryConfig(punch.DiscoveryConfig{Servers: o.servers, Local: own}, rand.Reader)
+	d := punch.NewDiscovery(punch.DiscoveryConfig{Rand: rand.Reader, Servers: o.servers, Local: own})
 	d.Start(start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -309,7 +309,7 @@ func discover(ctx context.Context, o options, run int, sock *punch.Socket, out *
 				return punch.NATBehavior{}, punch.Candidate{}, errors.New("STUN discovery: the socket closed")
 			}
 			if punch.Classify(dg.Data) == punch.ClassSTUN {
-				d.HandlePacket(dg.At, dg.From, dg.Data)
+				d.HandleDatagram(dg.At, dg.From, dg.Data)
 			}
 		case now := <-timer.C:
 			d.HandleTimeout(now)
@@ -424,7 +424,7 @@ func (l *loop) punch(ctx context.Context, session string, local, remote []punch.
 	if l.o.punchTimeout > 0 {
 		cfg.PunchTimeout = l.o.punchTimeout
 	}
-	m, err := punch.NewMachine(cfg, rand.Reader)
+	m, err := punch.NewMachine(cfg)
 	if err != nil {
 		return fmt.Errorf("start the hole-punch machine: %w", err)
 	}
@@ -595,7 +595,7 @@ func (l *loop) handle(dg punch.Datagram) {
 	now := time.Now()
 	switch punch.Classify(dg.Data) {
 	case punch.ClassPunch:
-		l.m.HandlePacket(dg.At, dg.From, dg.Data)
+		l.m.HandleDatagram(dg.At, dg.From, dg.Data)
 	case punch.ClassSession:
 		kind, seq, ok := parseLab(dg.Data)
 		if !ok || !l.path.IsValid() || dg.From != l.path {
