@@ -244,7 +244,7 @@ func TestDiscoveryRetransmissionSchedule(t *testing.T) {
 
 func TestDiscoveryConfiguredSchedule(t *testing.T) {
 	d := NewDiscovery(DiscoveryConfig{
-		Rand: seeded(4),
+		Rand:    seeded(4),
 		Servers: []netip.AddrPort{stunA}, InitialRTO: 10 * time.Millisecond, MaxRTO: 25 * time.Millisecond, Tries: 3,
 	})
 	d.Start(t0)
@@ -504,7 +504,7 @@ func TestDiscoveryAgainstCoturn(t *testing.T) {
 
 	// On loopback there is no NAT: both servers see the socket's address.
 	res := runDiscovery(t, sock, NewDiscovery(DiscoveryConfig{
-		Rand: seeded(9),
+		Rand:    seeded(9),
 		Servers: servers, Local: []netip.AddrPort{sock.LocalAddr()},
 	}))
 	if res.Err != nil {

@@ -139,7 +139,7 @@ func FuzzProbe(f *testing.F) {
 		}
 		// A machine of another secret sees only forgeries.
 		m, err := NewMachine(Config{
-		Rand: bytes.NewReader(make([]byte, 8)),
+			Rand: bytes.NewReader(make([]byte, 8)),
 			Role: Controlled, SessionID: "fuzz", Secret: [32]byte{9},
 			Remote: []Candidate{{Addr: netip.MustParseAddrPort("10.0.0.1:9")}},
 		})
@@ -159,7 +159,7 @@ func FuzzProbe(f *testing.F) {
 		var secret [32]byte
 		secret[0] = 7
 		own, err := NewMachine(Config{
-		Rand: bytes.NewReader(make([]byte, 8)),
+			Rand: bytes.NewReader(make([]byte, 8)),
 			Role: Controlled, SessionID: "wire-test", Secret: secret,
 			Remote: []Candidate{{Addr: netip.MustParseAddrPort("10.0.0.1:9")}},
 		})
