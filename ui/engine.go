@@ -237,7 +237,7 @@ func (m *Model) sendOffer(now time.Time, c *peerLink) {
 		return
 	}
 	cands := m.localCandidates()
-	inv := identity.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret}
+	inv := identity.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret, Created: now}
 	sealed, err := identity.SealInvitation(m.d.Identity, c.pub, sid, string(signal.KindOffer), inv, m.rand)
 	if err != nil {
 		m.attemptFailed(now, c, "internal", "could not seal the offer: "+err.Error(), false)
@@ -257,7 +257,7 @@ func (m *Model) sendOffer(now time.Time, c *peerLink) {
 // sendCancel withdraws an offer or declines one, sealed so only the peer
 // can trust it.
 func (m *Model) sendCancel(peer string, pub [32]byte, sid string) {
-	sealed, err := identity.SealInvitation(m.d.Identity, pub, sid, string(signal.KindCancel), identity.Invitation{Name: m.d.Name}, m.rand)
+	sealed, err := identity.SealInvitation(m.d.Identity, pub, sid, string(signal.KindCancel), identity.Invitation{Name: m.d.Name, Created: m.now()}, m.rand)
 	if err != nil {
 		m.log.Warn("seal cancel", "err", err)
 		return
@@ -433,7 +433,7 @@ func (m *Model) startAnswer(now time.Time, c *peerLink, o *incomingOffer) {
 	if !m.startPunch(now, c, cands, o.cands, o.nat) {
 		return
 	}
-	inv := identity.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret}
+	inv := identity.Invitation{Name: m.d.Name, Candidates: punch.EncodeCandidates(cands, m.nat), PunchSecret: c.secret, Created: now}
 	sealed, err := identity.SealInvitation(m.d.Identity, c.pub, sid, string(signal.KindAnswer), inv, m.rand)
 	if err != nil {
 		m.attemptFailed(now, c, "internal", "could not seal the answer: "+err.Error(), false)

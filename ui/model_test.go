@@ -284,7 +284,7 @@ func (u *unitModel) update(msg tea.Msg) {
 // sealedSignal makes a real offer/answer/cancel from one identity to another.
 func sealedSignal(t *testing.T, from identity.Identity, to identity.Identity, kind signal.Kind, sid string, cands []punch.Candidate, secret [32]byte) signal.Signal {
 	t.Helper()
-	inv := identity.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret}
+	inv := identity.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret, Created: time.Now()}
 	sealed, err := identity.SealInvitation(from, to.Public, sid, string(kind), inv, newSeeded(9))
 	if err != nil {
 		t.Fatal(err)

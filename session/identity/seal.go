@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -44,12 +46,17 @@ const (
 	// seals to at most this many bytes, and OpenInvitation refuses anything
 	// larger before any work.
 	MaxSealedSize = 8 << 10
+	// MaxInstanceBytes bounds Invitation.Instance.
+	MaxInstanceBytes = 32
 	// MaxSessionIDBytes and MaxKindBytes bound the labels a seal binds.
 	MaxSessionIDBytes = 255
 	MaxKindBytes      = 255
 
-	sealVersion       = 1
-	invitationVersion = 1
+	sealVersion = 1
+	// invitationVersion 2 added the creation time, the instance and the
+	// flags; version 1 (no time) is refused, since without a sealed time an
+	// old offer cannot be told from a new one.
+	invitationVersion = 2
 	sealHKDFSalt      = "p2ptui seal v1"
 	sealOverhead      = 1 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 )
@@ -72,6 +79,19 @@ type Invitation struct {
 	Name        string
 	Candidates  []byte
 	PunchSecret [32]byte
+	// Created is when the sender sealed it, by the sender's clock (kept to
+	// the millisecond). Sealed, so a replayed signal carries its true age:
+	// the reader refuses old ones and can tell which of two is newer.
+	Created time.Time
+	// Instance names the sender's running process (its presence carries
+	// the same), so a signal left behind by a process that has gone can be
+	// told from one of the process that is online now. At most
+	// MaxInstanceBytes of [a-z0-9]; may be empty.
+	Instance string
+	// Auto marks an offer the sender's program made by itself (reconnecting
+	// a contact) rather than one its user asked for; a recipient that does
+	// not reconnect automatically with the sender declines it unseen.
+	Auto bool
 }
 
 // validate checks the limits the encoding relies on.
@@ -83,13 +103,34 @@ func (inv *Invitation) validate() error {
 		return fmt.Errorf("%w: name is not UTF-8", ErrInvalidInvitation)
 	case len(inv.Candidates) > MaxCandidatesBytes:
 		return fmt.Errorf("%w: candidates are %d bytes, at most %d", ErrInvalidInvitation, len(inv.Candidates), MaxCandidatesBytes)
+	case len(inv.Instance) > MaxInstanceBytes:
+		return fmt.Errorf("%w: instance is %d bytes, at most %d", ErrInvalidInvitation, len(inv.Instance), MaxInstanceBytes)
+	case inv.Created.IsZero() || inv.Created.UnixMilli() <= 0:
+		return fmt.Errorf("%w: no creation time", ErrInvalidInvitation)
+	}
+	for i := 0; i < len(inv.Instance); i++ {
+		if c := inv.Instance[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("%w: instance has a character outside a-z and 0-9", ErrInvalidInvitation)
+		}
 	}
 	return nil
 }
 
-// appendInvitation encodes: version(1) nameLen(1) name candLen(2) cand secret(32).
+// invitationFlagAuto is Invitation.Auto on the wire; other bits are refused.
+const invitationFlagAuto = 1
+
+// appendInvitation encodes: version(1) created(8, Unix ms) flags(1)
+// instanceLen(1) instance nameLen(1) name candLen(2) cand secret(32).
 func appendInvitation(b []byte, inv *Invitation) []byte {
-	b = append(b, invitationVersion, byte(len(inv.Name)))
+	b = append(b, invitationVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(inv.Created.UnixMilli()))
+	var flags byte
+	if inv.Auto {
+		flags |= invitationFlagAuto
+	}
+	b = append(b, flags, byte(len(inv.Instance)))
+	b = append(b, inv.Instance...)
+	b = append(b, byte(len(inv.Name)))
 	b = append(b, inv.Name...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(inv.Candidates)))
 	b = append(b, inv.Candidates...)
@@ -100,11 +141,28 @@ func appendInvitation(b []byte, inv *Invitation) []byte {
 // used, and trailing bytes are an error.
 func parseInvitation(b []byte) (Invitation, error) {
 	var inv Invitation
-	if len(b) < 2 || b[0] != invitationVersion {
+	if len(b) < 1+8+1+1 || b[0] != invitationVersion {
 		return inv, errors.New("unknown invitation version")
 	}
-	n := int(b[1])
-	b = b[2:]
+	ms := binary.BigEndian.Uint64(b[1:])
+	if ms == 0 || ms > math.MaxInt64 {
+		return inv, errors.New("bad creation time")
+	}
+	inv.Created = time.UnixMilli(int64(ms))
+	flags := b[9]
+	if flags&^invitationFlagAuto != 0 {
+		return inv, errors.New("unknown flags")
+	}
+	inv.Auto = flags&invitationFlagAuto != 0
+	n := int(b[10])
+	b = b[11:]
+	if n > MaxInstanceBytes || len(b) < n+1 {
+		return inv, errors.New("bad instance length")
+	}
+	inv.Instance = string(b[:n])
+	b = b[n:]
+	n = int(b[0])
+	b = b[1:]
 	if n > MaxNameBytes || len(b) < n+2 {
 		return inv, errors.New("bad name length")
 	}
@@ -169,7 +227,7 @@ func SealInvitation(me Identity, peer [32]byte, sessionID string, kind string, i
 	if random == nil {
 		random = rand.Reader
 	}
-	out := make([]byte, 1+aead.NonceSize(), sealOverhead+2+len(inv.Name)+2+len(inv.Candidates)+32)
+	out := make([]byte, 1+aead.NonceSize(), sealOverhead+11+len(inv.Instance)+1+len(inv.Name)+2+len(inv.Candidates)+32)
 	out[0] = sealVersion
 	if _, err := io.ReadFull(random, out[1:]); err != nil {
 		return nil, fmt.Errorf("seal invitation: nonce: %w", err)

@@ -10,27 +10,34 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sealTestInvitation is a typical invitation.
 func sealTestInvitation() Invitation {
-	inv := Invitation{Name: "Alice ☕", Candidates: []byte("host 10.1.0.2:4000|srflx 203.0.113.7:5000")}
+	inv := Invitation{Name: "Alice ☕", Candidates: []byte("host 10.1.0.2:4000|srflx 203.0.113.7:5000"),
+		Created: sealTestTime, Instance: "k3x9q0a1", Auto: true}
 	for i := range inv.PunchSecret {
 		inv.PunchSecret[i] = byte(i * 3)
 	}
 	return inv
 }
 
+// sealTestTime is a fixed creation time (millisecond precision, as sealed).
+var sealTestTime = time.UnixMilli(1_795_000_000_123)
+
 func sealInvEqual(a, b Invitation) bool {
-	return a.Name == b.Name && bytes.Equal(a.Candidates, b.Candidates) && a.PunchSecret == b.PunchSecret
+	return a.Name == b.Name && bytes.Equal(a.Candidates, b.Candidates) && a.PunchSecret == b.PunchSecret &&
+		a.Created.Equal(b.Created) && a.Instance == b.Instance && a.Auto == b.Auto
 }
 
 func TestSealRoundTrip(t *testing.T) {
 	alice, bob := idTestKey(t, 1), idTestKey(t, 2)
 	for _, inv := range []Invitation{
 		sealTestInvitation(),
-		{},
-		{Name: strings.Repeat("é", MaxNameBytes/2), Candidates: bytes.Repeat([]byte{0xff}, MaxCandidatesBytes)},
+		{Created: time.UnixMilli(1)},
+		{Name: strings.Repeat("é", MaxNameBytes/2), Candidates: bytes.Repeat([]byte{0xff}, MaxCandidatesBytes),
+			Created: sealTestTime, Instance: strings.Repeat("z9", MaxInstanceBytes/2)},
 	} {
 		sealed, err := SealInvitation(alice, bob.Public, "sess-1", "offer", inv, simReader(7))
 		if err != nil {
@@ -106,13 +113,17 @@ func TestSealRefusesInvalidInput(t *testing.T) {
 		sid, kind string
 		inv       Invitation
 	}{
-		"long name":       {bob.Public, "s", "offer", Invitation{Name: strings.Repeat("x", MaxNameBytes+1)}},
-		"bad utf-8":       {bob.Public, "s", "offer", Invitation{Name: "\xff\xfe"}},
-		"long candidates": {bob.Public, "s", "offer", Invitation{Candidates: make([]byte, MaxCandidatesBytes+1)}},
-		"empty session":   {bob.Public, "", "offer", Invitation{}},
-		"empty kind":      {bob.Public, "s", "", Invitation{}},
-		"long session":    {bob.Public, strings.Repeat("s", 256), "offer", Invitation{}},
-		"zero peer key":   {zero, "s", "offer", Invitation{}},
+		"long name":        {bob.Public, "s", "offer", Invitation{Created: sealTestTime, Name: strings.Repeat("x", MaxNameBytes+1)}},
+		"bad utf-8":        {bob.Public, "s", "offer", Invitation{Created: sealTestTime, Name: "\xff\xfe"}},
+		"long candidates":  {bob.Public, "s", "offer", Invitation{Created: sealTestTime, Candidates: make([]byte, MaxCandidatesBytes+1)}},
+		"no time":          {bob.Public, "s", "offer", Invitation{}},
+		"time before 1970": {bob.Public, "s", "offer", Invitation{Created: time.UnixMilli(-5)}},
+		"long instance":    {bob.Public, "s", "offer", Invitation{Created: sealTestTime, Instance: strings.Repeat("a", MaxInstanceBytes+1)}},
+		"instance chars":   {bob.Public, "s", "offer", Invitation{Created: sealTestTime, Instance: "Ab/"}},
+		"empty session":    {bob.Public, "", "offer", Invitation{Created: sealTestTime}},
+		"empty kind":       {bob.Public, "s", "", Invitation{Created: sealTestTime}},
+		"long session":     {bob.Public, strings.Repeat("s", 256), "offer", Invitation{Created: sealTestTime}},
+		"zero peer key":    {zero, "s", "offer", Invitation{Created: sealTestTime}},
 	} {
 		if _, err := SealInvitation(alice, c.peer, c.sid, c.kind, c.inv, nil); err == nil {
 			t.Errorf("%s: sealed without error", name)
@@ -128,8 +139,8 @@ func sealFuzzSeeds(tb testing.TB) [][]byte {
 	var seeds [][]byte
 	for i, inv := range []Invitation{
 		sealTestInvitation(),
-		{},
-		{Name: strings.Repeat("n", MaxNameBytes), Candidates: bytes.Repeat([]byte{1}, 300)},
+		{Created: time.UnixMilli(1)},
+		{Name: strings.Repeat("n", MaxNameBytes), Candidates: bytes.Repeat([]byte{1}, 300), Created: sealTestTime},
 	} {
 		b, err := SealInvitation(alice, bob.Public, "fuzz", "offer", inv, simReader(uint64(i)))
 		if err != nil {
@@ -138,7 +149,7 @@ func sealFuzzSeeds(tb testing.TB) [][]byte {
 		seeds = append(seeds, b)
 	}
 	seeds = append(seeds, []byte{}, []byte{sealVersion}, bytes.Repeat([]byte{sealVersion}, sealOverhead),
-		appendInvitation(nil, &Invitation{Name: "plain", Candidates: []byte{1, 2, 3}}))
+		appendInvitation(nil, &Invitation{Name: "plain", Candidates: []byte{1, 2, 3}, Created: sealTestTime}))
 	return seeds
 }
 
@@ -203,4 +214,29 @@ func simReader(seed uint64) *rand.ChaCha8 {
 	var s [32]byte
 	binary.LittleEndian.PutUint64(s[:], seed)
 	return rand.NewChaCha8(s)
+}
+
+// The decoder refuses what the encoder never writes: the old version
+// without a time, unknown flag bits, a zero time, bad instance bytes.
+func TestInvitationDecoderIsStrict(t *testing.T) {
+	good := appendInvitation(nil, &Invitation{Name: "n", Created: sealTestTime, Instance: "ab12"})
+	if _, err := parseInvitation(good); err != nil {
+		t.Fatalf("good encoding refused: %v", err)
+	}
+	mutate := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
+	for name, b := range map[string][]byte{
+		"version 1":         mutate(func(b []byte) []byte { b[0] = 1; return b }),
+		"unknown flag":      mutate(func(b []byte) []byte { b[9] |= 0x80; return b }),
+		"zero time":         mutate(func(b []byte) []byte { copy(b[1:9], make([]byte, 8)); return b }),
+		"negative time":     mutate(func(b []byte) []byte { b[1] = 0x80; return b }),
+		"instance upper":    mutate(func(b []byte) []byte { b[11] = 'A'; return b }),
+		"instance too long": mutate(func(b []byte) []byte { b[10] = MaxInstanceBytes + 1; return b }),
+		"trailing byte":     append(bytes.Clone(good), 0),
+		"truncated":         good[:len(good)-1],
+		"header only":       good[:10],
+	} {
+		if _, err := parseInvitation(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
 }
