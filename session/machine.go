@@ -85,6 +85,12 @@ type Config struct {
 	SessionID string
 	// Rand is the source of ephemeral keys; nil means crypto/rand.
 	Rand io.Reader
+	// PathRTT is the round trip punch's probes measured on the selected
+	// path (zero: unknown). It times the first handshake retransmission and
+	// is the first RTT sample of the retransmission timer, so a loss right
+	// after connecting is repaired in round trips, not in RFC 6298's
+	// initial second.
+	PathRTT time.Duration
 	// Timers overrides timer constants; zero fields keep the defaults.
 	Timers Timers
 }
@@ -173,9 +179,6 @@ type FailReason int
 const (
 	// ReasonHandshakeTimeout: no handshake completed within HandshakeTimeout.
 	ReasonHandshakeTimeout FailReason = iota + 1
-	// ReasonWrongPeerKey: the initiator proved a different identity than
-	// the contact whose offer was accepted.
-	ReasonWrongPeerKey
 	// ReasonPeerUnresponsive: nothing authenticated came back for
 	// DeadPeerTimeout while data or receipts were outstanding.
 	ReasonPeerUnresponsive
@@ -193,8 +196,6 @@ func (r FailReason) String() string {
 	switch r {
 	case ReasonHandshakeTimeout:
 		return "the peer did not answer the encrypted handshake"
-	case ReasonWrongPeerKey:
-		return "the peer's identity key is not the one that sent the offer"
 	case ReasonPeerUnresponsive:
 		return "the peer stopped responding"
 	case ReasonProtocolError:
@@ -237,6 +238,10 @@ type Stats struct {
 	// DuplicateFragments counts fragments that arrived again and were
 	// suppressed.
 	DuplicateFragments uint64
+	// WrongKey counts handshake messages 1 that authenticated a static key
+	// other than the expected peer's (an impostor who knows the session):
+	// dropped, and the real peer's message 1 is still answered.
+	WrongKey uint64
 	// SRTT, RTTVar and RTO are the RFC 6298 estimates (zero SRTT: no
 	// sample yet).
 	SRTT, RTTVar, RTO time.Duration
@@ -267,6 +272,9 @@ func NewMachine(cfg Config) (*Machine, error) {
 	}
 	m := &Machine{cfg: cfg, timers: timers, rand: sansio.Rand(cfg.Rand)}
 	m.snd.init(m.timers)
+	if cfg.PathRTT > 0 {
+		m.snd.sample(cfg.PathRTT)
+	}
 	m.rcv.init()
 	return m, nil
 }

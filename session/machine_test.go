@@ -93,39 +93,88 @@ func TestHandshakeRetransmitIsIdempotent(t *testing.T) {
 	s.run(func() bool { return c.count(0, isReceived) == 1 }, time.Second)
 }
 
-func TestHandshakeRejectsWrongInitiatorKey(t *testing.T) {
+func TestHandshakeDropsImpostorAndStillCompletes(t *testing.T) {
 	aPriv, aPub := simKey(t, 1)
 	bPriv, bPub := simKey(t, 2)
-	_, cPub := simKey(t, 3)
+	cPriv, cPub := simKey(t, 3)
+	// B accepted A's offer; C knows the session ID and B's public key and
+	// races A with a message 1 of its own.
 	a, err := NewMachine(Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub, SessionID: "s12345678"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// B accepted an offer from C, but A answers.
-	b, err := NewMachine(Config{LocalPrivate: bPriv, LocalPublic: bPub, RemoteStatic: cPub, SessionID: "s12345678"})
+	c, err := NewMachine(Config{Initiator: true, LocalPrivate: cPriv, LocalPublic: cPub, RemoteStatic: bPub, SessionID: "s12345678"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewMachine(Config{LocalPrivate: bPriv, LocalPublic: bPub, RemoteStatic: aPub, SessionID: "s12345678"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := simEpoch
+	c.Start(now)
 	a.Start(now)
 	b.Start(now)
-	for _, d := range a.Transmits() {
+	for _, d := range c.Transmits() {
 		b.HandleDatagram(now, d)
 	}
 	if out := b.Transmits(); len(out) != 0 {
 		t.Errorf("responder answered an impostor with %d datagrams", len(out))
 	}
-	evs := b.Events()
-	if len(evs) != 1 {
-		t.Fatalf("responder events %v, want one Failed", evs)
+	if evs := b.Events(); len(evs) != 0 {
+		t.Fatalf("the impostor's message 1 produced events %v; want none (dropped)", evs)
 	}
-	f, ok := evs[0].(Failed)
-	if !ok || f.Reason != ReasonWrongPeerKey {
-		t.Fatalf("responder event %#v, want Failed{ReasonWrongPeerKey}", evs[0])
+	if st := b.Stats(); st.WrongKey != 1 {
+		t.Fatalf("WrongKey = %d, want 1", st.WrongKey)
 	}
-	t.Logf("failure shown to the user: %v", f)
-	if b.Established() {
-		t.Error("responder established with the wrong peer")
+	for _, d := range a.Transmits() {
+		b.HandleDatagram(now, d)
+	}
+	for _, d := range b.Transmits() {
+		a.HandleDatagram(now, d)
+	}
+	if !a.Established() || !b.Established() {
+		t.Fatalf("the real handshake did not complete after the impostor's: a %v, b %v", a.Established(), b.Established())
+	}
+}
+
+// The first retransmission of message 1 follows the RTT punch measured,
+// with the floor and the cap of the constants; without an RTT it is
+// HandshakeInitialRTO.
+func TestHandshakeRetransmitFollowsPathRTT(t *testing.T) {
+	aPriv, aPub := simKey(t, 1)
+	_, bPub := simKey(t, 2)
+	for _, c := range []struct {
+		rtt, want time.Duration
+	}{
+		{0, HandshakeInitialRTO},
+		{time.Millisecond, HandshakeMinRTO},
+		{40 * time.Millisecond, 120 * time.Millisecond},
+		{time.Second, HandshakeInitialRTO},
+	} {
+		a, err := NewMachine(Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub, SessionID: "rtt", PathRTT: c.rtt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Start(simEpoch)
+		if n := len(a.Transmits()); n != 1 {
+			t.Fatalf("rtt %v: %d datagrams at start, want message 1", c.rtt, n)
+		}
+		a.HandleTimeout(simEpoch.Add(c.want - time.Microsecond))
+		if n := len(a.Transmits()); n != 0 {
+			t.Fatalf("rtt %v: resent before %v", c.rtt, c.want)
+		}
+		if d := a.Deadline(); !d.Equal(simEpoch.Add(c.want)) {
+			t.Fatalf("rtt %v: deadline %v after start, want %v", c.rtt, d.Sub(simEpoch), c.want)
+		}
+		a.HandleTimeout(simEpoch.Add(c.want))
+		if n := len(a.Transmits()); n != 1 {
+			t.Fatalf("rtt %v: %d datagrams at %v, want message 1 again", c.rtt, n, c.want)
+		}
+		// Then it doubles.
+		if d := a.Deadline(); !d.Equal(simEpoch.Add(3 * c.want)) {
+			t.Fatalf("rtt %v: second deadline %v after start, want %v", c.rtt, d.Sub(simEpoch), 3*c.want)
+		}
 	}
 }
 

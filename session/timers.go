@@ -15,6 +15,16 @@ const (
 	// message 1 is the only reason to wait; 500 ms matches the STUN
 	// retransmission start in RFC 8489 §6.2.1 that the rest of the stack uses.
 	HandshakeInitialRTO = 500 * time.Millisecond
+	// HandshakeRTTFactor and HandshakeMinRTO time the first retransmission
+	// of message 1 when punch measured the path's round trip (the usual
+	// case): three round trips leave room for jitter and the responder's
+	// two DH operations, and the floor keeps a LAN's sub-millisecond RTT
+	// from resending a message 1 that is merely still being processed. On
+	// a lossy path a lost message 1 then costs tens of milliseconds, not
+	// HandshakeInitialRTO, which stays the cap and the value when no RTT
+	// is known.
+	HandshakeRTTFactor = 3
+	HandshakeMinRTO    = 20 * time.Millisecond
 	// HandshakeMaxRTO caps the doubling of the message 1 interval so a late
 	// answer is still noticed within a few seconds.
 	HandshakeMaxRTO = 4 * time.Second

@@ -697,7 +697,7 @@ func (m *Model) punchEvent(now time.Time, c *peerLink, ev punch.Event) {
 		s, err := session.NewMachine(session.Config{
 			Initiator:    c.role == punch.Controlling,
 			LocalPrivate: m.d.Identity.Private, LocalPublic: m.d.Identity.Public,
-			RemoteStatic: c.pub, SessionID: c.sessionID, Rand: m.rand, Timers: m.d.SessionTimers,
+			RemoteStatic: c.pub, SessionID: c.sessionID, Rand: m.rand, Timers: m.d.SessionTimers, PathRTT: ev.RTT,
 		})
 		if err != nil {
 			m.attemptFailed(now, c, "internal", "could not start the encrypted session: "+err.Error(), false)
@@ -763,7 +763,7 @@ func (m *Model) sessionEvent(now time.Time, c *peerLink, ev session.Event) {
 		m.emit(Event{Ev: "typing", Peer: c.peer, Active: boolp(ev.Active)})
 	case session.Failed:
 		c.sess = nil // it ignores input from now on; nothing to close
-		m.attemptFailed(now, c, "session", ev.Error(), ev.Reason != session.ReasonWrongPeerKey)
+		m.attemptFailed(now, c, "session", ev.Error(), true)
 	}
 }
 
