@@ -335,6 +335,20 @@ func (m *Machine) sendProbe(now time.Time, to netip.AddrPort) {
 	m.stats.ProbesSent++
 }
 
+// Heard reports whether an authenticated packet of this session came from
+// addr (a probe or a reply; the selected path's address counts too). The
+// owner uses it to hold session datagrams that arrive from the peer a
+// moment before this side selects the path, and nothing else: only
+// addresses that passed the MAC are remembered, at most maxTargets of them.
+func (m *Machine) Heard(addr netip.AddrPort) bool {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if m.state == stateSelected && addr == m.remote {
+		return true
+	}
+	t := m.target(addr)
+	return t != nil && (t.probesIn > 0 || t.repliesIn > 0)
+}
+
 // HandleDatagram takes one punch-class datagram. Anything that is not an
 // authentic packet of this session from the peer is counted and ignored.
 func (m *Machine) HandleDatagram(at time.Time, from netip.AddrPort, b []byte) {

@@ -550,3 +550,35 @@ func TestFinishedMachineIgnoresEverything(t *testing.T) {
 		t.Fatalf("stats %+v", a.Stats())
 	}
 }
+
+// Heard answers only for addresses an authenticated packet came from; a
+// forged probe from a new address does not make it count (nor grow the
+// machine's tables).
+func TestHeardOnlyAfterTheMAC(t *testing.T) {
+	a, b := machConfigs()
+	ma, mb := machNew(t, a, 1), machNew(t, b, 2)
+	ma.Start(t0)
+	mb.Start(t0)
+	stranger := netip.MustParseAddrPort("198.51.100.99:7777")
+	for _, tx := range mb.Transmits() {
+		forged := bytes.Clone(tx.Data)
+		forged[len(forged)-1] ^= 1
+		ma.HandleDatagram(t0, stranger, forged)
+	}
+	if ma.Heard(stranger) {
+		t.Fatal("a forged probe made its source count as heard")
+	}
+	if n := len(ma.targets); n != 1 {
+		t.Fatalf("%d targets after forged probes, want 1 (the candidate)", n)
+	}
+	if ma.Heard(machAddrB) {
+		t.Fatal("heard B before anything of B's arrived")
+	}
+	mb.HandleTimeout(t0.Add(time.Second))
+	for _, tx := range mb.Transmits() {
+		ma.HandleDatagram(t0.Add(time.Second), machAddrB, tx.Data)
+	}
+	if !ma.Heard(machAddrB) {
+		t.Fatal("B's authentic probes did not make it heard")
+	}
+}
