@@ -85,6 +85,10 @@ type PathSelected struct {
 type Failed struct {
 	Reason Reason
 	Detail string
+	// HeardPeer: some authenticated packet of the peer arrived, so it was
+	// there and punching; false means nothing came back at all (the peer
+	// may have quit since it signalled).
+	HeardPeer bool
 }
 
 // PathLost says the selected path went silent for the path timeout. The
@@ -629,6 +633,10 @@ func (m *Machine) timedOut() {
 			n, m.stats.Forged, m.stats.OtherTag, m.stats.Replayed, m.stats.Malformed)
 	}
 	m.fail(reason, strings.TrimSuffix(strings.TrimSpace(d.String()), ";"))
+	if f, ok := m.ev[len(m.ev)-1].(Failed); ok {
+		f.HeardPeer = heard
+		m.ev[len(m.ev)-1] = f
+	}
 }
 
 // describeNAT names a NAT behaviour for a failure's detail.

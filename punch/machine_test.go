@@ -148,8 +148,8 @@ func TestProbeScheduleThenTimeout(t *testing.T) {
 			}
 		}
 	}
-	if failed == nil || failed.Reason != ReasonTimeout {
-		t.Fatalf("failed = %#v", failed)
+	if failed == nil || failed.Reason != ReasonTimeout || failed.HeardPeer {
+		t.Fatalf("failed = %#v; want a timeout that heard nothing", failed)
 	}
 	if !strings.Contains(failed.Detail, machAddrB.String()) || !strings.Contains(failed.Detail, "nothing back") {
 		t.Errorf("detail %q does not say what was tried", failed.Detail)
@@ -580,5 +580,29 @@ func TestHeardOnlyAfterTheMAC(t *testing.T) {
 	}
 	if !ma.Heard(machAddrB) {
 		t.Fatal("B's authentic probes did not make it heard")
+	}
+}
+
+// A controlled side that heard the peer's probes but was never told which
+// path to use fails saying it heard the peer.
+func TestTimeoutAfterHearingThePeer(t *testing.T) {
+	ca, cb := machConfigs()
+	a, b := machNew(t, ca, 1), machNew(t, cb, 2)
+	b.Start(machEpoch)
+	b.Transmits()
+	a.Start(machEpoch)
+	machRelay(machEpoch, machAddrA, a.Transmits(), map[netip.AddrPort]*Machine{machAddrB: b})
+	var failed *Failed
+	for i := 0; i < 1000 && failed == nil; i++ {
+		b.HandleTimeout(b.Deadline())
+		b.Transmits()
+		for _, ev := range b.Events() {
+			if f, ok := ev.(Failed); ok {
+				failed = &f
+			}
+		}
+	}
+	if failed == nil || !failed.HeardPeer {
+		t.Fatalf("failed = %#v; want HeardPeer", failed)
 	}
 }

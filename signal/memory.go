@@ -32,6 +32,24 @@ func NewMemoryHubClock(now func() time.Time) *Hub {
 	}
 }
 
+// Inbox returns the unexpired signals waiting in me's inbox, oldest first,
+// without a listener: deterministic simulations read it at the instants
+// they choose instead of receiving from a goroutine.
+func (h *Hub) Inbox(me string) []Signal {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := h.now()
+	var out []Signal
+	for _, s := range h.inboxes[me] {
+		if s.ExpiresAt.After(now) {
+			s.Payload = append([]byte(nil), s.Payload...)
+			out = append(out, s)
+		}
+	}
+	sortByCreated(out)
+	return out
+}
+
 // Open returns a Signaller for identity me on this hub.
 func (h *Hub) Open(me string) Signaller {
 	return &memorySignaller{hub: h, me: me, lifetime: newLifetime()}

@@ -183,17 +183,24 @@ func parseInvitation(b []byte) (Invitation, error) {
 	return inv, nil
 }
 
-// sealKey derives the AEAD key for one direction, session and kind.
-func sealKey(me Identity, peer [32]byte, sender, recipient [32]byte, sessionID, kind string) ([]byte, error) {
-	if len(sessionID) == 0 || len(sessionID) > MaxSessionIDBytes || len(kind) == 0 || len(kind) > MaxKindBytes {
-		return nil, errors.New("session id and kind must be 1-255 bytes")
-	}
+// sharedSecret is the static-static X25519 DH of me and peer, after the
+// peer's key is checked: the expensive part of every seal.
+func sharedSecret(me Identity, peer [32]byte) ([]byte, error) {
 	if err := checkPublicKey(peer); err != nil {
 		return nil, err
 	}
 	dh, err := curve25519.X25519(me.Private[:], peer[:])
 	if err != nil {
 		return nil, ErrIDBadKey
+	}
+	return dh, nil
+}
+
+// sealKey derives the AEAD key for one direction, session and kind from
+// the pair's shared secret.
+func sealKey(dh []byte, sender, recipient [32]byte, sessionID, kind string) ([]byte, error) {
+	if len(sessionID) == 0 || len(sessionID) > MaxSessionIDBytes || len(kind) == 0 || len(kind) > MaxKindBytes {
+		return nil, errors.New("session id and kind must be 1-255 bytes")
 	}
 	info := make([]byte, 0, 64+2+len(sessionID)+len(kind))
 	info = append(info, sender[:]...)
@@ -209,6 +216,58 @@ func sealKey(me Identity, peer [32]byte, sender, recipient [32]byte, sessionID, 
 	return key, nil
 }
 
+// Sealer seals and opens invitations for one identity, remembering the
+// shared secret of each peer it has dealt with (a check of the peer's key
+// and an X25519 each time otherwise). It is not safe for concurrent use;
+// the connection engine owns one.
+type Sealer struct {
+	me     Identity
+	shared map[[32]byte][]byte
+}
+
+// maxSealerPeers bounds the remembered shared secrets: offers from many
+// strangers cannot grow the cache without bound.
+const maxSealerPeers = 1024
+
+// NewSealer returns a Sealer for me.
+func NewSealer(me Identity) *Sealer { return &Sealer{me: me, shared: map[[32]byte][]byte{}} }
+
+func (s *Sealer) secret(peer [32]byte) ([]byte, error) {
+	if dh, ok := s.shared[peer]; ok {
+		return dh, nil
+	}
+	dh, err := sharedSecret(s.me, peer)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.shared) >= maxSealerPeers {
+		clear(s.shared)
+	}
+	s.shared[peer] = dh
+	return dh, nil
+}
+
+// Seal is SealInvitation with the shared secret remembered.
+func (s *Sealer) Seal(peer [32]byte, sessionID, kind string, inv Invitation, random io.Reader) ([]byte, error) {
+	dh, err := s.secret(peer)
+	if err != nil {
+		return nil, fmt.Errorf("seal invitation: %w", err)
+	}
+	return seal(dh, s.me.Public, peer, sessionID, kind, inv, random)
+}
+
+// Open is OpenInvitation with the shared secret remembered.
+func (s *Sealer) Open(peer [32]byte, sessionID, kind string, sealed []byte) (Invitation, error) {
+	if len(sealed) < sealOverhead || len(sealed) > MaxSealedSize || sealed[0] != sealVersion {
+		return Invitation{}, fmt.Errorf("%w (not a sealed invitation)", ErrSealBroken)
+	}
+	dh, err := s.secret(peer)
+	if err != nil {
+		return Invitation{}, fmt.Errorf("%w: %v", ErrSealBroken, err)
+	}
+	return open(dh, peer, s.me.Public, sessionID, kind, sealed)
+}
+
 // SealInvitation encrypts and authenticates inv from me to peer for one
 // session and kind ("offer", "answer", "cancel"...). random supplies the nonce
 // (crypto/rand if nil). The result is at most MaxSealedSize bytes.
@@ -216,7 +275,18 @@ func SealInvitation(me Identity, peer [32]byte, sessionID string, kind string, i
 	if err := inv.validate(); err != nil {
 		return nil, err
 	}
-	key, err := sealKey(me, peer, me.Public, peer, sessionID, kind)
+	dh, err := sharedSecret(me, peer)
+	if err != nil {
+		return nil, fmt.Errorf("seal invitation: %w", err)
+	}
+	return seal(dh, me.Public, peer, sessionID, kind, inv, random)
+}
+
+func seal(dh []byte, sender, recipient [32]byte, sessionID, kind string, inv Invitation, random io.Reader) ([]byte, error) {
+	if err := inv.validate(); err != nil {
+		return nil, err
+	}
+	key, err := sealKey(dh, sender, recipient, sessionID, kind)
 	if err != nil {
 		return nil, fmt.Errorf("seal invitation: %w", err)
 	}
@@ -243,7 +313,15 @@ func OpenInvitation(me Identity, peer [32]byte, sessionID string, kind string, s
 	if len(sealed) < sealOverhead || len(sealed) > MaxSealedSize || sealed[0] != sealVersion {
 		return Invitation{}, fmt.Errorf("%w (not a sealed invitation)", ErrSealBroken)
 	}
-	key, err := sealKey(me, peer, peer, me.Public, sessionID, kind)
+	dh, err := sharedSecret(me, peer)
+	if err != nil {
+		return Invitation{}, fmt.Errorf("%w: %v", ErrSealBroken, err)
+	}
+	return open(dh, peer, me.Public, sessionID, kind, sealed)
+}
+
+func open(dh []byte, sender, recipient [32]byte, sessionID, kind string, sealed []byte) (Invitation, error) {
+	key, err := sealKey(dh, sender, recipient, sessionID, kind)
 	if err != nil {
 		return Invitation{}, fmt.Errorf("%w: %v", ErrSealBroken, err)
 	}

@@ -240,3 +240,42 @@ func TestInvitationDecoderIsStrict(t *testing.T) {
 		}
 	}
 }
+
+// A Sealer is the same seal with the shared secret remembered: its seals
+// open with OpenInvitation and the other way round, and it refuses what
+// OpenInvitation refuses.
+func TestSealerMatchesTheFunctions(t *testing.T) {
+	alice, bob, mallory := idTestKey(t, 1), idTestKey(t, 2), idTestKey(t, 3)
+	sa, sb := NewSealer(alice), NewSealer(bob)
+	inv := sealTestInvitation()
+	for i := range 3 { // the second and third use the remembered secret
+		sealed, err := sa.Seal(bob.Public, "s1", "offer", inv, simReader(uint64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := OpenInvitation(bob, alice.Public, "s1", "offer", sealed)
+		if err != nil || !sealInvEqual(got, inv) {
+			t.Fatalf("round %d: Sealer's seal opened by OpenInvitation: %+v, %v", i, got, err)
+		}
+		if _, err := sb.Open(alice.Public, "s1", "answer", sealed); !errors.Is(err, ErrSealBroken) {
+			t.Fatalf("round %d: opened as another kind: %v", i, err)
+		}
+		if _, err := sb.Open(mallory.Public, "s1", "offer", sealed); !errors.Is(err, ErrSealBroken) {
+			t.Fatalf("round %d: opened as from mallory: %v", i, err)
+		}
+		plain, err := SealInvitation(alice, bob.Public, "s1", "offer", inv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := sb.Open(alice.Public, "s1", "offer", plain); err != nil || !sealInvEqual(got, inv) {
+			t.Fatalf("round %d: SealInvitation's seal opened by a Sealer: %+v, %v", i, got, err)
+		}
+	}
+	var zero [32]byte
+	if _, err := sa.Seal(zero, "s", "offer", inv, nil); err == nil {
+		t.Fatal("sealed for a zero key")
+	}
+	if _, err := sa.Open(zero, "s", "offer", make([]byte, 100)); !errors.Is(err, ErrSealBroken) {
+		t.Fatalf("open from a zero key: %v", err)
+	}
+}

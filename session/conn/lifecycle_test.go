@@ -1,0 +1,484 @@
+package conn
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/signal"
+)
+
+// quietWorld is a world without faults: 5 ms one way, 10 ms signalling.
+func quietWorld(t *testing.T) (*simWorld, *simPerson, *simPerson) {
+	w := newSimWorld(t, 1, simFaults{latency: 5 * time.Millisecond, sigLatency: 10 * time.Millisecond})
+	a, b := w.addPerson("alice", 1), w.addPerson("bob", 2)
+	befriend(a, b)
+	return w, a, b
+}
+
+func startBoth(w *simWorld, a, b *simPerson) {
+	a.start()
+	b.start()
+	w.runUntil("alice and bob connected", 10*time.Second, func() bool { return connected(a, b) })
+}
+
+// plant writes a signal into to's inbox as from, sealed by from's real key
+// (what the contact's software, or a replay of it, could put there).
+func plant(t *testing.T, w *simWorld, from, to *simPerson, kind SignalKind, sid string, inv identity.Invitation) {
+	t.Helper()
+	sealed, err := identity.SealInvitation(from.id, to.id.Public, sid, kind.String(), inv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := signal.Signal{From: from.idStr, To: to.idStr, Kind: signal.Kind(kind.String()), SessionID: sid, Payload: sealed}
+	if _, err := w.hub.Open(from.idStr).Send(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	w.deliverInbox(to)
+}
+
+func testCandidates(p *simPerson) []byte {
+	return punch.EncodeCandidates([]punch.Candidate{{Type: punch.CandidateHost, Addr: p.addr, Priority: 1}}, punch.NATBehavior{})
+}
+
+// Contacts connect when both run, and again after either restarts (crash
+// or clean quit), without a keystroke and without a prompt.
+func TestContactsReconnectByThemselves(t *testing.T) {
+	w, a, b := quietWorld(t)
+	startBoth(w, a, b)
+	b.crash()
+	w.runFor(2 * time.Second)
+	b.start()
+	w.runUntil("reconnected after bob crashed and came back", 10*time.Second, func() bool { return connected(a, b) })
+	a.quit()
+	w.runFor(time.Second)
+	a.start()
+	w.runUntil("reconnected after alice quit and came back", 10*time.Second, func() bool { return connected(a, b) })
+	for _, p := range []*simPerson{a, b} {
+		if n := len(notesSince[OfferShown](p, 0)); n != 0 {
+			t.Errorf("%s was prompted %d times; contacts reconnect without asking", p.name, n)
+		}
+	}
+}
+
+// An attacker who can write my inbox replays every signal ever sent,
+// several times: the live session is not disturbed.
+func TestReplayedSignalsLeaveTheLiveSessionAlone(t *testing.T) {
+	w, a, b := quietWorld(t)
+	startBoth(w, a, b)
+	sid := a.est[b.idStr]
+	na, nb := len(a.notes), len(b.notes)
+	for range 3 {
+		for range len(w.sent) {
+			w.replayOld()
+		}
+		w.runFor(5 * time.Second)
+	}
+	w.runFor(30 * time.Second)
+	if !connected(a, b) || a.est[b.idStr] != sid {
+		t.Fatalf("after replays: connected %v, session %q; want still %q", connected(a, b), a.est[b.idStr], sid)
+	}
+	for _, c := range []struct {
+		p *simPerson
+		n int
+	}{{a, na}, {b, nb}} {
+		if x := notesSince[Connecting](c.p, c.n); len(x) != 0 {
+			t.Errorf("%s started %d attempts because of replays: %+v", c.p.name, len(x), x)
+		}
+		if x := notesSince[OfferShown](c.p, c.n); len(x) != 0 {
+			t.Errorf("%s was asked about replayed offers: %+v", c.p.name, x)
+		}
+	}
+}
+
+// After a restart the receiver's memory of seen sessions is gone; replayed
+// offers still cannot take over the session it makes, nor keep it from
+// reconnecting.
+func TestReplaysAfterARestart(t *testing.T) {
+	w, a, b := quietWorld(t)
+	startBoth(w, a, b)
+	old := len(w.sent)
+	b.crash()
+	w.runFor(time.Second)
+	b.start()
+	for i := range old {
+		s := w.sent[i]
+		s.ID, s.CreatedAt, s.ExpiresAt = "", time.Time{}, time.Time{}
+		if _, err := w.hub.Open(s.From).Send(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.deliverInbox(b)
+	w.runUntil("reconnected despite the replays", 20*time.Second, func() bool { return connected(a, b) })
+	sid := a.est[b.idStr]
+	w.runFor(20 * time.Second)
+	if a.est[b.idStr] != sid || !connected(a, b) {
+		t.Fatalf("session changed from %q to %q after replays", sid, a.est[b.idStr])
+	}
+}
+
+// Offers are keyed by (sender, session): a stranger reusing the session ID
+// of a contact's pending offer gets its own prompt and changes nothing of
+// the contact's.
+func TestOffersAreKeyedBySenderAndSession(t *testing.T) {
+	w, a, b := quietWorld(t)
+	m := w.addPerson("mallory", 3)
+	b.st.contacts[0].AskEachTime = true // bob is asked about alice's offers
+	b.manual = true
+	a.start()
+	b.start()
+	w.runFor(time.Second)
+	a.input(a.gen, func(e *Engine) {
+		if err := e.Connect(w.now, b.idStr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.runUntil("bob asked about alice's offer", 5*time.Second, func() bool { return len(notesSince[OfferShown](b, 0)) == 1 })
+	shown := notesSince[OfferShown](b, 0)[0]
+	if shown.From != a.idStr || !shown.Contact {
+		t.Fatalf("offer shown %+v; want alice's, as a contact", shown)
+	}
+	m.start()
+	plant(t, w, m, b, KindOffer, shown.SessionID, identity.Invitation{Name: "alice", Created: w.now, Instance: m.instance, Candidates: testCandidates(m)})
+	w.runUntil("bob asked about mallory's offer too", 5*time.Second, func() bool { return len(notesSince[OfferShown](b, 0)) == 2 })
+	second := notesSince[OfferShown](b, 0)[1]
+	if second.From != m.idStr || second.Contact || second.SessionID != shown.SessionID {
+		t.Fatalf("second offer %+v; want mallory's, unknown, same session ID", second)
+	}
+	if gone := notesSince[OfferGone](b, 0); len(gone) != 0 {
+		t.Fatalf("offers hidden: %+v; alice's must stay", gone)
+	}
+	b.input(b.gen, func(e *Engine) {
+		if err := e.Accept(w.now, a.idStr, shown.SessionID, ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.runUntil("alice and bob connected", 5*time.Second, func() bool { return connected(a, b) })
+	if _, ok := b.est[m.idStr]; ok {
+		t.Fatal("bob connected to mallory")
+	}
+}
+
+// A clean quit is not a failure: the peer learns it at once, shows it
+// offline and says who hung up.
+func TestCleanQuitIsNotAFailure(t *testing.T) {
+	w, a, b := quietWorld(t)
+	startBoth(w, a, b)
+	nb := len(b.notes)
+	a.quit()
+	w.runFor(500 * time.Millisecond)
+	if f := notesSince[Failed](b, nb); len(f) != 0 {
+		t.Fatalf("bob reports a failure after alice quit: %+v", f)
+	}
+	closed := notesSince[Closed](b, nb)
+	if len(closed) != 1 || closed[0].Words != "alice closed the chat" {
+		t.Fatalf("closed notes %+v; want one saying alice closed the chat", closed)
+	}
+	st := b.eng.Peer(a.idStr)
+	if st.Online || st.Phase != PhaseIdle {
+		t.Fatalf("bob sees alice %+v; want offline and idle at once", st)
+	}
+	pres := notesSince[PresenceChanged](b, nb)
+	if len(pres) == 0 || pres[len(pres)-1].Online {
+		t.Fatalf("presence notes %+v; want alice offline", pres)
+	}
+}
+
+// Typing stops when the typist vanishes: the indicator expires within a
+// few seconds, long before the path is declared lost.
+func TestTypingExpiresWhenThePeerVanishes(t *testing.T) {
+	w, a, b := quietWorld(t)
+	startBoth(w, a, b)
+	a.input(a.gen, func(e *Engine) { e.SetTyping(w.now, b.idStr, true) })
+	w.runUntil("bob sees alice typing", time.Second, func() bool { return b.eng.Peer(a.idStr).Typing })
+	a.crash()
+	at := w.now
+	w.runUntil("typing indicator cleared", 10*time.Second, func() bool { return !b.eng.Peer(a.idStr).Typing })
+	if d := w.now.Sub(at); d > 7*time.Second {
+		t.Fatalf("typing shown %v after alice vanished", d)
+	}
+}
+
+// Connecting to an offline contact waits for it (no offer left in its
+// inbox), can be cancelled, and starts as soon as it appears.
+func TestWaitingForAnOfflineContact(t *testing.T) {
+	w, a, b := quietWorld(t)
+	a.start()
+	w.runFor(time.Second)
+	a.input(a.gen, func(e *Engine) {
+		if err := e.Connect(w.now, b.idStr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.runFor(time.Second)
+	st := a.eng.Peer(b.idStr)
+	if st.Phase != PhaseWaiting || st.Words != "waiting for bob to come online" {
+		t.Fatalf("alice sees %+v; want waiting for bob", st)
+	}
+	a.input(a.gen, func(e *Engine) { e.Cancel(w.now, b.idStr) })
+	if st := a.eng.Peer(b.idStr); st.Phase == PhaseWaiting || st.Phase == PhaseConnecting {
+		t.Fatalf("after cancel alice sees %+v", st)
+	}
+	w.runFor(20 * time.Second)
+	if len(w.hub.Inbox(b.idStr)) != 0 {
+		t.Fatal("an offer was left in the offline contact's inbox")
+	}
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
+	w.runFor(20 * time.Second)
+	if len(w.sent) != 0 {
+		t.Fatalf("%d signals sent to a contact that is not there", len(w.sent))
+	}
+	b.start()
+	at := w.now
+	w.runUntil("connected once bob appeared", 10*time.Second, func() bool { return connected(a, b) })
+	if d := w.now.Sub(at); d > DefaultWaitingPoll+time.Second {
+		t.Fatalf("connected %v after bob appeared; want within the waiting poll (%v)", d, DefaultWaitingPoll)
+	}
+}
+
+// A peer whose presence says it runs but which never answers: the attempt
+// ends with words, retries are bounded, nothing hangs in "connecting".
+func TestPeerThatNeverAnswers(t *testing.T) {
+	w, a, b := quietWorld(t)
+	sig := w.hub.Open(b.idStr)
+	heartbeat := func() {
+		_ = sig.PublishPresence(context.Background(), signal.Presence{ID: b.idStr, DisplayName: "bob", Instance: "zombie"})
+	}
+	var beat func()
+	beat = func() { heartbeat(); w.at(20*time.Second, beat) }
+	beat()
+	a.start()
+	w.runFor(time.Second)
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
+	w.runFor(30 * time.Minute)
+	st := a.eng.Peer(b.idStr)
+	if st.Phase != PhaseFailed || st.Words == "" {
+		t.Fatalf("alice sees %+v; want failed, with words", st)
+	}
+	offers := 0
+	for _, s := range w.sent {
+		if s.Kind == signal.KindOffer {
+			offers++
+		}
+	}
+	if offers < 2 || offers > 1+maxBlindRetries {
+		t.Fatalf("%d offers in 30 minutes; want a few retries, at most %d", offers, 1+maxBlindRetries)
+	}
+}
+
+// An offer left behind by a process that has gone is dropped, not shown:
+// the sender restarted since (another instance published presence), or
+// quit cleanly.
+func TestLeftoverOffersAreDropped(t *testing.T) {
+	for _, how := range []string{"restarted", "quit"} {
+		t.Run(how, func(t *testing.T) {
+			w, a, b := quietWorld(t)
+			b.st.contacts[0].AskEachTime = true // so a live offer would be shown
+			b.manual = true
+			a.start()
+			w.runFor(time.Second)
+			created := w.now.Add(-20 * time.Second)
+			if how == "quit" {
+				a.quit()
+				w.runFor(time.Second)
+				created = w.now.Add(-2 * time.Second)
+			}
+			b.start()
+			w.runFor(time.Second)
+			inst := "deadbeef00"
+			if how == "quit" {
+				inst = a.instance
+			}
+			plant(t, w, a, b, KindOffer, "leftover1", identity.Invitation{Name: "alice", Created: created, Instance: inst, Candidates: testCandidates(a)})
+			w.runFor(5 * time.Second)
+			if x := notesSince[OfferShown](b, 0); len(x) != 0 {
+				t.Fatalf("leftover offer shown: %+v", x)
+			}
+			// The same offer from the live process is shown.
+			if how == "restarted" {
+				plant(t, w, a, b, KindOffer, "live1", identity.Invitation{Name: "alice", Created: w.now, Instance: a.eng.Instance(), Candidates: testCandidates(a)})
+				w.runFor(2 * time.Second)
+				if x := notesSince[OfferShown](b, 0); len(x) != 1 || x[0].SessionID != "live1" {
+					t.Fatalf("live offer: shown %+v", x)
+				}
+			}
+		})
+	}
+}
+
+// Hostile input cannot grow the engine's tables: offers from thousands of
+// strangers, many offers of one stranger, replays, and datagrams from
+// everywhere during punching.
+func TestHostileInputIsBounded(t *testing.T) {
+	me := simKey(t, 9)
+	e, err := New(Config{Identity: me, Name: "me", Host: []punch.Candidate{{Type: punch.CandidateHost, Addr: mustAddr("10.9.0.1:4000")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := simEpoch
+	e.Start(now)
+	e.HandleContacts(now, nil, nil, "", nil)
+	e.HandleListening(now)
+	drain := func() {
+		e.Effects()
+		e.Notifications()
+	}
+	drain()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	offerFrom := func(from identity.Identity, sid string) Signal {
+		inv := identity.Invitation{Name: "x", Created: now, Candidates: punch.EncodeCandidates([]punch.Candidate{{Addr: mustAddr("203.0.113.9:9")}}, punch.NATBehavior{})}
+		sealed, err := identity.SealInvitation(from, me.Public, sid, KindOffer.String(), inv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Signal{ID: "d-" + sid, From: from.ID(), Kind: KindOffer, SessionID: sid, Payload: sealed}
+	}
+	strangers := 2000
+	if testing.Short() {
+		strangers = 400
+	}
+	for i := range strangers {
+		id, err := identity.NewIdentity(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Millisecond)
+		e.HandleSignal(now, offerFrom(id, fmt.Sprintf("s%d", i)))
+		drain()
+	}
+	one, _ := identity.NewIdentity(rand.Reader)
+	for i := range 500 {
+		s := offerFrom(one, fmt.Sprintf("m%d", i))
+		e.HandleSignal(now, s)
+		e.HandleSignal(now, s) // and its replay
+		drain()
+	}
+	// Let every parked offer's presence read time out.
+	now = now.Add(DefaultVerifyTimeout + time.Second)
+	e.HandleTimeout(now)
+	drain()
+	for i := range 20000 {
+		e.HandleDatagram(now, punch.Datagram{From: mustAddr(fmt.Sprintf("198.51.%d.%d:%d", i%200, i%250, 1000+i)), Data: []byte{0x60, byte(i), 3, 4}, At: now})
+		e.HandleDatagram(now, punch.Datagram{From: mustAddr(fmt.Sprintf("198.51.%d.%d:%d", i%200, i%250, 1000+i)), Data: append([]byte{punch.PunchByte}, make([]byte, 60)...), At: now})
+	}
+	drain()
+	switch {
+	case len(e.offers) > maxPendingOffers:
+		t.Errorf("%d offers shown, bound %d", len(e.offers), maxPendingOffers)
+	case len(e.verifying) > maxVerifying:
+		t.Errorf("%d offers parked, bound %d", len(e.verifying), maxVerifying)
+	case len(e.seen) > maxSeenSessions || len(e.seenOrder) > 2*maxSeenSessions:
+		t.Errorf("%d seen sessions (%d ordered), bound %d", len(e.seen), len(e.seenOrder), maxSeenSessions)
+	case len(e.links) != 0 || len(e.byTag) != 0 || len(e.byRemote) != 0:
+		t.Errorf("strangers made links: %d links, %d tags, %d remotes", len(e.links), len(e.byTag), len(e.byRemote))
+	}
+	perSender := 0
+	for _, o := range e.offers {
+		if o.key.from == one.ID() {
+			perSender++
+		}
+	}
+	if perSender > maxOffersPerSender {
+		t.Errorf("one stranger has %d offers shown, bound %d", perSender, maxOffersPerSender)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 4<<20 {
+		t.Errorf("heap grew by %d KiB under the flood", grew>>10)
+	}
+}
+
+func mustAddr(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// An offer the attacker held back (taken out of the inbox before it was
+// read) and delivers later, when a newer session is up: it is fresh and
+// was never seen by this process, but it is older than the session, so
+// nothing changes.
+func TestDelayedOfferDoesNotReplaceANewerSession(t *testing.T) {
+	w, a, b := quietWorld(t)
+	// Bob's presence says he runs (a stale heartbeat), so alice offers.
+	bsig := w.hub.Open(b.idStr)
+	_ = bsig.PublishPresence(context.Background(), signal.Presence{ID: b.idStr, DisplayName: "bob", Instance: "earlier"})
+	a.start()
+	w.runFor(time.Second)
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
+	w.runFor(time.Second)
+	held := w.hub.Inbox(b.idStr)
+	if len(held) != 1 || held[0].Kind != signal.KindOffer {
+		t.Fatalf("bob's inbox holds %+v; want alice's offer", held)
+	}
+	if err := bsig.Ack(context.Background(), held[0].ID); err != nil { // the attacker takes it
+		t.Fatal(err)
+	}
+	w.runFor(5 * time.Second)
+	b.start()
+	w.runUntil("connected on a newer session", 20*time.Second, func() bool { return connected(a, b) })
+	sid := a.est[b.idStr]
+	if sid == held[0].SessionID {
+		t.Fatal("connected on the held-back offer's session")
+	}
+	nb := len(b.notes)
+	s := held[0]
+	s.ID = ""
+	if _, err := w.hub.Open(a.idStr).Send(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	w.deliverInbox(b)
+	w.runFor(10 * time.Second)
+	if !connected(a, b) || a.est[b.idStr] != sid {
+		t.Fatalf("the held-back offer changed the session: now %q, want %q", a.est[b.idStr], sid)
+	}
+	if x := notesSince[Connecting](b, nb); len(x) != 0 {
+		t.Fatalf("bob acted on the held-back offer: %+v", x)
+	}
+}
+
+// A declined offer replayed (or redelivered) is not asked about again.
+func TestDeclinedOfferIsNotAskedAgain(t *testing.T) {
+	w, a, b := quietWorld(t)
+	b.st.contacts[0].AskEachTime = true
+	b.manual = true
+	a.start()
+	b.start()
+	w.runFor(time.Second)
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
+	w.runUntil("bob asked", 5*time.Second, func() bool { return len(notesSince[OfferShown](b, 0)) == 1 })
+	shown := notesSince[OfferShown](b, 0)[0]
+	b.input(b.gen, func(e *Engine) {
+		if err := e.Decline(w.now, shown.From, shown.SessionID); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.runUntil("alice told", 5*time.Second, func() bool { return a.eng.Peer(b.idStr).Phase == PhaseFailed })
+	if st := a.eng.Peer(b.idStr); st.Words != "bob declined the chat request" {
+		t.Fatalf("alice sees %+v", st)
+	}
+	for range 3 {
+		for i := range w.sent {
+			if w.sent[i].Kind == signal.KindOffer {
+				s := w.sent[i]
+				s.ID = ""
+				if _, err := w.hub.Open(s.From).Send(context.Background(), s); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		w.deliverInbox(b)
+		w.runFor(2 * time.Second)
+	}
+	if x := notesSince[OfferShown](b, 0); len(x) != 1 {
+		t.Fatalf("bob was asked %d times; the declined offer came back", len(x))
+	}
+	if st := a.eng.Peer(b.idStr); st.Phase != PhaseFailed {
+		t.Fatalf("alice retried after a decline: %+v", st)
+	}
+}
