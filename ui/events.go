@@ -15,18 +15,21 @@ import (
 //	contact    name, id                               (a contact was added, renamed)
 //	presence   peer, name, online, last_seen
 //	offer      from, name, known, session, fingerprint
+//	offer_gone from, session, words                    (withdrawn, expired, answered)
 //	connecting peer, session, words
+//	waiting    peer, words                             (wanted, but the peer is offline)
 //	connected  peer, path ("direct"), local, remote, encrypted, and how long
 //	           the attempt took: signal_ms (from connect, or from accepting,
 //	           until punching began: STUN refresh, offer, the peer's answer),
 //	           punch_ms (until a path was selected), handshake_ms (until the
 //	           Noise handshake completed)
-//	message    from, id, body, at
+//	message    from, id, body, at (arrival), sent_at (the sender's clock)
 //	receipt    to, id
 //	queued     to, id, body                            (stored, waiting for a session)
 //	sent       to, id                                  (handed to a live session)
 //	typing     peer, active
 //	failure    peer, reason, words
+//	closed     peer, words                             (the peer hung up: not a failure)
 //	health     backend, ok, words
 //	error      words
 type Event struct {
@@ -50,6 +53,7 @@ type Event struct {
 	Encrypted   *bool          `json:"encrypted,omitempty"`
 	Body        string         `json:"body,omitempty"`
 	At          string         `json:"at,omitempty"`
+	SentAt      string         `json:"sent_at,omitempty"`
 	LastSeen    string         `json:"last_seen,omitempty"`
 	SignalMs    *float64       `json:"signal_ms,omitempty"`
 	PunchMs     *float64       `json:"punch_ms,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/identity"
 )
 
@@ -21,8 +22,11 @@ import (
 //	remove ID|NAME           remove a contact
 //	contacts                 list contacts
 //	connect ID|NAME          start a conversation (offer through signalling)
-//	accept SESSION [NAME]    accept an offer; NAME adds an unknown sender as a contact
-//	decline SESSION          decline an offer
+//	cancel ID|NAME           stop connecting to (or waiting for) a peer
+//	accept [ID] SESSION [NAME]  accept an offer; NAME adds an unknown sender as
+//	                         a contact; ID is needed only when two senders used
+//	                         the same session ID
+//	decline [ID] SESSION     decline an offer
 //	send ID|NAME TEXT...     send a message (queued until a session carries it)
 //	quit                     leave
 //
@@ -73,10 +77,12 @@ func parseCommand(line string) (commandMsg, error) {
 		err = need(1, 1, "remove ID|NAME")
 	case "connect":
 		err = need(1, 1, "connect ID|NAME")
+	case "cancel":
+		err = need(1, 1, "cancel ID|NAME")
 	case "accept":
-		err = need(1, 2, "accept SESSION [NAME]")
+		err = need(1, 3, "accept [ID] SESSION [NAME]")
 	case "decline":
-		err = need(1, 1, "decline SESSION")
+		err = need(1, 2, "decline [ID] SESSION")
 	case "send":
 		if err = need(2, -1, "send ID|NAME TEXT..."); err == nil {
 			// Keep the text exactly as typed after the peer.
@@ -85,7 +91,7 @@ func parseCommand(line string) (commandMsg, error) {
 			return commandMsg{verb: verb, args: args[:1], rest: s}, nil
 		}
 	default:
-		err = fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, accept, decline, send, quit)", fields[0])
+		err = fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, quit)", fields[0])
 	}
 	if err != nil {
 		return commandMsg{}, err
@@ -123,49 +129,86 @@ func readCommand(r *bufio.Reader) tea.Cmd {
 // handleCommand runs one headless command through the same paths the
 // screen's intents take.
 func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
+	e := m.eng
 	switch cmd.verb {
 	case "id":
-		m.emit(Event{Ev: "id", ID: m.me, Fingerprint: identity.KeyFingerprint(m.d.Identity.Public)})
+		m.obs.(*jsonObserver).emit(Event{Ev: "id", ID: e.ID(), Fingerprint: identity.KeyFingerprint(m.d.Identity.Public)})
 	case "add":
-		m.addContact(cmd.args[0], cmd.args[1])
+		m.handle(now, AddContactIntent{Name: cmd.args[0], ID: cmd.args[1]})
 	case "rename":
 		if id, ok := m.resolve(cmd.args[0]); ok {
-			m.renameContact(id, cmd.args[1])
+			m.handle(now, RenameContactIntent{ID: id, Name: cmd.args[1]})
 		}
 	case "remove":
 		if id, ok := m.resolve(cmd.args[0]); ok {
-			m.removeContact(now, id)
+			m.handle(now, RemoveContactIntent{ID: id})
 		}
 	case "contacts":
-		list := make([]EventContact, 0, len(m.contacts))
-		for _, ct := range m.contacts {
-			p, ok := m.presence[ct.ID]
-			on := ok && m.online(now, p)
-			if c := m.convs[ct.ID]; c != nil && c.state == convEstablished {
-				on = true
+		list := []EventContact{}
+		for _, st := range e.Peers() {
+			if st.Contact {
+				list = append(list, EventContact{Name: st.Name, ID: st.ID, Online: st.Online})
 			}
-			list = append(list, EventContact{Name: ct.Name, ID: ct.ID, Online: on})
 		}
-		m.emit(Event{Ev: "contacts", Contacts: list})
+		m.obs.(*jsonObserver).emit(Event{Ev: "contacts", Contacts: list})
 	case "connect":
 		if id, ok := m.resolve(cmd.args[0]); ok {
 			m.openChat(now, id)
 		}
-	case "accept":
-		name := ""
-		if len(cmd.args) > 1 {
-			name = cmd.args[1]
+	case "cancel":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			e.Cancel(now, id)
 		}
-		m.accept(now, cmd.args[0], name)
-	case "decline":
-		m.decline(now, cmd.args[0])
+	case "accept", "decline":
+		from, sid, rest, ok := m.offerArgs(cmd.args)
+		if !ok {
+			return
+		}
+		if cmd.verb == "decline" {
+			if len(rest) > 0 {
+				m.showError("usage: decline [ID] SESSION")
+				return
+			}
+			m.handle(now, DeclineIntent{From: from, SessionID: sid})
+			return
+		}
+		name := ""
+		if len(rest) > 0 {
+			name = rest[0]
+		}
+		m.handle(now, AcceptIntent{From: from, SessionID: sid, AddAs: name})
 	case "send":
 		if id, ok := m.resolve(cmd.args[0]); ok {
-			m.sendText(now, id, cmd.rest)
+			m.handle(now, SendIntent{ContactID: id, Text: cmd.rest})
 		}
 	case "quit":
 		m.quit(now)
 	}
+}
+
+// offerArgs finds the offer an accept or decline names: [ID] SESSION, the
+// ID needed only when two senders used the same session ID. rest is what
+// follows the session.
+func (m *Model) offerArgs(args []string) (from, sid string, rest []string, ok bool) {
+	if pub, err := identity.ParseID(args[0]); err == nil && len(args) > 1 {
+		return identity.IDFromPublic(pub), args[1], args[2:], true
+	}
+	sid, rest = args[0], args[1:]
+	var senders []string
+	for _, o := range m.eng.Offers() {
+		if o[1] == sid {
+			senders = append(senders, o[0])
+		}
+	}
+	switch len(senders) {
+	case 0:
+		m.showError(conn.ErrOfferGone.Error())
+		return "", "", nil, false
+	case 1:
+		return senders[0], sid, rest, true
+	}
+	m.showError(fmt.Sprintf("%d requests use session %s: name the sender's ID before the session", len(senders), sid))
+	return "", "", nil, false
 }
 
 // resolve finds a contact by ID or by name (case-insensitive, unique); a
@@ -175,7 +218,7 @@ func (m *Model) resolve(s string) (string, bool) {
 		return identity.IDFromPublic(pub), true
 	}
 	var found []string
-	for _, ct := range m.contacts {
+	for _, ct := range m.eng.Contacts() {
 		if strings.EqualFold(ct.Name, s) {
 			found = append(found, ct.ID)
 		}

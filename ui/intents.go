@@ -121,12 +121,16 @@ type TypingIntent struct {
 	Active    bool
 }
 
-// AcceptIntent: accept the offer SessionID; a non-empty AddAs also adds the
-// (unknown) offerer to the contacts under that name.
-type AcceptIntent struct{ SessionID, AddAs string }
+// AcceptIntent: accept the offer (From, SessionID) — a session ID alone
+// does not name an offer, since anyone may reuse one; a non-empty AddAs
+// also adds the (unknown) offerer to the contacts under that name.
+type AcceptIntent struct{ From, SessionID, AddAs string }
 
-// DeclineIntent: decline the offer SessionID.
-type DeclineIntent struct{ SessionID string }
+// DeclineIntent: decline the offer (From, SessionID).
+type DeclineIntent struct{ From, SessionID string }
+
+// CancelIntent: stop connecting to (or waiting for) ContactID.
+type CancelIntent struct{ ContactID string }
 
 // AddContactIntent: add a contact. ID is as typed (trimmed); the engine
 // validates it and calls ShowError if it is wrong.

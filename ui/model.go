@@ -3,7 +3,7 @@ package ui
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -12,7 +12,9 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/punch/sansio"
 	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
@@ -43,161 +45,98 @@ type Deps struct {
 	Commands io.Reader
 	Events   io.Writer
 
-	// Timings overrides the engine's timers; zero fields keep the defaults.
-	Timings Timings
-	// Punch and Session override the machines' timers (tests shorten them).
+	// Timers override the connection lifecycle's timers, Punch* and
+	// SessionTimers the machines' (zero keeps every default; tests shorten
+	// them).
+	Timers                                         conn.Timers
 	PunchKeepalive, PunchPathTimeout, PunchTimeout time.Duration
 	SessionTimers                                  session.Timers
 }
 
-// Timings are the engine's own timers (the machines keep theirs).
-type Timings struct {
-	// Presence is how often my presence is published and contacts'
-	// presence looked up.
-	Presence time.Duration
-	// OfferTimeout is how long an offer waits for an answer before the
-	// attempt counts as failed.
-	OfferTimeout time.Duration
-	// RetryMin and RetryMax bound the reconnect backoff.
-	RetryMin, RetryMax time.Duration
-	// Rediscover is how old a STUN result may get before the next
-	// connection attempt runs discovery again (mappings change).
-	Rediscover time.Duration
-}
-
-// Default engine timings, and why.
-const (
-	// Presence every 30 s: a contact shows as online within a minute of
-	// starting, at two small writes/reads per minute per peer.
-	defaultPresenceEvery = 30 * time.Second
-	// An offer lives signal.DefaultTTL (2 min) in the peer's inbox; a
-	// person who is there answers within a minute or not at all.
-	defaultOfferTimeout = 60 * time.Second
-	// Reconnect backoff: first retry soon (a blip), then doubling to a
-	// minute so an absent peer costs one offer a minute at most.
-	defaultRetryMin = 2 * time.Second
-	defaultRetryMax = 60 * time.Second
-	// NAT mappings of home routers commonly last minutes; a STUN result
-	// older than this is refreshed before it is offered again.
-	defaultRediscover = 5 * time.Minute
-	// Reconnect attempts without any sign of the peer before waiting for
-	// its presence (or the user) instead.
-	maxBlindRetries = 5
-)
-
-func (t Timings) withDefaults() Timings {
-	if t.Presence <= 0 {
-		t.Presence = defaultPresenceEvery
-	}
-	if t.OfferTimeout <= 0 {
-		t.OfferTimeout = defaultOfferTimeout
-	}
-	if t.RetryMin <= 0 {
-		t.RetryMin = defaultRetryMin
-	}
-	if t.RetryMax <= 0 {
-		t.RetryMax = defaultRetryMax
-	}
-	if t.Rediscover <= 0 {
-		t.Rediscover = defaultRediscover
-	}
-	return t
-}
-
-// Model is the root Bubble Tea model: the one event loop that owns the
-// STUN discovery, every peerLink's punch and session machines, and the
-// screen. Signals, datagrams, timer deadlines, keys and headless commands
-// all arrive in Update as messages; blocking work runs in tea.Cmds that
-// report back as messages.
+// Model is the root Bubble Tea model: a thin adapter between the world and
+// the connection engine (session/conn). Datagrams, signals, timer ticks,
+// store results, keys and headless commands arrive in Update as messages
+// and become engine inputs; the engine's effects become tea.Cmds (socket
+// writes inline, everything that can block in a Cmd, store operations one
+// at a time in order); its notifications go to one Observer — the screen,
+// or the headless JSON writer.
 type Model struct {
-	d      Deps
-	t      Timings
-	log    *slog.Logger
-	now    func() time.Time
-	rand   io.Reader
-	me     string
-	ctx    context.Context // ends at quit: stops the listener and pending Cmds
-	cancel context.CancelFunc
+	d    Deps
+	log  *slog.Logger
+	now  func() time.Time
+	rand io.Reader
+
+	eng *conn.Engine
+	// engErr: the engine could not be built (a broken source of
+	// randomness): shown, and the program quits.
+	engErr error
+
+	// ctx bounds side effects and ends in Close; listenCtx stops the
+	// inbox listener at quit, while the goodbye (offline presence,
+	// withdrawn offers) still goes out.
+	ctx          context.Context
+	cancel       context.CancelFunc
+	listenCtx    context.Context
+	listenCancel context.CancelFunc
 
 	screen *Screen
+	obs    observer
 	events *eventWriter  // headless only
 	stdin  *bufio.Reader // headless only
+	open   string        // the chat the user opened last
 
-	contacts []store.Contact // cache of the store's contacts, in its order
-	loaded   bool            // contacts came from the store
-
-	convs    map[string]*peerLink // by peer ID
-	byTag    map[punch.Tag]*peerLink
-	byRemote map[netip.AddrPort]*peerLink
-	offers   map[string]*incomingOffer // by session ID, waiting for the user
-	presence map[string]signal.Presence
-	open     string // the contact whose chat the user opened last
-
-	disc      *punch.Discovery
-	discAt    time.Time // when the last discovery finished
-	discDone  bool
-	reflexive *punch.Candidate
-	nat       punch.NATBehavior
-
-	listening    bool
-	backendOK    bool
-	backendErr   string
-	ready        bool
-	presenceAt   time.Time // next presence round
-	timerGen     uint64
-	timerAt      time.Time // the deadline the pending tick is for
-	timerStop    chan struct{}
-	quitting     bool
-	pendingCmds  []tea.Cmd
-	effects      *sideEffects
-	storeQ       []tea.Cmd // store operations waiting for the running one
-	storeBusy    bool
-	status       StatusView // last pushed to the screen
-	statusSet    bool
-	contactViews []ContactView // last pushed to the screen
-	contactsSet  bool
+	timerGen    uint64
+	timerAt     time.Time
+	timerStop   chan struct{}
+	quitting    bool // Stop came: only queued store writes matter now
+	pendingCmds []tea.Cmd
+	effects     *sideEffects
+	storeQ      []tea.Cmd
+	storeBusy   bool
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
 func New(d Deps) *Model {
-	m := &Model{
-		d:        d,
-		t:        d.Timings.withDefaults(),
-		log:      d.Logger,
-		now:      d.Now,
-		rand:     d.Rand,
-		me:       d.Identity.ID(),
-		convs:    map[string]*peerLink{},
-		byTag:    map[punch.Tag]*peerLink{},
-		byRemote: map[netip.AddrPort]*peerLink{},
-		offers:   map[string]*incomingOffer{},
-		presence: map[string]signal.Presence{},
-		effects:  newSideEffects(),
-	}
+	m := &Model{d: d, log: d.Logger, now: d.Now, rand: sansio.Rand(d.Rand), effects: newSideEffects()}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.now == nil {
 		m.now = time.Now
 	}
-	if m.rand == nil {
-		m.rand = rand.Reader
-	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.listenCtx, m.listenCancel = context.WithCancel(m.ctx)
+	var host []punch.Candidate
+	if d.Socket != nil {
+		host = d.Socket.HostCandidates()
+	}
+	m.eng, m.engErr = conn.New(conn.Config{
+		Identity: d.Identity, Name: d.Name, Rand: m.rand, Host: host, STUN: d.STUN, Logger: m.log,
+		Timers: d.Timers, PunchKeepalive: d.PunchKeepalive, PunchPathTimeout: d.PunchPathTimeout, PunchTime: d.PunchTimeout,
+		Session: d.SessionTimers,
+	})
 	m.screen = NewScreen(Options{Now: m.now})
-	m.screen.SetSelf(Self{ID: m.me, Name: d.Name, Fingerprint: identity.KeyFingerprint(d.Identity.Public)})
+	m.screen.SetSelf(Self{ID: d.Identity.ID(), Name: d.Name, Fingerprint: identity.KeyFingerprint(d.Identity.Public)})
+	backend := ""
+	if d.Signaller != nil {
+		backend = d.Signaller.Name()
+	}
 	if d.Headless {
 		out := d.Events
 		if out == nil {
 			out = io.Discard
 		}
 		m.events = newEventWriter(out)
+		m.obs = newJSONObserver(m.events, backend)
 		if d.Commands != nil {
 			m.stdin = bufio.NewReaderSize(d.Commands, 64<<10)
 		}
+	} else {
+		m.obs = newScreenObserver(m.screen, backend, m.now)
 	}
-	m.backendOK = true
-	m.refreshStatus()
+	if m.eng != nil {
+		m.obs.setNAT(m.eng.NATWords())
+	}
 	return m
 }
 
@@ -205,7 +144,6 @@ func New(d Deps) *Model {
 // event writer). Call it after the program has returned; the resources in
 // Deps stay open for their owner to close.
 func (m *Model) Close() {
-	m.cancel()
 	// The program may have ended without the flush (a signal, a kill):
 	// store writes still queued run now, in order; their results have no
 	// one to go to.
@@ -215,23 +153,27 @@ func (m *Model) Close() {
 		c()
 	}
 	m.effects.close(quitTimeout)
+	m.cancel()
 	if m.events != nil {
 		m.events.Close()
 	}
 }
 
-// Init starts the listeners, discovery and the first presence round.
+// Init starts the socket reader, the engine (discovery, presence, the
+// contacts load that starts the listener) and the headless command reader.
 func (m *Model) Init() tea.Cmd {
 	now := m.now()
+	if m.engErr != nil {
+		m.showError("could not start: " + m.engErr.Error())
+		return tea.Quit
+	}
 	if m.d.Socket != nil {
 		m.do(waitDatagram(m.d.Socket.Datagrams()))
 	}
-	m.storeOp(loadContacts(m.d.Store))
 	if m.stdin != nil {
 		m.do(readCommand(m.stdin))
 	}
-	m.startDiscovery(now)
-	m.presenceRound(now)
+	m.eng.Start(now)
 	return m.finish(now)
 }
 
@@ -241,6 +183,297 @@ func (m *Model) View() string {
 		return ""
 	}
 	return m.screen.View()
+}
+
+// Update handles one message: see the type's comment.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	now := m.now()
+	if m.quitting {
+		// Only the store writes still queued matter now; the flush's
+		// QuitMsg ends the program once they are done.
+		if _, ok := msg.(storeDoneMsg); ok {
+			m.storeBusy = false
+			m.nextStoreOp()
+			cmds := m.pendingCmds
+			m.pendingCmds = nil
+			return m, tea.Batch(cmds...)
+		}
+		return m, nil
+	}
+	m.handle(now, msg)
+	return m, m.finish(now)
+}
+
+// handle routes one message.
+func (m *Model) handle(now time.Time, msg tea.Msg) {
+	e := m.eng
+	switch msg := msg.(type) {
+	case storeDoneMsg:
+		m.storeBusy = false
+		m.nextStoreOp()
+		if msg.msg != nil {
+			m.handle(now, msg.msg)
+		}
+
+	case tea.WindowSizeMsg:
+		m.screen.SetSize(msg.Width, msg.Height)
+	case tea.KeyMsg:
+		if msg.Type == tea.KeyCtrlC {
+			m.quit(now)
+			break
+		}
+		var c tea.Cmd
+		m.screen, c = m.screen.Update(msg)
+		m.do(c)
+
+	case datagramMsg:
+		e.HandleDatagram(now, msg.dg)
+		m.do(waitDatagram(msg.ch))
+	case socketClosedMsg:
+		m.log.Warn("UDP socket closed")
+
+	case listeningMsg:
+		e.HandleListening(now)
+		m.do(waitSignal(msg.ch))
+	case listenFailedMsg:
+		m.log.Error("listen for signals", "err", msg.err)
+		e.HandleListenFailed(now, msg.err)
+	case signalMsg:
+		m.handleSignalEvent(now, msg.ev)
+		m.do(waitSignal(msg.ch))
+	case signalClosedMsg:
+
+	case tickMsg:
+		if msg.gen == m.timerGen {
+			m.timerAt, m.timerStop = time.Time{}, nil
+			e.HandleTimeout(now)
+		}
+
+	case signalSentMsg:
+		e.HandleSignalSent(now, conn.SignalSent(msg))
+	case presenceMsg:
+		e.HandlePresence(now, msg.id, msg.p, msg.found, msg.err)
+	case contactsMsg:
+		e.HandleContacts(now, conn.ContactsResult(msg))
+	case queuedMsg:
+		e.HandleQueued(now, msg.ef.Peer, msg.ef.ID, msg.ef.Body, msg.ef.At, msg.err)
+	case receivedMsg:
+		e.HandleReceived(now, msg.ef, msg.added, msg.err)
+	case outboxMsg:
+		e.HandleOutbox(now, msg.peer, msg.session, msg.recs, msg.err)
+	case historyMsg:
+		m.handleHistory(msg)
+	case errMsg:
+		m.log.Warn(msg.what, "err", msg.err)
+		m.showError(msg.words)
+
+	case OpenChatIntent:
+		m.openChat(now, msg.ContactID)
+	case SendIntent:
+		if _, err := e.Send(now, msg.ContactID, msg.Text); err != nil {
+			m.showError(err.Error())
+		}
+	case TypingIntent:
+		e.SetTyping(now, msg.ContactID, msg.Active)
+	case AcceptIntent:
+		if err := e.Accept(now, msg.From, msg.SessionID, msg.AddAs); err != nil {
+			m.showError(err.Error())
+			break
+		}
+		m.openChat(now, msg.From)
+	case DeclineIntent:
+		if err := e.Decline(now, msg.From, msg.SessionID); err != nil {
+			m.showError(err.Error())
+		}
+	case CancelIntent:
+		e.Cancel(now, msg.ContactID)
+	case AddContactIntent:
+		if err := e.AddContact(now, msg.Name, msg.ID); err != nil {
+			m.showError(err.Error())
+		}
+	case RenameContactIntent:
+		if err := e.RenameContact(now, msg.ID, msg.Name); err != nil {
+			m.showError("could not rename the contact: " + err.Error())
+		}
+	case RemoveContactIntent:
+		e.RemoveContact(now, msg.ID)
+		if m.open == msg.ID {
+			m.open = ""
+		}
+	case QuitIntent:
+		m.quit(now)
+
+	case commandMsg:
+		m.handleCommand(now, msg)
+		if m.stdin != nil && !m.eng.Quitting() {
+			m.do(readCommand(m.stdin))
+		}
+	case commandErrMsg:
+		m.obs.problem(msg.words)
+		if m.stdin != nil {
+			m.do(readCommand(m.stdin))
+		}
+	case stdinClosedMsg:
+		m.quit(now)
+
+	default:
+		// Anything else (cursor blinks, the screen's own messages) belongs
+		// to the screen.
+		var c tea.Cmd
+		m.screen, c = m.screen.Update(msg)
+		m.do(c)
+	}
+}
+
+// handleSignalEvent turns one listener event into engine input.
+func (m *Model) handleSignalEvent(now time.Time, ev signal.Event) {
+	switch ev := ev.(type) {
+	case signal.HealthEvent:
+		words := ev.Backend + " is reachable again"
+		if ev.Err != nil {
+			words = "signalling unavailable (" + ev.Backend + "): " + ev.Err.Error()
+		}
+		m.eng.HandleHealth(now, ev.Err == nil, words)
+	case signal.RejectedEvent:
+		m.log.Warn("signal rejected", "doc", ev.DocID, "reason", ev.Reason)
+	case signal.SignalEvent:
+		s := ev.Signal
+		k, ok := signalKinds[s.Kind]
+		if !ok {
+			m.log.Warn("signal of unknown kind", "kind", s.Kind)
+			m.do(ackSignal(m.ctx, m.d.Signaller, s.ID))
+			return
+		}
+		m.eng.HandleSignal(now, conn.Signal{ID: s.ID, From: s.From, To: s.To, Kind: k, SessionID: s.SessionID, Payload: s.Payload})
+	}
+}
+
+// signalKinds maps the backend's kinds to the engine's.
+var signalKinds = map[signal.Kind]conn.SignalKind{
+	signal.KindOffer: conn.KindOffer, signal.KindAnswer: conn.KindAnswer, signal.KindCancel: conn.KindCancel,
+}
+
+// openChat shows a chat (loading its history) and connects to its peer.
+func (m *Model) openChat(now time.Time, peer string) {
+	if err := m.eng.Connect(now, peer); err != nil {
+		if !errors.Is(err, conn.ErrQuitting) {
+			m.showError(err.Error())
+		}
+		return
+	}
+	m.open = peer
+	m.obs.opened(peer)
+	if m.d.Store != nil {
+		m.storeOp(loadHistory(m.d.Store, peer))
+	}
+}
+
+// handleHistory shows a chat's stored messages.
+func (m *Model) handleHistory(msg historyMsg) {
+	if msg.err != nil {
+		m.showError("could not read the history: " + msg.err.Error())
+		return
+	}
+	st := m.eng.Peer(msg.peer)
+	views := make([]MessageView, 0, len(msg.recs))
+	for _, r := range msg.recs {
+		v := MessageView{Key: r.MsgID.String(), Mine: r.Mine, Body: r.Body, At: r.At}
+		switch {
+		case !r.Mine:
+			v.Mark = MarkReceived
+			v.Sender = peerName(st)
+		case r.State == store.StateDelivered:
+			v.Mark, v.Sender = MarkDelivered, m.d.Name
+		case r.State == store.StateSent:
+			v.Mark, v.Sender = MarkSent, m.d.Name
+		default:
+			v.Mark, v.Sender = MarkQueued, m.d.Name
+		}
+		views = append(views, v)
+	}
+	m.screen.SetMessages(msg.peer, views)
+}
+
+// finish performs the engine's effects, hands its notifications to the
+// observer, schedules the next timer and returns the queued Cmds.
+func (m *Model) finish(now time.Time) tea.Cmd {
+	if m.eng != nil {
+		conn.Deliver(m.obs, m.eng.Notifications())
+		for _, ef := range m.eng.Effects() {
+			m.perform(ef)
+		}
+		if !m.quitting {
+			m.obs.focus(m.focused())
+			m.scheduleTimer(now)
+		}
+	}
+	cmds := m.pendingCmds
+	m.pendingCmds = nil
+	switch len(cmds) {
+	case 0:
+		return nil
+	case 1:
+		return cmds[0]
+	}
+	return tea.Batch(cmds...)
+}
+
+// focused is the chat the status bar describes.
+func (m *Model) focused() string {
+	if f := m.screen.Focused(); f != "" {
+		return f
+	}
+	return m.open
+}
+
+// perform turns one effect into I/O: a datagram is written at once (a UDP
+// write does not block for long, and a failure concerns one packet the
+// machines retransmit); everything else runs in a Cmd.
+func (m *Model) perform(ef conn.Effect) {
+	switch ef := ef.(type) {
+	case conn.SendDatagram:
+		if m.d.Socket == nil {
+			return
+		}
+		if err := m.d.Socket.WriteTo(ef.Data, ef.To); err != nil {
+			m.log.Debug("udp write", "to", ef.To, "err", err)
+		}
+	case conn.SendSignal:
+		m.effect(sendSignal(m.ctx, m.d.Signaller, ef.Signal))
+	case conn.AckSignal:
+		m.effect(ackSignal(m.ctx, m.d.Signaller, ef.ID))
+	case conn.Listen:
+		m.effect(listenSignals(m.listenCtx, m.d.Signaller))
+	case conn.PublishPresence:
+		m.effect(publishPresence(m.ctx, m.d.Signaller, signal.Presence{ID: ef.ID, DisplayName: ef.Name,
+			PublicKey: ef.PublicKey[:], Instance: ef.Instance, Offline: ef.Offline}))
+	case conn.LookupPresence:
+		m.effect(lookupPresence(m.ctx, m.d.Signaller, ef.ID))
+	case conn.Stop:
+		// Goodbye is said: stop listening, then end once the store writes
+		// and signals already issued are done.
+		m.quitting = true
+		if m.timerStop != nil {
+			close(m.timerStop)
+			m.timerStop = nil
+		}
+		m.listenCancel()
+		m.do(flushThenQuit(m.effects))
+	default:
+		if conn.IsStore(ef) {
+			m.storeOp(storeEffect(m.d.Store, ef))
+			return
+		}
+		m.log.Error("effect without a performer", "effect", ef)
+	}
+}
+
+// quit asks the engine to say goodbye; its Stop effect ends the program.
+func (m *Model) quit(now time.Time) {
+	if m.eng.Quitting() {
+		return
+	}
+	m.eng.Quit(now)
 }
 
 // effect queues a Cmd that uses the store or the signaller.
@@ -281,154 +514,11 @@ func (m *Model) do(c tea.Cmd) {
 	}
 }
 
-// emit writes a headless event; with a screen it does nothing.
-func (m *Model) emit(e Event) {
-	if m.events != nil {
-		m.events.emit(e)
+// showError puts plain words in the status bar (or the headless stream).
+func (m *Model) showError(words string) {
+	if words != "" {
+		m.obs.problem(words)
 	}
-}
-
-// Update handles one message; see the type's comment.
-func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	now := m.now()
-	if m.quitting {
-		// Only the store writes still queued matter now; the flush's
-		// QuitMsg ends the program once they are done.
-		if _, ok := msg.(storeDoneMsg); ok {
-			m.storeBusy = false
-			m.nextStoreOp()
-			cmds := m.pendingCmds
-			m.pendingCmds = nil
-			return m, tea.Batch(cmds...)
-		}
-		return m, nil
-	}
-	m.handle(now, msg)
-	return m, m.finish(now)
-}
-
-// handle routes one message.
-func (m *Model) handle(now time.Time, msg tea.Msg) {
-	switch msg := msg.(type) {
-	case storeDoneMsg:
-		m.storeBusy = false
-		m.nextStoreOp()
-		if msg.msg != nil {
-			m.handle(now, msg.msg)
-		}
-
-	case tea.WindowSizeMsg:
-		m.screen.SetSize(msg.Width, msg.Height)
-	case tea.KeyMsg:
-		if msg.Type == tea.KeyCtrlC {
-			m.quit(now)
-			break
-		}
-		var c tea.Cmd
-		m.screen, c = m.screen.Update(msg)
-		m.do(c)
-
-	case datagramMsg:
-		m.handleDatagram(now, msg.dg)
-		m.do(waitDatagram(msg.ch))
-	case socketClosedMsg:
-		m.log.Warn("UDP socket closed")
-
-	case listeningMsg:
-		m.listening = true
-		m.do(waitSignal(msg.ch))
-		m.checkReady()
-	case listenFailedMsg:
-		m.backendOK = false
-		m.backendErr = "signalling unavailable: " + msg.err.Error()
-		m.log.Error("listen for signals", "err", msg.err)
-		m.emit(Event{Ev: "error", Words: m.backendErr})
-		m.refreshStatus()
-	case signalMsg:
-		m.handleSignalEvent(now, msg.ev)
-		m.do(waitSignal(msg.ch))
-	case signalClosedMsg:
-		m.listening = false
-
-	case tickMsg:
-		if msg.gen == m.timerGen {
-			m.timerAt, m.timerStop = time.Time{}, nil
-			m.handleTimeouts(now)
-		}
-
-	case contactsMsg:
-		m.handleContacts(now, msg)
-	case storedMsg:
-		m.handleStored(now, msg)
-	case historyMsg:
-		m.handleHistory(msg)
-	case outboxMsg:
-		m.handleOutbox(now, msg)
-	case signalSentMsg:
-		m.handleSignalSent(now, msg)
-	case presenceMsg:
-		m.handlePresence(now, msg)
-	case errMsg:
-		m.log.Warn(msg.what, "err", msg.err)
-		m.showError(msg.words)
-
-	case OpenChatIntent:
-		m.openChat(now, msg.ContactID)
-	case SendIntent:
-		m.sendText(now, msg.ContactID, msg.Text)
-	case TypingIntent:
-		m.setTyping(now, msg.ContactID, msg.Active)
-	case AcceptIntent:
-		m.accept(now, msg.SessionID, msg.AddAs)
-	case DeclineIntent:
-		m.decline(now, msg.SessionID)
-	case AddContactIntent:
-		m.addContact(msg.Name, msg.ID)
-	case RenameContactIntent:
-		m.renameContact(msg.ID, msg.Name)
-	case RemoveContactIntent:
-		m.removeContact(now, msg.ID)
-	case QuitIntent:
-		m.quit(now)
-
-	case commandMsg:
-		m.handleCommand(now, msg)
-		if m.stdin != nil && !m.quitting {
-			m.do(readCommand(m.stdin))
-		}
-	case commandErrMsg:
-		m.emit(Event{Ev: "error", Words: msg.words})
-		if m.stdin != nil {
-			m.do(readCommand(m.stdin))
-		}
-	case stdinClosedMsg:
-		m.quit(now)
-
-	default:
-		// Anything else (cursor blinks, the screen's own messages) belongs
-		// to the screen.
-		var c tea.Cmd
-		m.screen, c = m.screen.Update(msg)
-		m.do(c)
-	}
-}
-
-// finish schedules the next timer and hands out the queued Cmds.
-func (m *Model) finish(now time.Time) tea.Cmd {
-	if !m.quitting {
-		m.scheduleTimer(now)
-		m.refreshStatus()
-		m.refreshContacts()
-	}
-	cmds := m.pendingCmds
-	m.pendingCmds = nil
-	switch len(cmds) {
-	case 0:
-		return nil
-	case 1:
-		return cmds[0]
-	}
-	return tea.Batch(cmds...)
 }
 
 // tickMsg is the one pending timer; gen tells a stale tick from the
@@ -438,33 +528,11 @@ type tickMsg struct {
 	at  time.Time
 }
 
-// deadline is the earliest instant any machine or engine timer wants
-// HandleTimeout; zero means none.
-func (m *Model) deadline() time.Time {
-	var d time.Time
-	add := func(t time.Time) {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
-	}
-	if m.disc != nil && !m.discDone {
-		add(m.disc.Deadline())
-	}
-	add(m.presenceAt)
-	for _, c := range m.convs {
-		add(c.deadline())
-	}
-	for _, o := range m.offers {
-		add(o.expires)
-	}
-	return d
-}
-
-// scheduleTimer arranges one tick for the earliest deadline. A pending tick
+// scheduleTimer arranges one tick for the engine's deadline. A pending tick
 // for another instant is stopped (its goroutine ends at once) and, should
 // it already have fired, recognised as stale by its generation.
 func (m *Model) scheduleTimer(now time.Time) {
-	d := m.deadline()
+	d := m.eng.Deadline()
 	if d.Equal(m.timerAt) {
 		return
 	}
@@ -496,109 +564,4 @@ func tick(ctx context.Context, stop <-chan struct{}, d time.Duration, msg tickMs
 		}
 		return nil
 	}
-}
-
-// handleTimeouts runs every timer that is due.
-func (m *Model) handleTimeouts(now time.Time) {
-	if m.disc != nil && !m.discDone {
-		if d := m.disc.Deadline(); !d.IsZero() && !now.Before(d) {
-			m.disc.HandleTimeout(now)
-			m.pumpDiscovery(now)
-		}
-	}
-	if !m.presenceAt.IsZero() && !now.Before(m.presenceAt) {
-		m.presenceRound(now)
-	}
-	for _, c := range m.sortedConvs() {
-		if d := c.deadline(); !d.IsZero() && !now.Before(d) {
-			m.convTimeout(now, c)
-		}
-	}
-	for sid, o := range m.offers {
-		if !now.Before(o.expires) {
-			delete(m.offers, sid)
-			m.screen.HideOffer(sid)
-		}
-	}
-}
-
-// quit ends the program: live sessions tell their peers at once, the
-// listener stops, and tea.Quit is returned.
-func (m *Model) quit(now time.Time) {
-	if m.quitting {
-		return
-	}
-	m.quitting = true
-	for _, c := range m.convs {
-		if c.sess != nil {
-			c.sess.Close(now)
-			m.writeSession(c)
-		}
-	}
-	// The listener stops; store writes already issued (a message just
-	// queued, a receipt) finish before the program ends.
-	m.cancel()
-	m.do(flushThenQuit(m.effects))
-}
-
-// showError puts plain words in the status bar and the headless stream.
-func (m *Model) showError(words string) {
-	if words == "" {
-		return
-	}
-	m.screen.ShowError(words)
-	m.emit(Event{Ev: "error", Words: words})
-}
-
-// refreshStatus pushes the status bar's content to the screen when it
-// changed. finish calls it after every message: the path of the open chat
-// changes with every step of connecting.
-func (m *Model) refreshStatus() {
-	st := StatusView{BackendHealthy: m.backendOK, Err: m.backendErr}
-	if m.d.Signaller != nil {
-		st.Backend = m.d.Signaller.Name()
-	}
-	st.NAT = m.natWords()
-	open := m.screen.Focused()
-	if open == "" {
-		open = m.open
-	}
-	if c := m.convs[open]; c != nil {
-		st.Path = c.pathWords()
-	}
-	if m.statusSet && st == m.status {
-		return
-	}
-	m.status, m.statusSet = st, true
-	m.screen.SetStatus(st)
-}
-
-// natWords describes what discovery found, for people.
-func (m *Model) natWords() string {
-	switch {
-	case len(m.d.STUN) == 0:
-		return "no STUN servers: only peers on this network can be reached"
-	case !m.discDone:
-		return "finding my public address…"
-	case m.reflexive == nil:
-		return "STUN servers did not answer: only peers on this network can be reached"
-	}
-	return m.nat.Phrase()
-}
-
-// checkReady emits the headless "ready" event once the listener runs and
-// discovery has finished.
-func (m *Model) checkReady() {
-	if m.ready || !m.listening || !m.discDone {
-		return
-	}
-	m.ready = true
-	m.emit(Event{Ev: "ready", ID: m.me, Fingerprint: identity.KeyFingerprint(m.d.Identity.Public), NAT: m.natWords(), Backend: m.backendName()})
-}
-
-func (m *Model) backendName() string {
-	if m.d.Signaller == nil {
-		return ""
-	}
-	return m.d.Signaller.Name()
 }

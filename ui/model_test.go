@@ -19,6 +19,7 @@ import (
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
@@ -33,6 +34,7 @@ type recSignaller struct {
 	acks      []string
 	lookups   []string
 	presence  map[string]signal.Presence
+	lookupErr error // every lookup fails with it (presence unknown)
 }
 
 func (r *recSignaller) Name() string { return "recorder" }
@@ -46,6 +48,9 @@ func (r *recSignaller) LookupPresence(ctx context.Context, id string) (signal.Pr
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lookups = append(r.lookups, id)
+	if r.lookupErr != nil {
+		return signal.Presence{}, r.lookupErr
+	}
 	if p, ok := r.presence[id]; ok {
 		return p, nil
 	}
@@ -150,30 +155,32 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-// events returns the headless events written so far (after flushing the
-// writer by closing it is not possible mid-test, so poll briefly).
+// events returns every headless event emitted so far. Every event is
+// queued inside Update, so once the writer is idle the output is complete:
+// it waits for that (a guard against a hang, not a time budget), never
+// returning a partial list that would let a test prove an absence.
 func (u *unitModel) events() []Event {
 	u.t.Helper()
+	giveUp := time.Now().Add(runGiveUp)
+	for !u.m.events.idle() {
+		if time.Now().After(giveUp) {
+			u.t.Fatalf("the event writer is still busy after %v", runGiveUp)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	u.out.mu.Lock()
+	data := u.out.b.String()
+	u.out.mu.Unlock()
 	var out []Event
-	for range 50 {
-		u.out.mu.Lock()
-		data := u.out.b.String()
-		u.out.mu.Unlock()
-		out = out[:0]
-		for _, line := range strings.Split(strings.TrimSpace(data), "\n") {
-			if line == "" {
-				continue
-			}
-			var e Event
-			if err := json.Unmarshal([]byte(line), &e); err != nil {
-				u.t.Fatalf("bad event %q: %v", line, err)
-			}
-			out = append(out, e)
+	for _, line := range strings.Split(strings.TrimSpace(data), "\n") {
+		if line == "" {
+			continue
 		}
-		if u.m.events.idle() {
-			return out
+		var e Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			u.t.Fatalf("bad event %q: %v", line, err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		out = append(out, e)
 	}
 	return out
 }
@@ -213,7 +220,7 @@ func newUnitModelWith(t *testing.T, seed byte, withStore bool, sock *punch.Socke
 	u.m = New(Deps{
 		Signaller: u.sig, Store: u.store, Identity: id, Socket: sock, STUN: servers, Name: fmt.Sprintf("user%d", seed),
 		Now: u.clock.now, Rand: newSeeded(seed + 100), Headless: true, Events: u.out,
-		Timings: Timings{Presence: 30 * time.Second, OfferTimeout: 10 * time.Second, RetryMin: time.Second, RetryMax: 4 * time.Second},
+		Timers: conn.Timers{PresenceEvery: 30 * time.Second, OfferTimeout: 10 * time.Second, RetryMin: time.Second, RetryMax: 4 * time.Second},
 	})
 	t.Cleanup(func() {
 		u.m.Close()
@@ -281,10 +288,12 @@ func (u *unitModel) update(msg tea.Msg) {
 	u.run(c)
 }
 
-// sealedSignal makes a real offer/answer/cancel from one identity to another.
+// sealedSignal makes a real offer/answer/cancel from one identity to
+// another, made at the unit models' clock.
 func sealedSignal(t *testing.T, from identity.Identity, to identity.Identity, kind signal.Kind, sid string, cands []punch.Candidate, secret [32]byte) signal.Signal {
 	t.Helper()
-	inv := identity.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret, Created: time.Now()}
+	inv := identity.Invitation{Name: "peer", Candidates: punch.EncodeCandidates(cands, punch.NATBehavior{}), PunchSecret: secret,
+		Created: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	sealed, err := identity.SealInvitation(from, to.Public, sid, string(kind), inv, newSeeded(9))
 	if err != nil {
 		t.Fatal(err)
@@ -303,17 +312,20 @@ func loopbackSocket(t *testing.T) *punch.Socket {
 	return sock
 }
 
+func (u *unitModel) published() []signal.Presence {
+	u.sig.mu.Lock()
+	defer u.sig.mu.Unlock()
+	return append([]signal.Presence(nil), u.sig.published...)
+}
+
 func TestInitSchedulesOneTimerAndIgnoresStaleTicks(t *testing.T) {
 	u := newUnitModel(t, 1, false, nil)
 	u.run(u.m.Init())
 	if !u.has("ready", func(e Event) bool { return e.ID == u.id.ID() }) {
 		t.Fatalf("no ready event: %+v", u.events())
 	}
-	u.sig.mu.Lock()
-	published := len(u.sig.published)
-	u.sig.mu.Unlock()
-	if published != 1 {
-		t.Fatalf("published presence %d times at start, want 1", published)
+	if n := len(u.published()); n != 1 {
+		t.Fatalf("published presence %d times at start, want 1", n)
 	}
 	next := u.clock.now().Add(30 * time.Second)
 	if !u.m.timerAt.Equal(next) {
@@ -322,18 +334,12 @@ func TestInitSchedulesOneTimerAndIgnoresStaleTicks(t *testing.T) {
 	// A tick from an earlier generation does nothing, even when late.
 	u.clock.advance(31 * time.Second)
 	u.update(tickMsg{gen: u.m.timerGen - 1})
-	u.sig.mu.Lock()
-	published = len(u.sig.published)
-	u.sig.mu.Unlock()
-	if published != 1 {
+	if n := len(u.published()); n != 1 {
 		t.Fatalf("a stale tick ran the presence round")
 	}
 	u.update(tickMsg{gen: u.m.timerGen})
-	u.sig.mu.Lock()
-	published = len(u.sig.published)
-	u.sig.mu.Unlock()
-	if published != 2 {
-		t.Fatalf("the current tick did not run the presence round (%d publishes)", published)
+	if n := len(u.published()); n != 2 {
+		t.Fatalf("the current tick did not run the presence round (%d publishes)", n)
 	}
 	if want := u.clock.now().Add(30 * time.Second); !u.m.timerAt.Equal(want) {
 		t.Fatalf("timer at %v, want %v", u.m.timerAt, want)
@@ -371,23 +377,25 @@ func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
 	if acked != offer.ID {
 		t.Errorf("acks = %q, want the offer %q", acked, offer.ID)
 	}
-	buf := make([]byte, 2048)
-	peerConn.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
-	if n, _, err := peerConn.ReadFromUDP(buf); err == nil {
-		t.Fatalf("a %d-byte packet reached the unknown offerer before accept", n)
+	// Nothing was ever handed to the socket for it: the engine's effects
+	// so far held no datagram (a read would only prove nothing arrived
+	// yet), and the peer's status says so.
+	if st := u.m.eng.Peer(stranger.ID()); st.Phase != conn.PhaseIdle || st.SessionID != "" {
+		t.Fatalf("before accept the stranger is %+v", st)
 	}
 
-	u.update(AcceptIntent{SessionID: "sess1", AddAs: "stranger"})
+	u.update(AcceptIntent{From: stranger.ID(), SessionID: "sess1", AddAs: "stranger"})
 	if k := u.sig.sentKinds(stranger.ID()); len(k) != 1 || k[0] != "answer" {
 		t.Fatalf("after accept sent %v, want one answer", k)
 	}
-	peerConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	peerConn.SetReadDeadline(time.Now().Add(runGiveUp))
 	n, _, err := peerConn.ReadFromUDP(buf)
 	if err != nil || n == 0 || buf[0] != punch.PunchByte {
 		t.Fatalf("after accept: read %d bytes (first %#x), %v; want a punch probe", n, buf[0], err)
 	}
-	if c := u.m.convs[stranger.ID()]; c == nil || c.state != convPunching || c.name != "stranger" {
-		t.Fatalf("conversation after accept = %+v", c)
+	if st := u.m.eng.Peer(stranger.ID()); st.Phase != conn.PhaseConnecting || st.Name != "stranger" || st.SessionID != "sess1" {
+		t.Fatalf("after accept the stranger is %+v", st)
 	}
 	// The answer opens for the offerer and carries my candidates.
 	ans, _ := u.sig.last(signal.KindAnswer)
@@ -403,15 +411,16 @@ func TestUnknownOfferSendsNothingBeforeAccept(t *testing.T) {
 
 func TestDeclineSendsCancelAndForgetsTheOffer(t *testing.T) {
 	u := newUnitModel(t, 3, false, nil)
+	u.run(u.m.Init())
 	peer, _ := identity.NewIdentity(newSeeded(78))
 	offer := sealedSignal(t, peer, u.id, signal.KindOffer, "sess2", nil, [32]byte{2})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
-	if _, ok := u.m.offers["sess2"]; !ok {
-		t.Fatal("offer not pending")
+	if o := u.m.eng.Offers(); len(o) != 1 || o[0] != [2]string{peer.ID(), "sess2"} {
+		t.Fatalf("offers %v, want the one from the peer", o)
 	}
-	u.update(DeclineIntent{SessionID: "sess2"})
-	if _, ok := u.m.offers["sess2"]; ok {
-		t.Fatal("declined offer still pending")
+	u.update(DeclineIntent{From: peer.ID(), SessionID: "sess2"})
+	if o := u.m.eng.Offers(); len(o) != 0 {
+		t.Fatalf("declined offer still pending: %v", o)
 	}
 	c, ok := u.sig.last(signal.KindCancel)
 	if !ok || c.To != peer.ID() || c.SessionID != "sess2" {
@@ -421,33 +430,40 @@ func TestDeclineSendsCancelAndForgetsTheOffer(t *testing.T) {
 		t.Fatalf("the cancel is not authenticated for the peer: %v", err)
 	}
 	// Accepting it afterwards is refused in words.
-	u.update(AcceptIntent{SessionID: "sess2"})
+	u.update(AcceptIntent{From: peer.ID(), SessionID: "sess2"})
 	if !u.has("error", func(e Event) bool { return strings.Contains(e.Words, "gone") }) {
 		t.Fatalf("no error for a gone offer: %+v", u.events())
 	}
 }
 
-// A forged offer (sealed for someone else, or claiming another sender)
-// shows nothing.
+// A forged offer (sealed by someone else, claiming another sender) shows
+// nothing.
 func TestForgedOfferIsDropped(t *testing.T) {
 	u := newUnitModel(t, 4, false, nil)
+	u.run(u.m.Init())
 	alice, _ := identity.NewIdentity(newSeeded(80))
 	mallory, _ := identity.NewIdentity(newSeeded(81))
 	s := sealedSignal(t, mallory, u.id, signal.KindOffer, "sess3", nil, [32]byte{3})
 	s.From = alice.ID() // claims to be alice
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: s}})
-	if len(u.m.offers) != 0 || u.has("offer", nil) {
+	if len(u.m.eng.Offers()) != 0 || u.has("offer", nil) {
 		t.Fatal("a forged offer was shown")
 	}
 }
 
-// A message to a contact without a session is stored, then offered for;
-// an unanswered offer is withdrawn and retried with backoff while mail
-// waits; the message stays in the outbox throughout.
+// A message to an online contact without a session is stored, then
+// offered for; an unanswered offer is withdrawn and retried with backoff
+// while mail waits; the message stays in the outbox throughout.
 func TestQueuedMessageConnectsAndRetries(t *testing.T) {
 	u := newUnitModel(t, 5, true, nil)
 	u.run(u.m.Init())
 	bob, _ := identity.NewIdentity(newSeeded(82))
+	online := func() {
+		u.sig.mu.Lock()
+		u.sig.presence[bob.ID()] = signal.Presence{ID: bob.ID(), DisplayName: "bob", LastSeen: u.clock.now()}
+		u.sig.mu.Unlock()
+	}
+	online()
 	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
 	if !u.has("contact", func(e Event) bool { return e.ID == bob.ID() }) {
 		t.Fatalf("no contact event: %+v", u.events())
@@ -459,20 +475,17 @@ func TestQueuedMessageConnectsAndRetries(t *testing.T) {
 	if k := u.sig.sentKinds(bob.ID()); len(k) != 1 || k[0] != "offer" {
 		t.Fatalf("sent %v, want one offer", k)
 	}
-	c := u.m.convs[bob.ID()]
-	if c.state != convOffering {
-		t.Fatalf("state %v, want offering", c.state)
-	}
 	for i, wantBackoff := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
 		u.clock.advance(10 * time.Second) // the offer timeout
+		online()
 		u.update(tickMsg{gen: u.m.timerGen})
-		if c.state != convWaiting || c.backoff != wantBackoff {
-			t.Fatalf("round %d: state %v backoff %v, want waiting with %v", i, c.state, c.backoff, wantBackoff)
+		if st := u.m.eng.Peer(bob.ID()); st.Phase != conn.PhaseFailed {
+			t.Fatalf("round %d: %+v, want failed (retry planned)", i, st)
 		}
 		u.clock.advance(wantBackoff)
 		u.update(tickMsg{gen: u.m.timerGen})
-		if c.state != convOffering {
-			t.Fatalf("round %d: no new offer after the backoff (state %v)", i, c.state)
+		if st := u.m.eng.Peer(bob.ID()); st.Phase != conn.PhaseConnecting {
+			t.Fatalf("round %d: no new offer after %v (%+v)", i, wantBackoff, st)
 		}
 	}
 	k := u.sig.sentKinds(bob.ID())
@@ -488,7 +501,24 @@ func TestQueuedMessageConnectsAndRetries(t *testing.T) {
 	}
 }
 
-// Two offers crossing: the lower ID's survives on both sides.
+// A message to a contact that is not running waits for it: no offer is
+// left in its inbox, the user is told what the program waits for.
+func TestMessageToAnOfflineContactWaits(t *testing.T) {
+	u := newUnitModel(t, 14, true, nil)
+	u.run(u.m.Init())
+	bob, _ := identity.NewIdentity(newSeeded(89))
+	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
+	u.update(SendIntent{ContactID: bob.ID(), Text: "when you're back"})
+	if !u.has("waiting", func(e Event) bool { return e.Peer == bob.ID() && e.Words == "waiting for bob to come online" }) {
+		t.Fatalf("no waiting event: %+v", u.events())
+	}
+	if k := u.sig.sentKinds(bob.ID()); len(k) != 0 {
+		t.Fatalf("sent %v to a contact that is not running", k)
+	}
+}
+
+// Two offers crossing at the same instant: the lower ID's survives on
+// both sides.
 func TestCrossingOffers(t *testing.T) {
 	a := newUnitModel(t, 6, true, loopbackSocket(t))
 	b := newUnitModel(t, 7, true, loopbackSocket(t))
@@ -496,6 +526,10 @@ func TestCrossingOffers(t *testing.T) {
 	if hi.id.ID() < lo.id.ID() {
 		lo, hi = hi, lo
 	}
+	// Presence cannot be read, so neither knows the other is there: no
+	// automatic offers, and opening the chat offers at once.
+	lo.sig.lookupErr = signal.ErrUnavailable
+	hi.sig.lookupErr = signal.ErrUnavailable
 	for _, u := range []*unitModel{lo, hi} {
 		u.run(u.m.Init())
 	}
@@ -508,14 +542,14 @@ func TestCrossingOffers(t *testing.T) {
 
 	lo.update(signalMsg{ev: signal.SignalEvent{Signal: hiOffer}})
 	hi.update(signalMsg{ev: signal.SignalEvent{Signal: loOffer}})
-	if c := lo.m.convs[hi.id.ID()]; c.state != convOffering || c.sessionID != loOffer.SessionID {
-		t.Fatalf("lower ID: state %v session %s, want still offering its own", c.state, c.sessionID)
+	if st := lo.m.eng.Peer(hi.id.ID()); st.Phase != conn.PhaseConnecting || st.SessionID != loOffer.SessionID {
+		t.Fatalf("lower ID: %+v, want still on its own offer %s", st, loOffer.SessionID)
 	}
 	if k := lo.sig.sentKinds(hi.id.ID()); strings.Join(k, " ") != "offer" {
 		t.Fatalf("lower ID sent %v", k)
 	}
-	if c := hi.m.convs[lo.id.ID()]; c.state != convPunching || c.sessionID != loOffer.SessionID {
-		t.Fatalf("higher ID: state %v session %s, want punching the lower's", c.state, c.sessionID)
+	if st := hi.m.eng.Peer(lo.id.ID()); st.Phase != conn.PhaseConnecting || st.SessionID != loOffer.SessionID {
+		t.Fatalf("higher ID: %+v, want punching the lower's %s", st, loOffer.SessionID)
 	}
 	// Cmds run concurrently: the cancel and the answer may go in either order.
 	k := hi.sig.sentKinds(lo.id.ID())
@@ -545,46 +579,62 @@ func TestPresenceConnectsWhenMailWaits(t *testing.T) {
 	if k := u.sig.sentKinds(bob.ID()); strings.Join(k, " ") != "offer" {
 		t.Fatalf("sent %v, want one offer", k)
 	}
-	if c := u.m.convs[bob.ID()]; c.queued != 1 || c.state != convOffering {
-		t.Fatalf("conversation: queued %d state %v", c.queued, c.state)
+	if st := u.m.eng.Peer(bob.ID()); st.Queued != 1 || st.Phase != conn.PhaseConnecting {
+		t.Fatalf("bob: %+v", st)
 	}
 	if !u.has("presence", func(e Event) bool { return e.Peer == bob.ID() && e.Online != nil && *e.Online }) {
 		t.Fatalf("no presence event: %+v", u.events())
 	}
+	// The ready event came first.
+	evs := u.events()
+	if len(evs) == 0 || evs[0].Ev != "ready" {
+		t.Fatalf("first event %+v, want ready", evs)
+	}
 }
 
-// Without mail or an open chat, presence alone connects to nobody.
-func TestPresenceAloneDoesNotConnect(t *testing.T) {
+// A contact online when I start is connected to by itself (an automatic
+// offer); one set to "ask me each time" is not.
+func TestContactsOnlineAtStartAreReconnected(t *testing.T) {
 	u := newUnitModel(t, 9, true, loopbackSocket(t))
 	bob, _ := identity.NewIdentity(newSeeded(85))
-	if _, err := u.store.AddContact("bob", bob.ID(), u.clock.now()); err != nil {
+	carol, _ := identity.NewIdentity(newSeeded(90))
+	for _, c := range []identity.Identity{bob, carol} {
+		if _, err := u.store.AddContact("c", c.ID(), u.clock.now()); err != nil {
+			t.Fatal(err)
+		}
+		u.sig.presence[c.ID()] = signal.Presence{ID: c.ID(), LastSeen: u.clock.now()}
+	}
+	if err := u.store.SetAskEachTime(carol.ID(), true); err != nil {
 		t.Fatal(err)
 	}
-	u.sig.presence[bob.ID()] = signal.Presence{ID: bob.ID(), LastSeen: u.clock.now()}
 	u.run(u.m.Init())
-	if k := u.sig.sentKinds(bob.ID()); len(k) != 0 {
-		t.Fatalf("sent %v to an idle contact", k)
+	if k := u.sig.sentKinds(bob.ID()); strings.Join(k, " ") != "offer" {
+		t.Fatalf("sent %v to an online contact, want one offer", k)
+	}
+	offer, _ := u.sig.last(signal.KindOffer)
+	inv, err := identity.OpenInvitation(bob, u.id.Public, offer.SessionID, string(signal.KindOffer), offer.Payload)
+	if err != nil || !inv.Auto || inv.Instance != u.m.eng.Instance() {
+		t.Fatalf("offer %+v, %v; want an automatic one from this run", inv, err)
+	}
+	if k := u.sig.sentKinds(carol.ID()); len(k) != 0 {
+		t.Fatalf("sent %v to an ask-each-time contact", k)
 	}
 }
 
-func TestHealthEventReachesStatusAndEvents(t *testing.T) {
+func TestHealthEventReachesEvents(t *testing.T) {
 	u := newUnitModel(t, 10, false, nil)
+	u.run(u.m.Init())
 	u.update(signalMsg{ev: signal.HealthEvent{Backend: "firestore demo", Err: fmt.Errorf("deadline exceeded")}})
-	if u.m.backendOK || !strings.Contains(u.m.backendErr, "deadline exceeded") {
-		t.Fatalf("backend ok=%v err=%q", u.m.backendOK, u.m.backendErr)
-	}
 	u.update(signalMsg{ev: signal.HealthEvent{Backend: "firestore demo"}})
-	if !u.m.backendOK || u.m.backendErr != "" {
-		t.Fatalf("after recovery: ok=%v err=%q", u.m.backendOK, u.m.backendErr)
-	}
-	var oks []bool
+	var got []string
 	for _, e := range u.events() {
 		if e.Ev == "health" && e.OK != nil {
-			oks = append(oks, *e.OK)
+			got = append(got, fmt.Sprint(*e.OK)+": "+e.Words)
 		}
 	}
-	if fmt.Sprint(oks) != "[false true]" {
-		t.Fatalf("health events %v, want [false true]", oks)
+	want := "[false: signalling unavailable (firestore demo): deadline exceeded true: firestore demo is reachable again]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("health events %v, want %s", got, want)
 	}
 }
 
@@ -594,34 +644,36 @@ func TestLateAnswerToLatestOfferIsTaken(t *testing.T) {
 	u := newUnitModel(t, 11, true, loopbackSocket(t))
 	u.run(u.m.Init())
 	bob, _ := identity.NewIdentity(newSeeded(86))
+	u.sig.mu.Lock()
+	u.sig.presence[bob.ID()] = signal.Presence{ID: bob.ID(), LastSeen: u.clock.now()}
+	u.sig.mu.Unlock()
 	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
 	u.update(OpenChatIntent{ContactID: bob.ID()})
 	first, _ := u.sig.last(signal.KindOffer)
 	u.clock.advance(10 * time.Second)
-	u.update(tickMsg{gen: u.m.timerGen}) // no answer: waiting, retry planned
+	u.update(tickMsg{gen: u.m.timerGen}) // no answer: a retry is planned
 	u.clock.advance(time.Second)
 	u.update(tickMsg{gen: u.m.timerGen}) // the retry: a second offer
 	u.clock.advance(10 * time.Second)
 	u.update(tickMsg{gen: u.m.timerGen}) // which times out too
-	c := u.m.convs[bob.ID()]
 	second, _ := u.sig.last(signal.KindOffer)
-	if c.state != convWaiting || second.SessionID == first.SessionID {
-		t.Fatalf("state %v, offers %s %s", c.state, first.SessionID, second.SessionID)
+	if st := u.m.eng.Peer(bob.ID()); st.Phase != conn.PhaseFailed || second.SessionID == first.SessionID {
+		t.Fatalf("%+v, offers %s %s", st, first.SessionID, second.SessionID)
 	}
 	bobAddr := []punch.Candidate{{Type: punch.CandidateHost, Addr: netip.MustParseAddrPort("127.0.0.1:9"), Priority: 1}}
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: sealedSignal(t, bob, u.id, signal.KindAnswer, first.SessionID, bobAddr, [32]byte{})}})
-	if c.state != convWaiting {
-		t.Fatalf("an answer to an older offer started punching (state %v)", c.state)
+	if st := u.m.eng.Peer(bob.ID()); st.Phase != conn.PhaseFailed {
+		t.Fatalf("an answer to an older offer started punching: %+v", st)
 	}
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: sealedSignal(t, bob, u.id, signal.KindAnswer, second.SessionID, bobAddr, [32]byte{})}})
-	if c.state != convPunching || !c.retryAt.IsZero() {
-		t.Fatalf("late answer to the latest offer: state %v retryAt %v, want punching", c.state, c.retryAt)
+	if st := u.m.eng.Peer(bob.ID()); st.Phase != conn.PhaseConnecting || st.SessionID != second.SessionID {
+		t.Fatalf("late answer to the latest offer: %+v, want punching", st)
 	}
 }
 
 // fakeSTUN answers Binding requests on loopback with a mapped address of
-// its choosing, until the test ends.
-func fakeSTUN(t *testing.T, mapped netip.AddrPort) netip.AddrPort {
+// its choosing, once gate is closed (nil: at once), until the test ends.
+func fakeSTUN(t *testing.T, mapped netip.AddrPort, gate <-chan struct{}) netip.AddrPort {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -640,6 +692,9 @@ func fakeSTUN(t *testing.T, mapped netip.AddrPort) netip.AddrPort {
 			if req.Decode() != nil || req.Type != stun.BindingRequest {
 				continue
 			}
+			if gate != nil {
+				<-gate
+			}
 			resp, err := stun.Build(stun.BindingSuccess, stun.NewTransactionIDSetter(req.TransactionID),
 				&stun.XORMappedAddress{IP: mapped.Addr().AsSlice(), Port: int(mapped.Port())}, stun.Fingerprint)
 			if err == nil {
@@ -655,24 +710,24 @@ func fakeSTUN(t *testing.T, mapped netip.AddrPort) netip.AddrPort {
 // server-reflexive address too; the NAT words reach the ready event.
 func TestOfferWaitsForDiscovery(t *testing.T) {
 	mapped := netip.MustParseAddrPort("203.0.113.7:40000")
-	server := fakeSTUN(t, mapped)
+	gate := make(chan struct{})
+	server := fakeSTUN(t, mapped, gate)
 	sock := loopbackSocket(t)
 	u := newUnitModelSTUN(t, 12, sock, []netip.AddrPort{server})
 	bob, _ := identity.NewIdentity(newSeeded(87))
-	_, c := u.m.Update(AddContactIntent{Name: "bob", ID: bob.ID()})
-	_, c2 := u.m.Update(OpenChatIntent{ContactID: bob.ID()})
-	if st := u.m.convs[bob.ID()].state; st != convGathering {
-		t.Fatalf("state before discovery %v, want gathering", st)
+	u.sig.presence[bob.ID()] = signal.Presence{ID: bob.ID(), LastSeen: u.clock.now()}
+	u.run(u.m.Init())
+	u.update(AddContactIntent{Name: "bob", ID: bob.ID()})
+	u.update(OpenChatIntent{ContactID: bob.ID()})
+	if st := u.m.eng.Peer(bob.ID()); st.Phase != conn.PhaseConnecting || st.Words != "finding my public address" {
+		t.Fatalf("before discovery: %+v, want finding my public address", st)
 	}
-	u.run(tea.Batch(u.m.Init(), c, c2))
+	if _, ok := u.sig.last(signal.KindOffer); ok {
+		t.Fatal("offered before my public address was known")
+	}
+	close(gate)
 	u.runUntil("offer after discovery", func() bool { _, ok := u.sig.last(signal.KindOffer); return ok })
-	if !u.m.discDone || u.m.reflexive == nil || u.m.reflexive.Addr != mapped {
-		t.Fatalf("discovery: done %v reflexive %v", u.m.discDone, u.m.reflexive)
-	}
-	offer, ok := u.sig.last(signal.KindOffer)
-	if !ok {
-		t.Fatal("no offer after discovery")
-	}
+	offer, _ := u.sig.last(signal.KindOffer)
 	inv, err := identity.OpenInvitation(bob, u.id.Public, offer.SessionID, string(signal.KindOffer), offer.Payload)
 	if err != nil {
 		t.Fatal(err)
@@ -697,6 +752,7 @@ func TestOfferWaitsForDiscovery(t *testing.T) {
 // prompt is shown once.
 func TestRedeliveredOfferShownOnce(t *testing.T) {
 	u := newUnitModel(t, 13, false, nil)
+	u.run(u.m.Init())
 	peer, _ := identity.NewIdentity(newSeeded(88))
 	offer := sealedSignal(t, peer, u.id, signal.KindOffer, "sess9", nil, [32]byte{9})
 	u.update(signalMsg{ev: signal.SignalEvent{Signal: offer}})
@@ -709,5 +765,56 @@ func TestRedeliveredOfferShownOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d offer events, want 1", n)
+	}
+}
+
+// Quitting says goodbye before the program ends: offline presence is
+// written, and the Cmd that ends the program waits for it.
+func TestQuitPublishesOfflinePresence(t *testing.T) {
+	u := newUnitModel(t, 15, true, nil)
+	u.run(u.m.Init())
+	u.update(QuitIntent{})
+	p := u.published()
+	if len(p) < 2 || !p[len(p)-1].Offline || p[len(p)-1].Instance != u.m.eng.Instance() {
+		t.Fatalf("published %+v; want the last one offline, of this run", p)
+	}
+	if !u.m.quitting {
+		t.Fatal("not quitting after the goodbye")
+	}
+}
+
+// The screen observer turns peers' statuses into contact rows and the
+// focused chat's path into the status bar.
+func TestScreenObserverRowsAndStatus(t *testing.T) {
+	s := NewScreen(Options{})
+	o := newScreenObserver(s, "local /tmp/x", time.Now)
+	bob := conn.PeerStatus{ID: "bobid", Name: "bob", Contact: true, Phase: conn.PhaseConnected,
+		Path: conn.Path{Kind: "direct", Local: netip.MustParseAddrPort("10.0.0.1:1"), Remote: netip.MustParseAddrPort("10.0.0.2:2")}}
+	carol := conn.PeerStatus{ID: "carolid", Name: "carol", Contact: true, Phase: conn.PhaseWaiting, Words: "waiting for carol to come online", Queued: 2}
+	o.Notify(conn.ContactsChanged{Contacts: []conn.Contact{{ID: "carolid", Name: "carol"}, {ID: "bobid", Name: "bob"}}})
+	o.Notify(conn.PeerChanged{Status: bob})
+	o.Notify(conn.PeerChanged{Status: carol})
+	o.Notify(conn.MessageIn{Peer: "carolid", Body: "hi"})
+	o.focus("bobid")
+	if len(o.rows) != 2 || o.rows[0].ID != "carolid" || o.rows[1].ID != "bobid" {
+		t.Fatalf("rows %+v; want carol then bob, in the store's order", o.rows)
+	}
+	if r := o.rows[0]; r.Presence != PresenceOffline || r.Detail != "waiting for carol to come online" || r.Unread != 1 {
+		t.Fatalf("carol's row %+v", r)
+	}
+	if r := o.rows[1]; r.Presence != PresenceConnected {
+		t.Fatalf("bob's row %+v", r)
+	}
+	if o.status.Path != "direct, encrypted 10.0.0.1:1 ⇄ 10.0.0.2:2" || o.status.Backend != "local /tmp/x" {
+		t.Fatalf("status %+v", o.status)
+	}
+	o.opened("carolid")
+	if o.rows[0].Unread != 0 || o.status.Path != "waiting for carol to come online" {
+		t.Fatalf("after opening carol: row %+v status %+v", o.rows[0], o.status)
+	}
+	o.Notify(conn.Health{OK: false, Words: "signalling unavailable (local): gone"})
+	o.focus("carolid")
+	if o.status.BackendHealthy || o.status.Err != "signalling unavailable (local): gone" {
+		t.Fatalf("status after an outage %+v", o.status)
 	}
 }

@@ -43,9 +43,9 @@ func (p *offerPrompt) current() (pendingOffer, bool) {
 	return p.queue[0], true
 }
 
-func (p *offerPrompt) remove(sessionID string) {
+func (p *offerPrompt) remove(from, sessionID string) {
 	for i, o := range p.queue {
-		if o.SessionID == sessionID {
+		if o.ContactID == from && o.SessionID == sessionID {
 			p.queue = append(p.queue[:i:i], p.queue[i+1:]...)
 			if i == 0 {
 				p.naming, p.err = false, ""
@@ -75,9 +75,9 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 				p.err = "Type a name for this contact."
 				return nil
 			}
-			p.remove(o.SessionID)
+			p.remove(o.ContactID, o.SessionID)
 			s.acted()
-			return tea.Batch(emit(AcceptIntent{SessionID: o.SessionID, AddAs: name}), s.openChat(o.ContactID))
+			return tea.Batch(emit(AcceptIntent{From: o.ContactID, SessionID: o.SessionID, AddAs: name}), s.openChat(o.ContactID))
 		}
 		var cmd tea.Cmd
 		p.name, cmd = p.name.Update(msg)
@@ -88,19 +88,19 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 	}
 	switch {
 	case key.Matches(msg, k.Accept):
-		p.remove(o.SessionID)
+		p.remove(o.ContactID, o.SessionID)
 		s.acted()
 		// Accepting means "let's talk": the chat opens as it would on Enter.
-		return tea.Batch(emit(AcceptIntent{SessionID: o.SessionID}), s.openChat(o.ContactID))
+		return tea.Batch(emit(AcceptIntent{From: o.ContactID, SessionID: o.SessionID}), s.openChat(o.ContactID))
 	case key.Matches(msg, k.AcceptAndAdd) && !o.Known:
 		p.naming, p.err = true, ""
 		p.name.Reset()
 		p.name.SetValue(o.Name) // the name it gave, for the user to keep or change
 		return p.name.Focus()
 	case key.Matches(msg, k.Decline):
-		p.remove(o.SessionID)
+		p.remove(o.ContactID, o.SessionID)
 		s.acted()
-		return emit(DeclineIntent{SessionID: o.SessionID})
+		return emit(DeclineIntent{From: o.ContactID, SessionID: o.SessionID})
 	}
 	return nil
 }

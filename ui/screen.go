@@ -199,7 +199,7 @@ func (s *Screen) ShowOffer(o OfferView) {
 	o.ContactID = sanitizeLine(o.ContactID)
 	o.Fingerprint = sanitizeLine(o.Fingerprint)
 	for i := range s.offers.queue {
-		if s.offers.queue[i].SessionID == o.SessionID {
+		if s.offers.queue[i].SessionID == o.SessionID && s.offers.queue[i].ContactID == o.ContactID {
 			s.offers.queue[i].OfferView = o
 			return
 		}
@@ -207,8 +207,9 @@ func (s *Screen) ShowOffer(o OfferView) {
 	s.offers.queue = append(s.offers.queue, pendingOffer{OfferView: o, shownAt: s.now()})
 }
 
-// HideOffer removes the prompt for sessionID (answered elsewhere, cancelled or expired).
-func (s *Screen) HideOffer(sessionID string) { s.offers.remove(sessionID) }
+// HideOffer removes the prompt for the offer (from, sessionID) (answered
+// elsewhere, cancelled or expired).
+func (s *Screen) HideOffer(from, sessionID string) { s.offers.remove(from, sessionID) }
 
 // SetStatus sets the status bar.
 func (s *Screen) SetStatus(st StatusView) {

@@ -165,31 +165,31 @@ func TestKeysProduceIntents(t *testing.T) {
 		{"offer accepted", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
 			c.t = c.t.Add(time.Second)
-		}, seq("a"), []tea.Msg{AcceptIntent{SessionID: "s1"}}},
+		}, seq("a"), []tea.Msg{AcceptIntent{From: idBob, SessionID: "s1"}}},
 		{"offer declined, next offer shown", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
 			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
 			c.t = c.t.Add(time.Second)
-		}, seq("d", "d"), []tea.Msg{DeclineIntent{SessionID: "s1"}, DeclineIntent{SessionID: "s2"}}},
+		}, seq("d", "d"), []tea.Msg{DeclineIntent{From: idBob, SessionID: "s1"}, DeclineIntent{From: idStranger, SessionID: "s2"}}},
 		{"unknown offer: A asks a name, enter accepts and adds", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
 			c.t = c.t.Add(time.Second)
-		}, seq("A", "\n", "dave\n"), []tea.Msg{AcceptIntent{SessionID: "s2", AddAs: "dave"}}},
+		}, seq("A", "\n", "dave\n"), []tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2", AddAs: "dave"}}},
 		{"unknown offer: the name it gave is offered", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idStranger, Name: "mallory", SessionID: "s2"})
 			c.t = c.t.Add(time.Second)
-		}, seq("A", "\n"), []tea.Msg{AcceptIntent{SessionID: "s2", AddAs: "mallory"}}},
+		}, seq("A", "\n"), []tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2", AddAs: "mallory"}}},
 		{"unknown offer: esc from the name goes back", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
 			c.t = c.t.Add(time.Second)
-		}, seq("A", "da", esc, "a"), []tea.Msg{AcceptIntent{SessionID: "s2"}}},
+		}, seq("A", "da", esc, "a"), []tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2"}}},
 		{"known offer: A is not offered", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
 			c.t = c.t.Add(time.Second)
 		}, seq("A"), nil},
 		{"offer hidden by the engine gives the keys back", func(s *Screen, c *testClock) {
 			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
-			s.HideOffer("s1")
+			s.HideOffer(idBob, "s1")
 		}, seq(enter), []tea.Msg{OpenChatIntent{ContactID: idAlice}}},
 		{"help: any key closes it", nil, seq("?", "q", "q"), []tea.Msg{QuitIntent{}}},
 	}

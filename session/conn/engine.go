@@ -59,8 +59,9 @@ type Engine struct {
 	instance string
 	sealer   *identity.Sealer
 
-	contacts []Contact // in the store's order
-	loaded   bool
+	contacts    []Contact // in the store's order
+	loaded      bool
+	contactsGen int // of the latest contact change sent to the store
 
 	links    map[string]*link
 	byTag    map[punch.Tag]*link
@@ -172,7 +173,7 @@ func (e *Engine) tell(n Notification) { e.notes = append(e.notes, n) }
 // presence is published.
 func (e *Engine) Start(now time.Time) {
 	e.at(now)
-	e.do(LoadContacts{})
+	e.do(LoadContacts{Gen: e.contactsGen})
 	e.startDiscovery(now)
 	e.presenceRound(now)
 }
@@ -180,22 +181,30 @@ func (e *Engine) Start(now time.Time) {
 // ---- contacts ----
 
 // HandleContacts takes the store's contact list (after a load or a change)
-// and, on the first load, how many messages wait for each contact. added
-// names a contact just added.
-func (e *Engine) HandleContacts(now time.Time, contacts []Contact, outbox map[string]int, added string, err error) {
+// and how many messages wait for each contact. A list read before a later
+// change of mine was written is stale and not taken: the later result
+// will bring the list.
+func (e *Engine) HandleContacts(now time.Time, r ContactsResult) {
 	e.at(now)
 	first := !e.loaded
 	e.loaded = true
 	if first {
 		e.do(Listen{})
 	}
-	if err != nil {
-		e.tell(Problem{Words: err.Error()})
-		if first {
-			e.contacts = nil
+	if r.Err != nil {
+		e.tell(Problem{Words: r.Err.Error()})
+		if r.Gen == e.contactsGen && !first {
+			e.do(LoadContacts{Gen: e.contactsGen}) // what is stored, then
 		}
 		return
 	}
+	if r.Gen < e.contactsGen {
+		if r.Added != "" {
+			e.tell(ContactsChanged{Contacts: slices.Clone(e.contacts), Added: r.Added})
+		}
+		return
+	}
+	contacts, outbox, added := r.Contacts, r.Outbox, r.Added
 	old := map[string]bool{}
 	for _, c := range e.contacts {
 		old[c.ID] = true
@@ -264,7 +273,8 @@ func (e *Engine) AddContact(now time.Time, name, id string) error {
 	e.contacts = append(e.contacts, Contact{ID: id, Name: name, Public: pub})
 	l := e.link(id, pub)
 	l.contact, l.name = true, name
-	e.do(StoreAddContact{Name: name, ID: id, At: now})
+	e.contactsGen++
+	e.do(StoreAddContact{Gen: e.contactsGen, Name: name, ID: id, At: now})
 	e.do(LookupPresence{ID: id})
 	l.lookupPending = true
 	return nil
@@ -293,7 +303,8 @@ func (e *Engine) RenameContact(now time.Time, id, name string) error {
 	if l := e.links[id]; l != nil {
 		l.name = name
 	}
-	e.do(StoreRenameContact{ID: id, Name: name})
+	e.contactsGen++
+	e.do(StoreRenameContact{Gen: e.contactsGen, ID: id, Name: name})
 	return nil
 }
 
@@ -309,7 +320,8 @@ func (e *Engine) RemoveContact(now time.Time, id string) {
 	}
 	e.contacts = slices.DeleteFunc(e.contacts, func(c Contact) bool { return c.ID == id })
 	if wasContact {
-		e.do(StoreRemoveContact{ID: id})
+		e.contactsGen++
+		e.do(StoreRemoveContact{Gen: e.contactsGen, ID: id})
 	}
 }
 
@@ -325,7 +337,8 @@ func (e *Engine) SetAskEachTime(now time.Time, id string, ask bool) error {
 		}
 	}
 	e.links[id].ask = ask
-	e.do(StoreSetAskEachTime{ID: id, Ask: ask})
+	e.contactsGen++
+	e.do(StoreSetAskEachTime{Gen: e.contactsGen, ID: id, Ask: ask})
 	return nil
 }
 
@@ -369,6 +382,12 @@ func (e *Engine) Connect(now time.Time, peer string) error {
 	l.userWant = true
 	l.hold = false
 	l.blind = 0
+	if l.st == stOffering && l.auto {
+		// An offer my program made by itself may be declined unseen by a
+		// peer who does not reconnect with me; the user's own offer asks.
+		l.sendCancel(now, l.sid)
+		l.teardown(now)
+	}
 	if l.st == stBackoff {
 		l.retryAt = time.Time{}
 		l.st = stIdle

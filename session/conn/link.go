@@ -180,7 +180,9 @@ func (l *link) notePresence(now time.Time, p Presence, found bool) {
 	l.havePresence, l.presenceFound, l.presence, l.presenceAt = true, found, p, now
 	known, on := l.online(now)
 	restarted := found && prevInst != "" && p.Instance != "" && p.Instance != prevInst
-	cameOnline := on && (!prevKnown || !prevOn || restarted)
+	// Only a change counts: the first read after adding a contact says
+	// nothing about it having just started.
+	cameOnline := on && prevKnown && (!prevOn || restarted)
 	if cameOnline {
 		// A sign of the peer: blind retries start over, a held failure
 		// gets a new chance (the peer may have moved or restarted).

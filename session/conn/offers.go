@@ -420,8 +420,14 @@ func (e *Engine) handleCancel(now time.Time, s Signal, pub [32]byte) {
 	case l.role == punch.Controlling && (l.st == stOffering || l.st == stPunching || l.st == stHandshaking):
 		if l.auto {
 			// My program reconnected by itself and the peer does not
-			// want that: quietly leave it be.
+			// want that: quietly leave it be — unless the user has asked
+			// for this conversation meanwhile: then ask the peer properly.
+			e.log.Info("automatic offer declined by the peer", "peer", l.peer)
 			l.teardown(now)
+			if l.wanted() {
+				l.connect(now, false)
+				return
+			}
 			l.hold = true
 			return
 		}

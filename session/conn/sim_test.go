@@ -466,7 +466,7 @@ func (p *simPerson) applyStore(gen int, ef Effect) {
 			out[c.ID] = len(st.outbox[c.ID])
 		}
 		cs := slices.Clone(st.contacts)
-		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, cs, out, "", nil) })
+		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs, Outbox: out}) })
 	case StoreQueue:
 		st.outbox[ef.Peer] = append(st.outbox[ef.Peer], store.Record{ContactID: ef.Peer, MsgID: ef.ID, Mine: true, Body: ef.Body, At: ef.At, State: store.StateQueued})
 		p.stored = append(p.stored, ef.ID)

@@ -186,8 +186,8 @@ type PublishPresence struct {
 type LookupPresence struct{ ID string }
 
 // LoadContacts reads the contacts and each one's outbox size; report them
-// with HandleContacts.
-type LoadContacts struct{}
+// with HandleContacts, carrying Gen.
+type LoadContacts struct{ Gen int }
 
 // StoreQueue stores one outgoing message in the outbox before it is sent;
 // report it with HandleQueued.
@@ -222,23 +222,44 @@ type StoreMarkDelivered struct {
 // HandleOutbox.
 type LoadOutbox struct{ Peer, SessionID string }
 
-// StoreAddContact, StoreRenameContact and StoreRemoveContact change the
-// contacts; report the new list with HandleContacts.
+// StoreAddContact, StoreRenameContact, StoreRemoveContact and
+// StoreSetAskEachTime change the contacts; report the new list with
+// HandleContacts, carrying Gen (a list read before later changes were
+// written is not taken).
 type StoreAddContact struct {
+	Gen      int
 	Name, ID string
 	At       time.Time
 }
 
 // StoreRenameContact gives a contact a new name.
-type StoreRenameContact struct{ ID, Name string }
+type StoreRenameContact struct {
+	Gen      int
+	ID, Name string
+}
 
 // StoreRemoveContact removes a contact (its history stays).
-type StoreRemoveContact struct{ ID string }
+type StoreRemoveContact struct {
+	Gen int
+	ID  string
+}
 
 // StoreSetAskEachTime changes a contact's "ask me each time" setting.
 type StoreSetAskEachTime struct {
+	Gen int
 	ID  string
 	Ask bool
+}
+
+// ContactsResult is the store's contact list after a LoadContacts or a
+// change: Gen is the effect's, Outbox how many messages wait for each
+// contact, Added the ID the change added.
+type ContactsResult struct {
+	Gen      int
+	Contacts []Contact
+	Outbox   map[string]int
+	Added    string
+	Err      error
 }
 
 // Stop: the engine has said goodbye; once the effects issued before it are

@@ -138,6 +138,9 @@ type Contact struct {
 	ID     string
 	Public [32]byte
 	Added  time.Time
+	// AskEachTime: the contact's requests are asked about like a
+	// stranger's, and it is not reconnected automatically.
+	AskEachTime bool
 }
 
 // Bucket layout:
@@ -323,11 +326,27 @@ func (s *Store) RenameContact(id, name string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.updateContact(id, func(c *Contact) { c.Name = name }); err != nil {
+		return fmt.Errorf("rename contact: %w", err)
+	}
+	return nil
+}
+
+// SetAskEachTime changes whether a contact's requests are asked about.
+func (s *Store) SetAskEachTime(id string, ask bool) error {
+	if err := s.updateContact(id, func(c *Contact) { c.AskEachTime = ask }); err != nil {
+		return fmt.Errorf("change contact: %w", err)
+	}
+	return nil
+}
+
+// updateContact applies change to one stored contact.
+func (s *Store) updateContact(id string, change func(*Contact)) error {
 	pub, err := identity.DecodeID(id)
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketContacts)
 		v := b.Get(pub[:])
 		if v == nil {
@@ -337,13 +356,9 @@ func (s *Store) RenameContact(id, name string) error {
 		if err != nil {
 			return err
 		}
-		c.Name = name
+		change(&c)
 		return b.Put(pub[:], encodeContact(c))
 	})
-	if err != nil {
-		return fmt.Errorf("rename contact: %w", err)
-	}
-	return nil
 }
 
 // RemoveContact deletes a contact. The conversation stays: adding the ID
@@ -411,23 +426,38 @@ func (s *Store) Contacts() ([]Contact, error) {
 	return out, nil
 }
 
+// Contact encoding: ver(1)=2 added(8) flags(1) name. Version 1 (no flags)
+// is still read.
+const (
+	contactVersion     = 2
+	contactFlagAskEach = 1
+)
+
 func encodeContact(c Contact) []byte {
-	b := make([]byte, 0, 9+len(c.Name))
-	b = append(b, 1)
+	b := make([]byte, 0, 10+len(c.Name))
+	b = append(b, contactVersion)
 	b = binary.BigEndian.AppendUint64(b, unixNano(c.Added))
+	var flags byte
+	if c.AskEachTime {
+		flags |= contactFlagAskEach
+	}
+	b = append(b, flags)
 	return append(b, c.Name...)
 }
 
 func decodeContact(pub [32]byte, v []byte) (Contact, error) {
-	if len(v) < 9 || v[0] != 1 {
+	c := Contact{ID: identity.IDFromPublic(pub), Public: pub}
+	switch {
+	case len(v) >= 9 && v[0] == 1:
+		c.Name = string(v[9:])
+	case len(v) >= 10 && v[0] == contactVersion:
+		c.AskEachTime = v[9]&contactFlagAskEach != 0
+		c.Name = string(v[10:])
+	default:
 		return Contact{}, errors.New("damaged contact record")
 	}
-	return Contact{
-		Name:   string(v[9:]),
-		ID:     identity.IDFromPublic(pub),
-		Public: pub,
-		Added:  fromUnixNano(binary.BigEndian.Uint64(v[1:9])),
-	}, nil
+	c.Added = fromUnixNano(binary.BigEndian.Uint64(v[1:9]))
+	return c, nil
 }
 
 // Record encoding: ver(1) state(1) mine(1) msgID(16) at(8) body.

@@ -509,3 +509,54 @@ func TestStoreConcurrentWriters(t *testing.T) {
 		}
 	}
 }
+
+// "Ask me each time" is stored with the contact, survives a rename and a
+// reopen, and a contact written by the previous format reads as not set.
+func TestStoreAskEachTime(t *testing.T) {
+	s, dir := storeOpen(t)
+	bob := storePeer(t, 2)
+	if _, err := s.AddContact("bob", bob, storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	get := func(s *Store) Contact {
+		t.Helper()
+		c, err := s.Contact(bob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if get(s).AskEachTime {
+		t.Fatal("a new contact is asked about")
+	}
+	if err := s.SetAskEachTime(bob, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameContact(bob, "robert"); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(s); !c.AskEachTime || c.Name != "robert" {
+		t.Fatalf("after set and rename: %+v", c)
+	}
+	if err := s.SetAskEachTime(storePeer(t, 5), true); !errors.Is(err, ErrNoSuchContact) {
+		t.Fatalf("set on a stranger: %v", err)
+	}
+	s.Close()
+	s2, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if c := get(s2); !c.AskEachTime || c.Name != "robert" {
+		t.Fatalf("after reopening: %+v", c)
+	}
+	pub, _ := identity.ParseID(bob)
+	old := append([]byte{1}, make([]byte, 8)...)
+	old = append(old, "bob v1"...)
+	if c, err := decodeContact(pub, old); err != nil || c.Name != "bob v1" || c.AskEachTime {
+		t.Fatalf("version 1 record: %+v, %v", c, err)
+	}
+	if _, err := decodeContact(pub, []byte{2, 0, 0}); err == nil {
+		t.Fatal("a truncated version 2 record was read")
+	}
+}

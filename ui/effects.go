@@ -10,20 +10,20 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/p2ptui/p2ptui/punch"
-	"github.com/p2ptui/p2ptui/session"
+	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
-// This file holds every tea.Cmd the engine issues: the blocking waits on
+// This file holds every tea.Cmd the root model issues: the blocking waits on
 // outside sources (one per source, re-issued after each delivery) and the
-// side effects (signalling, store writes, presence), each reporting back as
-// a message. None of them touches the model.
+// engine's effects (signalling, store, presence), each reporting back as a
+// message that becomes engine input. None of them touches the model.
 
 // sideEffects tracks the Cmds that use the store or the signaller from the
-// moment they are issued, so quitting can wait until every store write the
-// user caused has happened, and Model.Close can refuse later ones: the
-// resources are closed by their owner right after.
+// moment they are issued, so quitting can wait until every store write and
+// goodbye the engine made has happened, and Model.Close can refuse later
+// ones: the resources are closed by their owner right after.
 type sideEffects struct {
 	mu      sync.Mutex
 	closed  bool
@@ -144,7 +144,7 @@ type signalClosedMsg struct{}
 // listenSignals starts the signalling listener; it lives until ctx ends.
 func listenSignals(ctx context.Context, s signal.Signaller) tea.Cmd {
 	if s == nil {
-		return nil
+		return func() tea.Msg { return listenFailedMsg{err: errors.New("no signalling backend")} }
 	}
 	return func() tea.Msg {
 		ch, err := s.Listen(ctx)
@@ -167,26 +167,27 @@ func waitSignal(ch <-chan signal.Event) tea.Cmd {
 }
 
 // signalSentMsg reports the outcome of sending an offer, answer or cancel.
-type signalSentMsg struct {
-	peer      string
-	sessionID string
-	kind      signal.Kind
-	err       error
-}
+type signalSentMsg conn.SignalSent
 
 // sendSignal stores s in the recipient's inbox.
-func sendSignal(ctx context.Context, sg signal.Signaller, s signal.Signal) tea.Cmd {
+func sendSignal(ctx context.Context, sg signal.Signaller, s conn.Signal) tea.Cmd {
 	return func() tea.Msg {
+		if sg == nil {
+			return signalSentMsg{Peer: s.To, SessionID: s.SessionID, Kind: s.Kind, Err: errors.New("no signalling backend")}
+		}
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		defer cancel()
-		_, err := sg.Send(ctx, s)
-		return signalSentMsg{peer: s.To, sessionID: s.SessionID, kind: s.Kind, err: err}
+		_, err := sg.Send(ctx, signal.Signal{From: s.From, To: s.To, Kind: signal.Kind(s.Kind.String()), SessionID: s.SessionID, Payload: s.Payload})
+		return signalSentMsg{Peer: s.To, SessionID: s.SessionID, Kind: s.Kind, Err: err}
 	}
 }
 
 // ackSignal deletes a handled signal from my inbox. A failure only means the
 // document lingers until it expires, so it is logged, not shown.
 func ackSignal(ctx context.Context, sg signal.Signaller, id string) tea.Cmd {
+	if sg == nil || id == "" {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		defer cancel()
@@ -197,15 +198,19 @@ func ackSignal(ctx context.Context, sg signal.Signaller, id string) tea.Cmd {
 	}
 }
 
-// presenceMsg reports a lookup of one contact's presence.
+// presenceMsg reports a lookup of one peer's presence.
 type presenceMsg struct {
-	id  string
-	p   signal.Presence
-	err error
+	id    string
+	p     conn.Presence
+	found bool
+	err   error
 }
 
 // publishPresence writes my presence.
 func publishPresence(ctx context.Context, sg signal.Signaller, p signal.Presence) tea.Cmd {
+	if sg == nil {
+		return nil
+	}
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		defer cancel()
@@ -216,13 +221,23 @@ func publishPresence(ctx context.Context, sg signal.Signaller, p signal.Presence
 	}
 }
 
-// lookupPresence reads one contact's presence.
+// lookupPresence reads one peer's presence.
 func lookupPresence(ctx context.Context, sg signal.Signaller, id string) tea.Cmd {
 	return func() tea.Msg {
+		if sg == nil {
+			return presenceMsg{id: id, err: errors.New("no signalling backend")}
+		}
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		defer cancel()
 		p, err := sg.LookupPresence(ctx, id)
-		return presenceMsg{id: id, p: p, err: err}
+		if errors.Is(err, signal.ErrNotFound) {
+			return presenceMsg{id: id}
+		}
+		if err != nil {
+			return presenceMsg{id: id, err: err}
+		}
+		return presenceMsg{id: id, found: true,
+			p: conn.Presence{Name: p.DisplayName, LastSeen: p.LastSeen, Instance: p.Instance, Offline: p.Offline}}
 	}
 }
 
@@ -235,100 +250,27 @@ type errMsg struct {
 }
 
 // contactsMsg carries the store's contact list after a load or a change.
-type contactsMsg struct {
-	contacts []store.Contact
-	outbox   map[string]int // queued messages per contact, on the first load
-	err      error
-	words    string // what to tell the user about err
-	added    string // the ID just added, if any
+type contactsMsg conn.ContactsResult
+
+// queuedMsg reports a StoreQueue.
+type queuedMsg struct {
+	ef  conn.StoreQueue
+	err error
 }
 
-// loadContacts reads the contacts and how much mail waits for each.
-func loadContacts(st *store.Store) tea.Cmd {
-	if st == nil {
-		return func() tea.Msg { return contactsMsg{} }
-	}
-	return func() tea.Msg {
-		cs, err := st.Contacts()
-		if err != nil {
-			return contactsMsg{err: err, words: "could not read the contacts: " + err.Error()}
-		}
-		out := map[string]int{}
-		for _, c := range cs {
-			recs, err := st.Outbox(c.ID)
-			if err != nil {
-				return contactsMsg{err: err, words: "could not read the outbox: " + err.Error()}
-			}
-			out[c.ID] = len(recs)
-		}
-		return contactsMsg{contacts: cs, outbox: out}
-	}
+// receivedMsg reports a StoreReceived: added are the new records.
+type receivedMsg struct {
+	ef    conn.StoreReceived
+	added []store.Record
+	err   error
 }
 
-// changeContacts runs one contact change and reloads the list.
-func changeContacts(st *store.Store, added string, change func() error, words string) tea.Cmd {
-	return func() tea.Msg {
-		if err := change(); err != nil {
-			return contactsMsg{err: err, words: words + ": " + err.Error()}
-		}
-		cs, err := st.Contacts()
-		if err != nil {
-			return contactsMsg{err: err, words: "could not read the contacts: " + err.Error()}
-		}
-		return contactsMsg{contacts: cs, added: added}
-	}
-}
-
-// storedMsg reports a message written to the store: an outgoing one queued
-// (mine) or an incoming one appended (or recognised as a duplicate).
-type storedMsg struct {
+// outboxMsg carries the messages waiting for peer, for a fresh session.
+type outboxMsg struct {
 	peer    string
-	id      session.MessageID
-	mine    bool
-	body    string
-	at      time.Time
-	session string // incoming: the session whose machine must Commit it
-	dup     bool
+	session string
+	recs    []store.Record
 	err     error
-}
-
-// queueMessage stores an outgoing message in the outbox before it is sent,
-// so it survives a crash or a lost session.
-func queueMessage(st *store.Store, peer string, id session.MessageID, body string, at time.Time) tea.Cmd {
-	return func() tea.Msg {
-		_, err := st.Queue(peer, id, body, at)
-		return storedMsg{peer: peer, id: id, mine: true, body: body, at: at, err: err}
-	}
-}
-
-// storeReceived appends an incoming message unless the store already has it
-// (a resend from an earlier session); either way the machine then commits.
-func storeReceived(st *store.Store, peer, sessionID string, id session.MessageID, body string, at time.Time) tea.Cmd {
-	return func() tea.Msg {
-		_, added, err := st.AppendReceived(peer, id, body, at)
-		return storedMsg{peer: peer, id: id, body: body, at: at, session: sessionID, dup: !added, err: err}
-	}
-}
-
-// markDelivered records a receipt; the message leaves the outbox.
-func markDelivered(st *store.Store, peer string, id session.MessageID) tea.Cmd {
-	return func() tea.Msg {
-		if err := st.MarkDelivered(peer, id); err != nil {
-			return errMsg{what: "mark delivered", err: err, words: "could not record a delivery receipt: " + err.Error()}
-		}
-		return nil
-	}
-}
-
-// markSent records that a message went to a live session (history shows
-// it; it stays in the outbox until delivered).
-func markSent(st *store.Store, peer string, id session.MessageID) tea.Cmd {
-	return func() tea.Msg {
-		if err := st.MarkSent(peer, id); err != nil && !errors.Is(err, store.ErrNoSuchMessage) {
-			return errMsg{what: "mark sent", err: err}
-		}
-		return nil
-	}
 }
 
 // historyMsg carries a chat's stored messages for the screen.
@@ -349,21 +291,98 @@ func loadHistory(st *store.Store, peer string) tea.Cmd {
 	}
 }
 
-// outboxMsg carries the messages waiting for peer, for a fresh session.
-type outboxMsg struct {
-	peer    string
-	session string
-	recs    []store.Record
-	err     error
+// storeEffect returns the Cmd that performs one of the engine's store
+// effects and reports its result. Without a store (tests of the screen)
+// contacts load empty and messages are not kept.
+func storeEffect(st *store.Store, ef conn.Effect) tea.Cmd {
+	if st == nil {
+		if ef, ok := ef.(conn.LoadContacts); ok {
+			return func() tea.Msg { return contactsMsg{Gen: ef.Gen} }
+		}
+		return nil
+	}
+	switch ef := ef.(type) {
+	case conn.LoadContacts:
+		return func() tea.Msg { return loadContacts(st, ef.Gen, "") }
+	case conn.StoreAddContact:
+		return func() tea.Msg {
+			if _, err := st.AddContact(ef.Name, ef.ID, ef.At); err != nil {
+				return contactsMsg{Gen: ef.Gen, Err: fmt.Errorf("could not add %s: %w", ef.Name, err)}
+			}
+			return loadContacts(st, ef.Gen, ef.ID)
+		}
+	case conn.StoreRenameContact:
+		return func() tea.Msg {
+			if err := st.RenameContact(ef.ID, ef.Name); err != nil {
+				return contactsMsg{Gen: ef.Gen, Err: fmt.Errorf("could not rename the contact: %w", err)}
+			}
+			return loadContacts(st, ef.Gen, "")
+		}
+	case conn.StoreRemoveContact:
+		return func() tea.Msg {
+			if err := st.RemoveContact(ef.ID); err != nil && !errors.Is(err, store.ErrNoSuchContact) {
+				return contactsMsg{Gen: ef.Gen, Err: fmt.Errorf("could not remove the contact: %w", err)}
+			}
+			return loadContacts(st, ef.Gen, "")
+		}
+	case conn.StoreSetAskEachTime:
+		return func() tea.Msg {
+			if err := st.SetAskEachTime(ef.ID, ef.Ask); err != nil {
+				return contactsMsg{Gen: ef.Gen, Err: fmt.Errorf("could not change the contact: %w", err)}
+			}
+			return loadContacts(st, ef.Gen, "")
+		}
+	case conn.StoreQueue:
+		return func() tea.Msg {
+			_, err := st.Queue(ef.Peer, ef.ID, ef.Body, ef.At)
+			return queuedMsg{ef: ef, err: err}
+		}
+	case conn.StoreReceived:
+		return func() tea.Msg {
+			added, err := st.AppendReceivedAll(ef.Peer, ef.Msgs, ef.At)
+			return receivedMsg{ef: ef, added: added, err: err}
+		}
+	case conn.StoreMarkSent:
+		return func() tea.Msg {
+			if err := st.MarkSent(ef.Peer, ef.IDs...); err != nil && !errors.Is(err, store.ErrNoSuchMessage) {
+				return errMsg{what: "mark sent", err: err}
+			}
+			return nil
+		}
+	case conn.StoreMarkDelivered:
+		return func() tea.Msg {
+			if err := st.MarkDelivered(ef.Peer, ef.IDs...); err != nil {
+				return errMsg{what: "mark delivered", err: err, words: "could not record a delivery receipt: " + err.Error()}
+			}
+			return nil
+		}
+	case conn.LoadOutbox:
+		return func() tea.Msg {
+			recs, err := st.Outbox(ef.Peer)
+			if err != nil {
+				err = fmt.Errorf("read the outbox: %w", err)
+			}
+			return outboxMsg{peer: ef.Peer, session: ef.SessionID, recs: recs, err: err}
+		}
+	}
+	return nil
 }
 
-// loadOutbox reads the messages queued for peer.
-func loadOutbox(st *store.Store, peer, sessionID string) tea.Cmd {
-	return func() tea.Msg {
-		recs, err := st.Outbox(peer)
-		if err != nil {
-			err = fmt.Errorf("read the outbox: %w", err)
-		}
-		return outboxMsg{peer: peer, session: sessionID, recs: recs, err: err}
+// loadContacts reads the contacts and how much mail waits for each.
+func loadContacts(st *store.Store, gen int, added string) contactsMsg {
+	cs, err := st.Contacts()
+	if err != nil {
+		return contactsMsg{Gen: gen, Err: fmt.Errorf("could not read the contacts: %w", err)}
 	}
+	out := make(map[string]int, len(cs))
+	list := make([]conn.Contact, 0, len(cs))
+	for _, c := range cs {
+		recs, err := st.Outbox(c.ID)
+		if err != nil {
+			return contactsMsg{Gen: gen, Err: fmt.Errorf("could not read the outbox: %w", err)}
+		}
+		out[c.ID] = len(recs)
+		list = append(list, conn.Contact{ID: c.ID, Name: c.Name, Public: c.Public, AskEachTime: c.AskEachTime})
+	}
+	return contactsMsg{Gen: gen, Contacts: list, Outbox: out, Added: added}
 }

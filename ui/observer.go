@@ -1,0 +1,316 @@
+package ui
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/p2ptui/p2ptui/session/conn"
+)
+
+// observer is what the root model reports to: the engine's notifications
+// (conn.Observer) plus the few things only the adapter knows (an error of
+// its own, the chat the user opened or is looking at). The screen and the
+// headless JSON writer are its two implementations.
+type observer interface {
+	conn.Observer
+	problem(words string)
+	opened(peer string)
+	focus(peer string)
+	setNAT(words string)
+}
+
+// peerName is how a peer is named on screen: its (sanitized) name, else
+// the start of its ID.
+func peerName(st conn.PeerStatus) string {
+	if st.Name != "" {
+		return sanitize(st.Name)
+	}
+	return abbrevID(st.ID)
+}
+
+func abbrevID(id string) string {
+	if len(id) > 12 {
+		return id[:12] + "…"
+	}
+	return id
+}
+
+// pathWords describes a peer's connection for the status bar.
+func pathWords(st conn.PeerStatus) string {
+	switch st.Phase {
+	case conn.PhaseConnected:
+		return fmt.Sprintf("%s, encrypted %v ⇄ %v", st.Path.Kind, st.Path.Local, st.Path.Remote)
+	case conn.PhaseConnecting:
+		return "connecting: " + st.Words
+	case conn.PhaseWaiting:
+		return st.Words
+	case conn.PhaseFailed:
+		return "not connected: " + st.Words
+	}
+	if st.Words != "" {
+		return "not connected: " + st.Words
+	}
+	return "not connected"
+}
+
+// screenObserver turns notifications into the screen's setters, keeping
+// what the screen needs beyond them: the contact rows (pushed only when
+// they change), unread counts, the status bar.
+type screenObserver struct {
+	s       *Screen
+	now     func() time.Time
+	backend string
+
+	healthy bool
+	health  string // words while unhealthy
+	nat     string
+	order   []string // contacts, in the store's order
+	peers   map[string]conn.PeerStatus
+	unread  map[string]int
+	focused string
+
+	rows      []ContactView
+	rowsSet   bool
+	status    StatusView
+	statusSet bool
+}
+
+func newScreenObserver(s *Screen, backend string, now func() time.Time) *screenObserver {
+	o := &screenObserver{s: s, now: now, backend: backend, healthy: true,
+		peers: map[string]conn.PeerStatus{}, unread: map[string]int{}}
+	o.refresh()
+	return o
+}
+
+// Notify implements conn.Observer.
+func (o *screenObserver) Notify(n conn.Notification) {
+	s := o.s
+	switch n := n.(type) {
+	case conn.Ready:
+		o.nat = n.NAT
+	case conn.NATChanged:
+		o.nat = n.Words
+	case conn.Health:
+		o.healthy = n.OK
+		o.health = ""
+		if !n.OK {
+			o.health = n.Words
+		}
+	case conn.ContactsChanged:
+		o.order = o.order[:0]
+		for _, c := range n.Contacts {
+			o.order = append(o.order, c.ID)
+		}
+	case conn.PeerChanged:
+		o.peers[n.Status.ID] = n.Status
+	case conn.PeerRemoved:
+		delete(o.peers, n.ID)
+		delete(o.unread, n.ID)
+		o.order = slices.DeleteFunc(o.order, func(id string) bool { return id == n.ID })
+	case conn.OfferShown:
+		s.ShowOffer(OfferView{ContactID: n.From, Name: n.Name, Known: n.Contact, Fingerprint: n.Fingerprint, SessionID: n.SessionID})
+	case conn.OfferGone:
+		s.HideOffer(n.From, n.SessionID)
+	case conn.Failed:
+		if n.Peer == o.focused {
+			s.ShowError(peerName(o.peers[n.Peer]) + ": " + n.Words)
+		}
+	case conn.MessageOut:
+		s.AppendMessage(n.Peer, MessageView{Key: n.ID.String(), Mine: true, Sender: s.self.Name, Body: n.Body, At: n.At, Mark: MarkQueued})
+	case conn.MessageSent:
+		s.SetMark(n.Peer, n.ID.String(), MarkSent)
+	case conn.MessageDelivered:
+		s.SetMark(n.Peer, n.ID.String(), MarkDelivered)
+	case conn.MessageIn:
+		s.AppendMessage(n.Peer, MessageView{Key: n.ID.String(), Sender: peerName(o.peers[n.Peer]), Body: n.Body, At: n.At, Mark: MarkReceived})
+		if n.Peer != o.focused {
+			o.unread[n.Peer]++
+		}
+	case conn.Typing:
+		s.SetTyping(n.Peer, n.Active)
+	case conn.Problem:
+		s.ShowError(n.Words)
+	}
+}
+
+func (o *screenObserver) problem(words string) { o.s.ShowError(words) }
+
+func (o *screenObserver) opened(peer string) {
+	delete(o.unread, peer)
+	o.focus(peer)
+}
+
+func (o *screenObserver) focus(peer string) {
+	if peer != o.focused {
+		o.focused = peer
+		delete(o.unread, peer)
+	}
+	o.refresh()
+}
+
+func (o *screenObserver) setNAT(words string) {
+	o.nat = words
+	o.refresh()
+}
+
+// refresh pushes the contact rows and the status bar when they changed.
+func (o *screenObserver) refresh() {
+	rows := make([]ContactView, 0, len(o.peers))
+	seen := map[string]bool{}
+	row := func(st conn.PeerStatus) {
+		seen[st.ID] = true
+		v := ContactView{ID: st.ID, Name: st.Name, Unread: o.unread[st.ID], LastActivity: st.LastActive, Fingerprint: st.Fingerprint}
+		switch st.Phase {
+		case conn.PhaseConnected:
+			v.Presence = PresenceConnected
+		case conn.PhaseConnecting:
+			v.Presence = PresenceConnecting
+		case conn.PhaseFailed:
+			v.Presence, v.Detail = PresenceFailed, st.Words
+		default:
+			if st.Online {
+				v.Presence = PresenceOnline
+			}
+			v.Detail = st.Words
+		}
+		if st.Queued > 0 && v.Detail == "" {
+			v.Detail = fmt.Sprintf("%d waiting to be sent", st.Queued)
+		}
+		rows = append(rows, v)
+	}
+	for _, id := range o.order {
+		if st, ok := o.peers[id]; ok {
+			row(st)
+		}
+	}
+	var rest []string
+	for id := range o.peers {
+		if !seen[id] {
+			rest = append(rest, id)
+		}
+	}
+	sort.Strings(rest)
+	for _, id := range rest {
+		row(o.peers[id])
+	}
+	if !o.rowsSet || !slices.Equal(rows, o.rows) {
+		o.rows, o.rowsSet = rows, true
+		o.s.SetContacts(rows)
+	}
+	st := StatusView{Backend: o.backend, BackendHealthy: o.healthy, NAT: o.nat, Err: o.health}
+	if p, ok := o.peers[o.focused]; ok && o.focused != "" {
+		st.Path = pathWords(p)
+	}
+	if !o.statusSet || st != o.status {
+		o.status, o.statusSet = st, true
+		o.s.SetStatus(st)
+	}
+}
+
+// jsonObserver writes notifications as headless events. A script sees
+// ready first: what happens before it (an offer the engine made while the
+// listener started) is held and written right after it.
+type jsonObserver struct {
+	w       *eventWriter
+	backend string
+	peers   map[string]conn.PeerStatus
+	ready   bool
+	held    []Event
+}
+
+func newJSONObserver(w *eventWriter, backend string) *jsonObserver {
+	return &jsonObserver{w: w, backend: backend, peers: map[string]conn.PeerStatus{}}
+}
+
+func ms(d time.Duration) *float64 {
+	v := float64(d.Microseconds()) / 1000
+	return &v
+}
+
+func (o *jsonObserver) emit(e Event) {
+	if !o.ready && e.Ev != "error" && e.Ev != "health" {
+		o.held = append(o.held, e)
+		return
+	}
+	o.w.emit(e)
+}
+
+// Notify implements conn.Observer.
+func (o *jsonObserver) Notify(n conn.Notification) {
+	emit := o.emit
+	switch n := n.(type) {
+	case conn.Ready:
+		o.ready = true
+		emit(Event{Ev: "ready", ID: n.ID, Fingerprint: n.Fingerprint, NAT: n.NAT, Backend: o.backend})
+		for _, e := range o.held {
+			emit(e)
+		}
+		o.held = nil
+	case conn.Health:
+		emit(Event{Ev: "health", Backend: o.backend, OK: boolp(n.OK), Words: n.Words})
+	case conn.ContactsChanged:
+		if n.Added != "" {
+			for _, c := range n.Contacts {
+				if c.ID == n.Added {
+					emit(Event{Ev: "contact", ID: c.ID, Name: c.Name})
+				}
+			}
+		}
+	case conn.PeerChanged:
+		o.peers[n.Status.ID] = n.Status
+	case conn.PresenceChanged:
+		emit(Event{Ev: "presence", Peer: n.Peer, Name: sanitize(n.Name), Online: boolp(n.Online), LastSeen: rfc3339(n.LastSeen)})
+	case conn.OfferShown:
+		emit(Event{Ev: "offer", From: n.From, Name: sanitize(n.Name), Known: boolp(n.Contact), Session: n.SessionID, Fingerprint: n.Fingerprint})
+	case conn.OfferGone:
+		emit(Event{Ev: "offer_gone", From: n.From, Session: n.SessionID, Words: n.Words})
+	case conn.Connecting:
+		emit(Event{Ev: "connecting", Peer: n.Peer, Session: n.SessionID, Words: n.Words})
+	case conn.Waiting:
+		emit(Event{Ev: "waiting", Peer: n.Peer, Words: n.Words})
+	case conn.Connected:
+		e := Event{Ev: "connected", Peer: n.Peer, Path: n.Path.Kind, Local: n.Path.Local.String(), Remote: n.Path.Remote.String(),
+			Encrypted: boolp(true), Session: n.SessionID, PunchMs: ms(n.Punching), HandshakeMs: ms(n.Handshake)}
+		if n.Measured {
+			e.SignalMs = ms(n.Signalling)
+		}
+		emit(e)
+	case conn.Failed:
+		emit(Event{Ev: "failure", Peer: n.Peer, Reason: n.Reason.String(), Words: n.Words})
+	case conn.Closed:
+		emit(Event{Ev: "closed", Peer: n.Peer, Words: n.Words})
+	case conn.MessageQueued:
+		emit(Event{Ev: "queued", To: n.Peer, ID: n.ID.String(), Body: n.Body})
+	case conn.MessageSent:
+		emit(Event{Ev: "sent", To: n.Peer, ID: n.ID.String()})
+	case conn.MessageDelivered:
+		emit(Event{Ev: "receipt", To: n.Peer, ID: n.ID.String()})
+	case conn.MessageIn:
+		emit(Event{Ev: "message", From: n.Peer, ID: n.ID.String(), Body: n.Body, At: n.At.UTC().Format(time.RFC3339Nano), SentAt: rfc3339Nano(n.SentAt)})
+	case conn.Typing:
+		emit(Event{Ev: "typing", Peer: n.Peer, Active: boolp(n.Active)})
+	case conn.Problem:
+		emit(Event{Ev: "error", Words: n.Words})
+	}
+}
+
+func (o *jsonObserver) problem(words string) { o.emit(Event{Ev: "error", Words: words}) }
+func (o *jsonObserver) opened(string)        {}
+func (o *jsonObserver) focus(string)         {}
+func (o *jsonObserver) setNAT(string)        {}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func rfc3339Nano(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
