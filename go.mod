@@ -13,6 +13,7 @@ require (
 	github.com/flynn/noise v1.1.0
 	github.com/muesli/termenv v0.16.0
 	github.com/pion/stun/v2 v2.0.0
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
