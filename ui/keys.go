@@ -210,6 +210,6 @@ func (k *keyMap) helpSections() []helpSection {
 		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.Info, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
 		{"Chat", []key.Binding{k.Send, k.Newline, k.AltEnter, k.PageUp, k.PageDown, k.Wheel, k.Back}},
 		{"A chat request (ctrl+r)", []key.Binding{k.Accept, withWord(k.AcceptAndAdd, "accept and add"), k.Decline, k.BlockCaller, k.Back}},
-		{"Dialogs", []key.Binding{k.Confirm, k.NextField, k.PrevField, k.Yes, k.No, k.Unblock, k.Back}},
+		{"Dialogs", []key.Binding{k.Confirm, k.NextField, k.PrevField, k.Yes, k.No, k.Unblock, k.ScrollUp, k.ScrollDn, k.Back}},
 	}
 }

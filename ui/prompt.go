@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/textinput"
@@ -122,13 +121,12 @@ func (s *Screen) handleRequestKey(msg tea.KeyMsg) tea.Cmd {
 			p.name.Blur()
 			return nil
 		case keyMatch(msg, k.Confirm):
-			name, err := checkName(p.name.Value())
-			if err != nil {
-				p.err = err.Error()
-				return nil
+			name, problem := checkName(p.name.Value())
+			if problem == "" {
+				problem = s.checkNewContact(o.ContactID)
 			}
-			if err := s.checkNewContact(o.ContactID); err != nil {
-				p.err = err.Error()
+			if problem != "" {
+				p.err = problem
 				return nil
 			}
 			p.remove(o.SessionID)
@@ -388,47 +386,48 @@ func (d *dialog) move(by int) tea.Cmd {
 }
 
 // checkName checks a name typed for a contact and returns it as it will
-// be stored; the error says what to fix, in words.
-func checkName(typed string) (string, error) {
-	name := sanitizeLine(typed)
+// be stored, or, as problem, what to fix in words.
+func checkName(typed string) (name, problem string) {
+	name = sanitizeLine(typed)
 	switch {
 	case name == "":
-		return "", errors.New("Name: type what you call them.")
+		return "", "Name: type what you call them."
 	case !hasVisible(name):
-		return "", errors.New("Name: it shows nothing; use letters, digits or symbols.")
+		return "", "Name: it shows nothing; use letters, digits or symbols."
 	case len(name) > store.MaxContactNameBytes:
-		return "", errors.New("Name: too long, at most " + itoa(store.MaxContactNameBytes) + " bytes (this one has " + itoa(len(name)) + ").")
+		return "", "Name: too long, at most " + itoa(store.MaxContactNameBytes) + " bytes (this one has " + itoa(len(name)) + ")."
 	}
 	clean, err := store.CleanContactName(name)
 	if err != nil {
-		return "", errors.New("Name: " + strings.TrimPrefix(err.Error(), store.ErrInvalidName.Error()+": "))
+		return "", "Name: " + strings.TrimPrefix(err.Error(), store.ErrInvalidName.Error()+": ") + "."
 	}
-	return clean, nil
+	return clean, ""
 }
 
-// checkNewContact says what is wrong with adding id (canonical) as a contact.
-func (s *Screen) checkNewContact(id string) error {
+// checkNewContact says what is wrong with adding id (canonical) as a
+// contact; "" if nothing.
+func (s *Screen) checkNewContact(id string) string {
 	if id == s.self.ID {
-		return errors.New("ID: that is your own ID; paste the other person's.")
+		return "ID: that is your own ID; paste the other person's."
 	}
 	if c, ok := s.contacts.find(id); ok && c.Name != "" {
-		return errors.New("ID: already in your contacts, as " + c.Name + ".")
+		return "ID: already in your contacts, as " + c.Name + "."
 	}
-	return nil
+	return ""
 }
 
 // checkID parses an ID as pasted (spaces and line breaks removed) and
-// says what to fix.
-func checkID(typed string) (string, error) {
+// returns it canonical, or what to fix.
+func checkID(typed string) (id, problem string) {
 	raw := strings.Join(strings.Fields(typed), "")
 	if raw == "" {
-		return "", errors.New("ID: paste their ID (they see it in their top line, or under i).")
+		return "", "ID: paste their ID (they see it in their top line, or under i)."
 	}
 	pub, err := identity.ParseID(raw)
 	if err != nil {
-		return "", errors.New("ID: " + err.Error() + ".")
+		return "", "ID: " + err.Error() + "."
 	}
-	return identity.IDFromPublic(pub), nil
+	return identity.IDFromPublic(pub), ""
 }
 
 // submitDialog checks the fields and emits the intent; a mistake keeps the
@@ -437,26 +436,26 @@ func (s *Screen) submitDialog() tea.Cmd {
 	d := &s.dlg
 	switch d.kind {
 	case dlgAdd:
-		name, err := checkName(d.fields[0].Value())
-		if err != nil {
-			d.err = err.Error()
+		name, problem := checkName(d.fields[0].Value())
+		if problem != "" {
+			d.err = problem
 			return d.focusField(0)
 		}
-		id, err := checkID(d.fields[1].Value())
-		if err == nil {
-			err = s.checkNewContact(id)
+		id, problem := checkID(d.fields[1].Value())
+		if problem == "" {
+			problem = s.checkNewContact(id)
 		}
-		if err != nil {
-			d.err = err.Error()
+		if problem != "" {
+			d.err = problem
 			return d.focusField(1)
 		}
 		s.acted()
 		s.closeDialog()
 		return emit(AddContactIntent{Name: name, ID: id})
 	case dlgRename:
-		name, err := checkName(d.fields[0].Value())
-		if err != nil {
-			d.err = err.Error()
+		name, problem := checkName(d.fields[0].Value())
+		if problem != "" {
+			d.err = problem
 			return nil
 		}
 		id := d.contactID

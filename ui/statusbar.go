@@ -71,7 +71,7 @@ func wordForms(s string, keep int) []string {
 	out := []string{s}
 	words := strings.Fields(s)
 	for n := len(words) - 1; n >= keep; n-- {
-		out = append(out, strings.TrimRight(strings.Join(words[:n], " "), ",;:")+"…")
+		out = append(out, strings.TrimRight(strings.Join(words[:n], " "), ",;:⇄ ")+"…")
 	}
 	return out
 }

@@ -151,6 +151,12 @@ func (s *Screen) detailsLines(w int) []string {
 		if value == "" {
 			return
 		}
+		if label == "" {
+			for _, ln := range strings.Split(wrapText(value, max(1, w-2)), "\n") {
+				out = append(out, "  "+ln)
+			}
+			return
+		}
 		lines := strings.Split(wrapText(value, max(1, w-labelW-2)), "\n")
 		for i, ln := range lines {
 			l := ""
