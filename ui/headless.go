@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/identity"
 )
 
@@ -16,17 +20,19 @@ import (
 // (see Event). The commands:
 //
 //	id                       print my ID and fingerprint
-//	add NAME ID              add a contact
-//	rename ID|NAME NEWNAME   rename a contact
+//	add NAME... ID           add a contact (the last word is the ID; the name may have spaces)
+//	rename ID|NAME NEWNAME...  rename a contact
 //	remove ID|NAME           remove a contact
 //	contacts                 list contacts
 //	connect ID|NAME          start a conversation (offer through signalling)
-//	accept SESSION [NAME]    accept an offer; NAME adds an unknown sender as a contact
+//	accept SESSION [NAME...] accept an offer; NAME adds an unknown sender as a contact
 //	decline SESSION          decline an offer
 //	send ID|NAME TEXT...     send a message (queued until a session carries it)
 //	quit                     leave
 //
-// Blank lines and lines starting with '#' are ignored.
+// Words are separated by any Unicode space. Blank lines and lines
+// starting with '#' are ignored. A line longer than maxCommandLine is
+// refused without being held in memory whole.
 
 // commandMsg is one parsed headless command line.
 type commandMsg struct {
@@ -41,56 +47,113 @@ type commandErrMsg struct{ words string }
 // stdinClosedMsg reports the end of the command input: headless mode quits.
 type stdinClosedMsg struct{}
 
-// maxCommandLine bounds one command line (a message body is at most 64 KiB).
+// maxCommandLine bounds one command line: "send", a peer and a message
+// of the most a session carries (session.MaxMessageSize, 64 KiB), with
+// room to spare.
 const maxCommandLine = 80 << 10
 
-var errEmptyLine = errors.New("empty line")
+var (
+	errEmptyLine = errors.New("empty line")
+	// errLineTooLong: a command line longer than maxCommandLine.
+	errLineTooLong = errors.New("command line too long")
+)
+
+// cutWord splits s at its first run of Unicode spaces: the first word and
+// what follows (leading spaces removed from both).
+func cutWord(s string) (word, rest string) {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	i := strings.IndexFunc(s, unicode.IsSpace)
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimLeftFunc(s[i:], unicode.IsSpace)
+}
 
 // parseCommand turns one line into a command.
 func parseCommand(line string) (commandMsg, error) {
-	line = strings.TrimRight(line, "\r\n")
-	trimmed := strings.TrimSpace(line)
+	trimmed := strings.TrimFunc(line, unicode.IsSpace)
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return commandMsg{}, errEmptyLine
 	}
-	fields := strings.Fields(trimmed)
-	verb, args := strings.ToLower(fields[0]), fields[1:]
-	need := func(min, max int, usage string) error {
-		if len(args) < min || (max >= 0 && len(args) > max) {
-			return fmt.Errorf("usage: %s", usage)
-		}
-		return nil
+	if !utf8.ValidString(trimmed) {
+		return commandMsg{}, errors.New("the line is not valid UTF-8")
 	}
-	var err error
+	verbWord, rest := cutWord(trimmed)
+	verb := strings.ToLower(verbWord)
+	words := strings.Fields(rest)
+	usage := func(u, what string) error {
+		return fmt.Errorf("%s %s (got %s): %s", verb, what, plural(len(words), "word", "words"), u)
+	}
 	switch verb {
 	case "id", "contacts", "quit":
-		err = need(0, 0, verb)
-	case "add":
-		err = need(2, 2, "add NAME ID")
-	case "rename":
-		err = need(2, 2, "rename ID|NAME NEWNAME")
-	case "remove":
-		err = need(1, 1, "remove ID|NAME")
-	case "connect":
-		err = need(1, 1, "connect ID|NAME")
-	case "accept":
-		err = need(1, 2, "accept SESSION [NAME]")
-	case "decline":
-		err = need(1, 1, "decline SESSION")
-	case "send":
-		if err = need(2, -1, "send ID|NAME TEXT..."); err == nil {
-			// Keep the text exactly as typed after the peer.
-			s := strings.TrimLeft(trimmed[len(fields[0]):], " \t")
-			s = strings.TrimLeft(s[len(args[0]):], " \t")
-			return commandMsg{verb: verb, args: args[:1], rest: s}, nil
+		if len(words) != 0 {
+			return commandMsg{}, usage(verb, "takes nothing after it")
 		}
-	default:
-		err = fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, accept, decline, send, quit)", fields[0])
+		return commandMsg{verb: verb, args: []string{}}, nil
+	case "remove", "connect", "decline":
+		if len(words) != 1 {
+			what := map[string]string{"remove": "ID|NAME", "connect": "ID|NAME", "decline": "SESSION"}[verb]
+			return commandMsg{}, usage(verb+" "+what, "takes one word")
+		}
+		return commandMsg{verb: verb, args: words}, nil
+	case "add":
+		// The ID is the last word; the name is everything before it.
+		if len(words) < 2 {
+			return commandMsg{}, usage("add NAME ID", "needs a name and an ID")
+		}
+		id := words[len(words)-1]
+		name := strings.TrimRightFunc(strings.TrimSuffix(strings.TrimRightFunc(rest, unicode.IsSpace), id), unicode.IsSpace)
+		return commandMsg{verb: verb, args: []string{name, id}}, nil
+	case "rename":
+		target, name := cutWord(rest)
+		if len(words) < 2 {
+			return commandMsg{}, usage("rename ID|NAME NEWNAME", "needs a contact and a new name")
+		}
+		return commandMsg{verb: verb, args: []string{target, name}}, nil
+	case "accept":
+		if len(words) < 1 {
+			return commandMsg{}, usage("accept SESSION [NAME]", "needs a session")
+		}
+		sid, name := cutWord(rest)
+		args := []string{sid}
+		if name != "" {
+			args = append(args, name)
+		}
+		return commandMsg{verb: verb, args: args}, nil
+	case "send":
+		peer, text := cutWord(rest)
+		if text == "" {
+			return commandMsg{}, usage("send ID|NAME TEXT...", "needs a contact and some text")
+		}
+		// The text as typed after the peer, inner spacing kept.
+		return commandMsg{verb: verb, args: []string{peer}, rest: text}, nil
 	}
-	if err != nil {
-		return commandMsg{}, err
+	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, accept, decline, send, quit)", verbWord)
+}
+
+// readLine reads one line of at most limit bytes. A longer one is read to
+// its end in pieces and dropped, never held whole, and reported as
+// errLineTooLong; the next call reads the line after it.
+func readLine(r *bufio.Reader, limit int) (string, error) {
+	var buf []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(chunk) > limit {
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if tooLong {
+			return "", errLineTooLong
+		}
+		return string(buf), err
 	}
-	return commandMsg{verb: verb, args: args}, nil
 }
 
 // readCommand returns a Cmd that blocks for the next command line. The
@@ -99,9 +162,9 @@ func parseCommand(line string) (commandMsg, error) {
 func readCommand(r *bufio.Reader) tea.Cmd {
 	return func() tea.Msg {
 		for {
-			line, err := r.ReadString('\n')
-			if len(line) > maxCommandLine {
-				return commandErrMsg{words: "command line too long"}
+			line, err := readLine(r, maxCommandLine)
+			if errors.Is(err, errLineTooLong) {
+				return commandErrMsg{words: fmt.Sprintf("command line too long: at most %d KiB (a message holds %s); the line was ignored", maxCommandLine>>10, kib(session.MaxMessageSize))}
 			}
 			if line != "" {
 				cmd, perr := parseCommand(line)
