@@ -17,10 +17,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/term"
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session/identity"
@@ -62,7 +67,27 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, haveTerminal))
+}
+
+// errNoTerminal: the screen has nowhere to draw or read keys from.
+var errNoTerminal = errors.New("no terminal to draw on: standard input is not a terminal and /dev/tty cannot be opened")
+
+// haveTerminal reports whether the screen can run: Bubble Tea reads keys
+// from standard input when it is a terminal, else from /dev/tty.
+func haveTerminal(stdin io.Reader) error {
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(f.Fd()) {
+		return nil
+	}
+	if runtime.GOOS == "windows" {
+		return nil // the console is opened its own way there
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", errNoTerminal, err)
+	}
+	tty.Close()
+	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -96,12 +121,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
 	}
-	if o.stun != "none" {
-		for _, hp := range strings.Split(o.stun, ",") {
-			if _, port, err := net.SplitHostPort(strings.TrimSpace(hp)); err != nil || port == "" {
-				return o, usageError{fmt.Errorf("--stun %q: want host:port[,host:port...] or none", o.stun)}
-			}
-		}
+	if o.profile == "" {
+		return o, usageError{errors.New("--profile \"\": a profile needs a name: 1-32 letters, digits, '.', '_' or '-' (or leave the flag out for \"default\")")}
+	}
+	if _, err := store.ProfileDir(o.dataDir, o.profile); err != nil {
+		return o, usageError{fmt.Errorf("--profile: %w", err)}
+	}
+	if err := checkSTUNList(o.stun); err != nil {
+		return o, usageError{err}
 	}
 	if _, err := netip.ParseAddrPort(o.listen); err != nil {
 		return o, usageError{fmt.Errorf("--listen %q: want IP:PORT, e.g. 0.0.0.0:0: %v", o.listen, err)}
@@ -120,7 +147,48 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// checkSTUNList checks --stun: "none", or host:port entries whose port is
+// a number from 1 to 65535.
+func checkSTUNList(list string) error {
+	if list == "none" {
+		return nil
+	}
+	for _, hp := range strings.Split(list, ",") {
+		hp = strings.TrimSpace(hp)
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return fmt.Errorf("--stun %q: %q is not host:port; want host:port[,host:port...] or none", list, hp)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("--stun %q: the port of %q must be a number from 1 to 65535", list, hp)
+		}
+	}
+	return nil
+}
+
+// listenError says in one sentence why the UDP socket could not be opened
+// (the socket's error repeats the address at each layer).
+func listenError(addr string, err error) error {
+	var reason string
+	switch {
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		reason = "that IP is not an address of this machine (use one of its addresses, or 0.0.0.0)"
+	case errors.Is(err, syscall.EADDRINUSE):
+		reason = "that port is already in use (choose another, or port 0 for any free one)"
+	case errors.Is(err, syscall.EACCES):
+		reason = "permission denied (ports below 1024 need privileges; port 0 picks a free one)"
+	default:
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			reason = op.Err.Error()
+		} else {
+			reason = err.Error()
+		}
+	}
+	return fmt.Errorf("--listen %s: %s", addr, reason)
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, terminal func(io.Reader) error) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -130,6 +198,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "p2ptui:", err)
 		}
 		return exitUsage
+	}
+	if !o.headless {
+		if err := terminal(stdin); err != nil {
+			fmt.Fprintf(stderr, "p2ptui: %v.\nRun it in a terminal, or add --headless to read commands on standard input and write JSON events on standard output.\n", err)
+			return exitUsage
+		}
 	}
 	if err := start(o, stdin, stdout); err != nil {
 		fmt.Fprintln(stderr, "p2ptui:", err)
@@ -212,27 +286,13 @@ func start(o options, stdin io.Reader, stdout io.Writer) error {
 
 	sock, err := punch.ListenUDP(ctx, o.listen)
 	if err != nil {
-		return usageError{fmt.Errorf("--listen: %w", err)}
+		return usageError{listenError(o.listen, err)}
 	}
 	defer sock.Close()
 
-	var servers []netip.AddrPort
-	if o.stun != "none" {
-		rctx, rcancel := context.WithTimeout(ctx, stunResolveTimeout)
-		names := strings.Split(o.stun, ",")
-		for i := range names {
-			names[i] = strings.TrimSpace(names[i])
-		}
-		servers, err = punch.ResolveSTUNServers(rctx, names)
-		rcancel()
-		if err != nil {
-			// Not fatal: peers on this network can still be reached.
-			logger.Warn("STUN servers", "err", err)
-		}
-	}
-
+	servers, stunNames := resolveSTUN(ctx, o.stun, logger)
 	model := ui.New(ui.Deps{
-		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers,
+		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers, STUNNames: stunNames,
 		Name: o.name, Logger: logger,
 		Headless: o.headless, Commands: stdin, Events: stdout,
 	})
@@ -273,4 +333,41 @@ func openLog(o options) (*slog.Logger, func(), error) {
 		return nil, nil, usageError{fmt.Errorf("open log: %w", err)}
 	}
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo})), func() { f.Close() }, nil
+}
+
+// resolveSTUN resolves the --stun names, each within stunResolveTimeout
+// (all at once), keeping which resolved for the details view. A name that
+// does not resolve is not fatal: peers on this network can still be
+// reached.
+func resolveSTUN(ctx context.Context, list string, logger *slog.Logger) ([]netip.AddrPort, []ui.STUNName) {
+	if list == "none" {
+		return nil, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, stunResolveTimeout)
+	defer cancel()
+	var names []ui.STUNName
+	for _, n := range strings.Split(list, ",") {
+		names = append(names, ui.STUNName{Name: strings.TrimSpace(n)})
+	}
+	var wg sync.WaitGroup
+	for i := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addrs, err := punch.ResolveSTUNServers(rctx, []string{names[i].Name})
+			if err != nil || len(addrs) == 0 {
+				logger.Warn("STUN server did not resolve", "server", names[i].Name, "err", err)
+				return
+			}
+			names[i].Addr = addrs[0]
+		}()
+	}
+	wg.Wait()
+	var servers []netip.AddrPort
+	for _, n := range names {
+		if n.Addr.IsValid() {
+			servers = append(servers, n.Addr)
+		}
+	}
+	return servers, names
 }

@@ -238,6 +238,10 @@ type Stats struct {
 	// DuplicateFragments counts fragments that arrived again and were
 	// suppressed.
 	DuplicateFragments uint64
+	// BytesSent and BytesReceived count the datagrams' bytes handed out by
+	// Transmits and received authentic (headers and tags included), for
+	// the connection details.
+	BytesSent, BytesReceived uint64
 	// WrongKey counts handshake messages 1 that authenticated a static key
 	// other than the expected peer's (an impostor who knows the session):
 	// dropped, and the real peer's message 1 is still answered.
@@ -405,6 +409,9 @@ func (m *Machine) Transmits() [][]byte {
 	}
 	out := m.out
 	m.out = nil
+	for _, b := range out {
+		m.stats.BytesSent += uint64(len(b))
+	}
 	return out
 }
 

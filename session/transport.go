@@ -42,6 +42,7 @@ func (m *Machine) handleTransport(now time.Time, b []byte) {
 	}
 	m.replay.Accept(counter)
 	m.stats.DatagramsReceived++
+	m.stats.BytesReceived += uint64(len(b))
 	m.lastHeard = now
 	for rest := plain; len(rest) > 0; {
 		f := &m.rcv.scratch

@@ -152,14 +152,34 @@ func (c *conversation) lines(height, scroll int, l *chatLayout) ([]string, int) 
 	return out[:len(out)-scroll], scroll
 }
 
+// lateAfter is how much later than written a message must arrive to be
+// marked: longer than any path takes, short enough to catch one that
+// waited in the sender's outbox while we were away.
+const lateAfter = 5 * time.Minute
+
+// maxClockAhead is how far in the future (by our clock) a sender's time
+// may be and still be shown: beyond it the sender's clock is wrong, and
+// the arrival time is more truthful.
+const maxClockAhead = 2 * time.Minute
+
+// shownAt is the time a message is shown with: when the sender wrote it,
+// as its (encrypted) message says, unless unknown or implausible.
+func shownAt(m *MessageView) time.Time {
+	if m.SentAt.IsZero() || m.SentAt.After(m.At.Add(maxClockAhead)) {
+		return m.At
+	}
+	return m.SentAt
+}
+
 // renderMessage draws one message: a day separator when the day changes,
-// then "15:04 name: body" with the body wrapped under itself and the
-// delivery mark after the last word.
+// then "15:04 name: body" with the body wrapped under itself and, after
+// the last word, the delivery mark (mine) or when it arrived (theirs,
+// when that was much later than it was written).
 func renderMessage(m, prev *MessageView, peerName string, l *chatLayout) []string {
 	st, w := l.st, l.width
 	var out []string
-	at := m.At.In(l.loc)
-	if prev == nil || !sameDay(prev.At.In(l.loc), at) {
+	at := shownAt(m).In(l.loc)
+	if prev == nil || !sameDay(shownAt(prev).In(l.loc), at) {
 		out = append(out, daySeparator(at, w, st))
 	}
 
@@ -203,6 +223,15 @@ func renderMessage(m, prev *MessageView, peerName string, l *chatLayout) []strin
 		case MarkDelivered:
 			mark, markW = st.markDone.Render("✓✓"), 2
 		}
+	} else if arrived := m.At.In(l.loc); !m.SentAt.IsZero() && arrived.Sub(m.SentAt) > lateAfter {
+		words := "(arrived " + arrived.Format("15:04") + ")"
+		if !sameDay(arrived, at) {
+			words = "(arrived " + arrived.Format("2 Jan 15:04") + ")"
+		}
+		if ansi.StringWidth(words) > avail {
+			words = "(late)"
+		}
+		mark, markW = st.mark.Render(words), ansi.StringWidth(words)
 	}
 
 	body := wrapBody(m.Body, avail)

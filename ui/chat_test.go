@@ -233,3 +233,32 @@ func TestNamesComeFromTheContactsAndFollowRenames(t *testing.T) {
 		}
 	}
 }
+
+// TestSenderTimeAndLateArrival: a message shows when its sender wrote it;
+// one that arrived much later says when it arrived; a sender clock in the
+// future is not believed.
+func TestSenderTimeAndLateArrival(t *testing.T) {
+	l := testLayout(80)
+	for _, c := range []struct {
+		name     string
+		m        MessageView
+		want     string
+		notWant  string
+		wantLate bool
+	}{
+		{"on time", MessageView{Body: "hi", SentAt: baseTime.Add(-time.Minute), At: baseTime}, "14:29 them: hi", "arrived", false},
+		{"late", MessageView{Body: "hi", SentAt: baseTime.Add(-50 * time.Minute), At: baseTime}, "13:40 them: hi (arrived 14:30)", "", true},
+		{"late, another day", MessageView{Body: "hi", SentAt: baseTime.Add(-26 * time.Hour), At: baseTime}, "12:30 them: hi (arrived 24 Nov 14:30)", "", true},
+		{"no sender time", MessageView{Body: "hi", At: baseTime}, "14:30 them: hi", "arrived", false},
+		{"sender clock ahead", MessageView{Body: "hi", SentAt: baseTime.Add(time.Hour), At: baseTime}, "14:30 them: hi", "15:30", false},
+		{"mine are never late", MessageView{Mine: true, Body: "hi", SentAt: baseTime.Add(-time.Hour), At: baseTime, Mark: MarkSent}, "13:30 me: hi ✓", "arrived", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lines := renderMessage(&c.m, nil, "", l)
+			got := strings.Join(lines, "\n")
+			if !strings.Contains(got, c.want) || (c.notWant != "" && strings.Contains(got, c.notWant)) {
+				t.Fatalf("rendered:\n%s\nwant %q, not %q", got, c.want, c.notWant)
+			}
+		})
+	}
+}

@@ -85,9 +85,13 @@ func presenceGlyph(p Presence) string {
 	return "○"
 }
 
-// presenceWords is the glyph and the word, plus the detail for failures.
+// presenceWords is the glyph and the word, plus the detail for failures;
+// a blocked contact says so first.
 func presenceWords(c ContactView) string {
 	s := presenceGlyph(c.Presence) + " " + c.Presence.String()
+	if c.Blocked {
+		s = "⊘ blocked · " + s
+	}
 	if c.Presence == PresenceConnecting {
 		s += "…"
 	}
@@ -172,6 +176,9 @@ func (l *contactList) view(w, h int, focused bool, openID string, typing func(id
 		words = ansi.Truncate(words, max(1, room), "…")
 		gap = max(1, w-2-ansi.StringWidth(words)-ansi.StringWidth(when))
 		wordStyle := st.presence[c.Presence]
+		if c.Blocked {
+			wordStyle = st.muted
+		}
 		if typing(c.ID) {
 			words, wordStyle = ansi.Truncate("✎ typing…", max(1, room), "…"), st.typing
 			gap = max(1, w-2-ansi.StringWidth(words)-ansi.StringWidth(when))

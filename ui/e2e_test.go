@@ -466,7 +466,12 @@ func TestEndToEndFirestore(t *testing.T) {
 	}
 	// The emulator under -race on a busy machine can take seconds to
 	// deliver: give offers the real program's time to be answered.
-	patient := func(d *Deps) { d.Timers.OfferTimeout = conn.DefaultOfferTimeout }
+	patient := func(d *Deps) {
+		d.Timers.OfferTimeout = conn.DefaultOfferTimeout
+		// Presence goes through the emulator too: a 300 ms round would
+		// call a peer offline whenever a write lags a second.
+		d.Timers.PresenceEvery = 5 * time.Second
+	}
 	a := startE2EPeerOn(t, open, t.TempDir(), "alice", patient)
 	b := startE2EPeerOn(t, open, t.TempDir(), "bob", patient)
 	connectPair(t, a, b, "bob")

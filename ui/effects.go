@@ -332,6 +332,20 @@ func storeEffect(st *store.Store, ef conn.Effect) tea.Cmd {
 			}
 			return loadContacts(st, ef.Gen, "")
 		}
+	case conn.StoreBlock:
+		return func() tea.Msg {
+			if err := st.Block(ef.ID, ef.Name, ef.At); err != nil {
+				return contactsMsg{Gen: ef.Gen, Err: fmt.Errorf("could not block: %w", err)}
+			}
+			return loadContacts(st, ef.Gen, "")
+		}
+	case conn.StoreUnblock:
+		return func() tea.Msg {
+			if err := st.Unblock(ef.ID); err != nil {
+				return contactsMsg{Gen: ef.Gen, Err: fmt.Errorf("could not unblock: %w", err)}
+			}
+			return loadContacts(st, ef.Gen, "")
+		}
 	case conn.StoreQueue:
 		return func() tea.Msg {
 			_, err := st.Queue(ef.Peer, ef.ID, ef.Body, ef.At)
@@ -384,5 +398,13 @@ func loadContacts(st *store.Store, gen int, added string) contactsMsg {
 		out[c.ID] = len(recs)
 		list = append(list, conn.Contact{ID: c.ID, Name: c.Name, Public: c.Public, AskEachTime: c.AskEachTime})
 	}
-	return contactsMsg{Gen: gen, Contacts: list, Outbox: out, Added: added}
+	bs, err := st.BlockedIDs()
+	if err != nil {
+		return contactsMsg{Gen: gen, Err: fmt.Errorf("could not read the blocked IDs: %w", err)}
+	}
+	blocked := make([]conn.Blocked, 0, len(bs))
+	for _, b := range bs {
+		blocked = append(blocked, conn.Blocked{ID: b.ID, Name: b.Name, Since: b.Since})
+	}
+	return contactsMsg{Gen: gen, Contacts: list, Outbox: out, Added: added, Blocked: blocked}
 }

@@ -12,6 +12,7 @@ import (
 //	ready      id, fingerprint (my own key's), nat, backend
 //	id         id, fingerprint                       (answer to "id")
 //	contacts   contacts [{name,id,online}]            (answer to "contacts")
+//	blocked    contacts [{name,id}]                   (answer to "blocked")
 //	contact    name, id                               (a contact was added, renamed)
 //	presence   peer, name, online, last_seen
 //	offer      from, name, known, session, fingerprint

@@ -30,7 +30,8 @@ func (m *hostModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		msg(m.s)
 		return m, nil
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
-		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent:
+		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
+		BlockIntent, UnblockIntent:
 		m.intents = append(m.intents, msg)
 		return m, nil
 	}
@@ -112,11 +113,13 @@ func conversationWithReceipts() []MessageView {
 		{Key: "m4", Mine: true, Sender: "carol", Body: "thanks, got them. This one is long enough to wrap onto a second line in the chat pane so the indent shows.", At: baseTime.Add(-10 * time.Minute), Mark: MarkDelivered},
 		{Key: "m5", Mine: true, Sender: "carol", Body: "reading now", At: baseTime.Add(-9 * time.Minute), Mark: MarkSent},
 		{Key: "m6", Mine: true, Sender: "carol", Body: "will call you later", At: baseTime.Add(-1 * time.Minute), Mark: MarkQueued},
+		{Key: "m7", Sender: "alice", Body: "written on the train, sent when I had signal", SentAt: baseTime.Add(-50 * time.Minute), At: baseTime, Mark: MarkReceived},
 	}
 }
 
 func TestGolden(t *testing.T) {
 	enter := tea.KeyMsg{Type: tea.KeyEnter}
+	ctrlR := tea.KeyMsg{Type: tea.KeyCtrlR}
 	openAlice := func(s *Screen) {
 		seedSelf(s)
 		seedStatus(s)
@@ -140,23 +143,61 @@ func TestGolden(t *testing.T) {
 		{"offer_known", 100, 30, func(s *Screen) {
 			openAlice(s)
 			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, Fingerprint: "11111 22222 33333 44444", SessionID: "s1"})
-		}, nil},
+		}, []tea.Msg{enter}},
+		{"offer_known_open", 100, 30, func(s *Screen) {
+			openAlice(s)
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, Fingerprint: "11111 22222 33333 44444", SessionID: "s1"})
+		}, []tea.Msg{enter, ctrlR}},
 		{"offer_unknown", 100, 30, func(s *Screen) {
 			seedSelf(s)
 			seedStatus(s)
 			s.SetContacts(allPresences())
 			s.ShowOffer(OfferView{ContactID: idStranger, Fingerprint: "55555 66666 77777 88888", SessionID: "s2"})
-		}, nil},
+		}, []tea.Msg{ctrlR}},
 		{"narrow_chat", 60, 16, openAlice, []tea.Msg{enter}},
 		{"narrow_contacts", 60, 16, func(s *Screen) {
 			openAlice(s)
 			s.ShowError("That ID has a typo: check the last characters.")
 		}, nil},
+		{"narrow_offer_notice", 60, 16, func(s *Screen) {
+			openAlice(s)
+			s.ShowOffer(OfferView{ContactID: idStranger, Name: "totally-alice", Fingerprint: "55555 66666 77777 88888", SessionID: "s2"})
+			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s3"})
+		}, append([]tea.Msg{enter}, typeText("we had a good day and")...)},
 		{"narrow_offer_unknown", 60, 16, func(s *Screen) {
 			openAlice(s)
 			s.ShowOffer(OfferView{ContactID: idStranger, Name: "totally-alice", Fingerprint: "55555 66666 77777 88888", SessionID: "s2"})
 			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s3"})
+		}, []tea.Msg{ctrlR}},
+		{"details", 80, 24, func(s *Screen) {
+			openAlice(s)
+			s.SetDetails(DetailsView{
+				Backend: "firestore (project p2p-demo)", BackendHealth: "reachable", BackendOK: true,
+				NAT: "cone NAT: direct connections work with most peers",
+				STUN: []STUNDetails{
+					{Server: "stun.example.org:3478", Addr: "198.51.100.1:3478", Answer: "mapped 203.0.113.7:40112 in 23 ms"},
+					{Server: "stun.example.net:3478", Answer: "did not resolve"},
+				},
+				Chat: &ChatDetails{Peer: "alice", State: "connected", Path: "direct", Encrypted: true,
+					Local: "10.0.0.2:4000", Remote: "198.51.100.12:5000", RTT: 23400 * time.Microsecond,
+					Sent: 12345, Received: 67890, Since: baseTime.Add(-time.Hour)},
+			})
+		}, []tea.Msg{enter, keyT(tea.KeyCtrlS)}},
+		{"status_shortened", 80, 24, func(s *Screen) {
+			seedSelf(s)
+			seedStatus(s)
+			s.SetContacts(allPresences())
 		}, nil},
+		{"message_near_limit", 80, 24, func(s *Screen) {
+			openAlice(s)
+		}, []tea.Msg{enter, keyRunes(strings.Repeat("x", maxMessageBytes-1234))}},
+		{"blocked", 80, 24, func(s *Screen) {
+			seedSelf(s)
+			cs := allPresences()
+			cs[1].Blocked = true
+			s.SetContacts(cs)
+			s.SetBlocked([]BlockedView{{ID: idBob, Name: "bob", Since: baseTime.Add(-48 * time.Hour)}, {ID: idStranger, Name: "mallory", Since: baseTime.Add(-72 * time.Hour)}})
+		}, []tea.Msg{keyRunes("B")}},
 		{"hostile", 100, 30, func(s *Screen) {
 			seedSelf(s)
 			seedStatus(s)
@@ -171,6 +212,10 @@ func TestGolden(t *testing.T) {
 		}, append([]tea.Msg{keyRunes("a")}, typeText("dave\t"+idDave[:20])...)},
 		{"help", 80, 24, func(s *Screen) { seedSelf(s) }, []tea.Msg{keyRunes("?")}},
 		{"info", 80, 24, func(s *Screen) {
+			seedSelf(s)
+			s.SetContacts(allPresences())
+		}, []tea.Msg{keyRunes("i")}},
+		{"info_tall", 100, 40, func(s *Screen) {
 			seedSelf(s)
 			s.SetContacts(allPresences())
 		}, []tea.Msg{keyRunes("i")}},

@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/identity"
 )
@@ -17,20 +21,25 @@ import (
 // (see Event). The commands:
 //
 //	id                       print my ID and fingerprint
-//	add NAME ID              add a contact
-//	rename ID|NAME NEWNAME   rename a contact
+//	add NAME... ID           add a contact (the last word is the ID; the name may have spaces)
+//	rename ID|NAME NEWNAME...  rename a contact
 //	remove ID|NAME           remove a contact
 //	contacts                 list contacts
 //	connect ID|NAME          start a conversation (offer through signalling)
 //	cancel ID|NAME           stop connecting to (or waiting for) a peer
-//	accept [ID] SESSION [NAME]  accept an offer; NAME adds an unknown sender as
-//	                         a contact; ID is needed only when two senders used
-//	                         the same session ID
+//	accept [ID] SESSION [NAME...]  accept an offer; NAME adds an unknown sender
+//	                         as a contact; the sender's ID is needed only when
+//	                         two senders used the same session ID
 //	decline [ID] SESSION     decline an offer
 //	send ID|NAME TEXT...     send a message (queued until a session carries it)
+//	block ID|NAME            drop the ID's requests unseen (ends a session with it)
+//	unblock ID|NAME          let them through again
+//	blocked                  list the blocked IDs
 //	quit                     leave
 //
-// Blank lines and lines starting with '#' are ignored.
+// Words are separated by any Unicode space. Blank lines and lines
+// starting with '#' are ignored. A line longer than maxCommandLine is
+// refused without being held in memory whole.
 
 // commandMsg is one parsed headless command line.
 type commandMsg struct {
@@ -45,58 +54,130 @@ type commandErrMsg struct{ words string }
 // stdinClosedMsg reports the end of the command input: headless mode quits.
 type stdinClosedMsg struct{}
 
-// maxCommandLine bounds one command line (a message body is at most 64 KiB).
+// maxCommandLine bounds one command line: "send", a peer and a message
+// of the most a session carries (session.MaxMessageSize, 64 KiB), with
+// room to spare.
 const maxCommandLine = 80 << 10
 
-var errEmptyLine = errors.New("empty line")
+var (
+	errEmptyLine = errors.New("empty line")
+	// errLineTooLong: a command line longer than maxCommandLine.
+	errLineTooLong = errors.New("command line too long")
+)
+
+// isID tells an ID from a session ID (which is short hex).
+func isID(s string) bool {
+	_, err := identity.ParseID(s)
+	return err == nil
+}
+
+// cutWord splits s at its first run of Unicode spaces: the first word and
+// what follows (leading spaces removed from both).
+func cutWord(s string) (word, rest string) {
+	s = strings.TrimLeftFunc(s, unicode.IsSpace)
+	i := strings.IndexFunc(s, unicode.IsSpace)
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimLeftFunc(s[i:], unicode.IsSpace)
+}
 
 // parseCommand turns one line into a command.
 func parseCommand(line string) (commandMsg, error) {
-	line = strings.TrimRight(line, "\r\n")
-	trimmed := strings.TrimSpace(line)
+	trimmed := strings.TrimFunc(line, unicode.IsSpace)
 	if trimmed == "" || strings.HasPrefix(trimmed, "#") {
 		return commandMsg{}, errEmptyLine
 	}
-	fields := strings.Fields(trimmed)
-	verb, args := strings.ToLower(fields[0]), fields[1:]
-	need := func(min, max int, usage string) error {
-		if len(args) < min || (max >= 0 && len(args) > max) {
-			return fmt.Errorf("usage: %s", usage)
-		}
-		return nil
+	if !utf8.ValidString(trimmed) {
+		return commandMsg{}, errors.New("the line is not valid UTF-8")
 	}
-	var err error
+	verbWord, rest := cutWord(trimmed)
+	verb := strings.ToLower(verbWord)
+	words := strings.Fields(rest)
+	usage := func(u, what string) error {
+		return fmt.Errorf("%s %s (got %s): %s", verb, what, plural(len(words), "word", "words"), u)
+	}
 	switch verb {
-	case "id", "contacts", "quit":
-		err = need(0, 0, verb)
-	case "add":
-		err = need(2, 2, "add NAME ID")
-	case "rename":
-		err = need(2, 2, "rename ID|NAME NEWNAME")
-	case "remove":
-		err = need(1, 1, "remove ID|NAME")
-	case "connect":
-		err = need(1, 1, "connect ID|NAME")
-	case "cancel":
-		err = need(1, 1, "cancel ID|NAME")
-	case "accept":
-		err = need(1, 3, "accept [ID] SESSION [NAME]")
-	case "decline":
-		err = need(1, 2, "decline [ID] SESSION")
-	case "send":
-		if err = need(2, -1, "send ID|NAME TEXT..."); err == nil {
-			// Keep the text exactly as typed after the peer.
-			s := strings.TrimLeft(trimmed[len(fields[0]):], " \t")
-			s = strings.TrimLeft(s[len(args[0]):], " \t")
-			return commandMsg{verb: verb, args: args[:1], rest: s}, nil
+	case "id", "contacts", "blocked", "quit":
+		if len(words) != 0 {
+			return commandMsg{}, usage(verb, "takes nothing after it")
 		}
-	default:
-		err = fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, quit)", fields[0])
+		return commandMsg{verb: verb, args: []string{}}, nil
+	case "remove", "connect", "cancel", "block", "unblock":
+		if len(words) != 1 {
+			return commandMsg{}, usage(verb+" ID|NAME", "takes one word")
+		}
+		return commandMsg{verb: verb, args: words}, nil
+	case "decline":
+		if len(words) != 1 && !(len(words) == 2 && isID(words[0])) {
+			return commandMsg{}, usage("decline [ID] SESSION", "takes a session, or an ID and a session")
+		}
+		return commandMsg{verb: verb, args: words}, nil
+	case "add":
+		// The ID is the last word; the name is everything before it.
+		if len(words) < 2 {
+			return commandMsg{}, usage("add NAME ID", "needs a name and an ID")
+		}
+		id := words[len(words)-1]
+		name := strings.TrimRightFunc(strings.TrimSuffix(strings.TrimRightFunc(rest, unicode.IsSpace), id), unicode.IsSpace)
+		return commandMsg{verb: verb, args: []string{name, id}}, nil
+	case "rename":
+		target, name := cutWord(rest)
+		if len(words) < 2 {
+			return commandMsg{}, usage("rename ID|NAME NEWNAME", "needs a contact and a new name")
+		}
+		return commandMsg{verb: verb, args: []string{target, name}}, nil
+	case "accept":
+		if len(words) < 1 {
+			return commandMsg{}, usage("accept [ID] SESSION [NAME]", "needs a session")
+		}
+		// args: [ID] SESSION, then the name (spaces kept) if any.
+		var args []string
+		first, after := cutWord(rest)
+		if second, name := cutWord(after); isID(first) && second != "" {
+			args = []string{first, second}
+			after = name
+		} else {
+			args = []string{first}
+		}
+		if after != "" {
+			args = append(args, after)
+		}
+		return commandMsg{verb: verb, args: args}, nil
+	case "send":
+		peer, text := cutWord(rest)
+		if text == "" {
+			return commandMsg{}, usage("send ID|NAME TEXT...", "needs a contact and some text")
+		}
+		// The text as typed after the peer, inner spacing kept.
+		return commandMsg{verb: verb, args: []string{peer}, rest: text}, nil
 	}
-	if err != nil {
-		return commandMsg{}, err
+	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, quit)", verbWord)
+}
+
+// readLine reads one line of at most limit bytes. A longer one is read to
+// its end in pieces and dropped, never held whole, and reported as
+// errLineTooLong; the next call reads the line after it.
+func readLine(r *bufio.Reader, limit int) (string, error) {
+	var buf []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(chunk) > limit {
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if tooLong {
+			return "", errLineTooLong
+		}
+		return string(buf), err
 	}
-	return commandMsg{verb: verb, args: args}, nil
 }
 
 // readCommand returns a Cmd that blocks for the next command line. The
@@ -105,9 +186,9 @@ func parseCommand(line string) (commandMsg, error) {
 func readCommand(r *bufio.Reader) tea.Cmd {
 	return func() tea.Msg {
 		for {
-			line, err := r.ReadString('\n')
-			if len(line) > maxCommandLine {
-				return commandErrMsg{words: "command line too long"}
+			line, err := readLine(r, maxCommandLine)
+			if errors.Is(err, errLineTooLong) {
+				return commandErrMsg{words: fmt.Sprintf("command line too long: at most %d KiB (a message holds %s); the line was ignored", maxCommandLine>>10, kib(session.MaxMessageSize))}
 			}
 			if line != "" {
 				cmd, perr := parseCommand(line)
@@ -181,6 +262,24 @@ func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 		if id, ok := m.resolve(cmd.args[0]); ok {
 			m.handle(now, SendIntent{ContactID: id, Text: cmd.rest})
 		}
+	case "block":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			name := ""
+			if c, known := m.contactByID(id); known {
+				name = c.Name
+			}
+			m.handle(now, BlockIntent{ID: id, Name: name})
+		}
+	case "unblock":
+		if id, ok := m.resolveBlocked(cmd.args[0]); ok {
+			m.handle(now, UnblockIntent{ID: id})
+		}
+	case "blocked":
+		list := []EventContact{}
+		for _, b := range e.BlockedIDs() {
+			list = append(list, EventContact{Name: b.Name, ID: b.ID})
+		}
+		m.obs.(*jsonObserver).emit(Event{Ev: "blocked", Contacts: list})
 	case "quit":
 		m.quit(now)
 	}
@@ -209,6 +308,29 @@ func (m *Model) offerArgs(args []string) (from, sid string, rest []string, ok bo
 	}
 	m.showError(fmt.Sprintf("%d requests use session %s: name the sender's ID before the session", len(senders), sid))
 	return "", "", nil, false
+}
+
+func (m *Model) contactByID(id string) (conn.Contact, bool) {
+	for _, c := range m.eng.Contacts() {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return conn.Contact{}, false
+}
+
+// resolveBlocked is resolve for unblock: a blocked stranger is found by
+// the name it was blocked under too.
+func (m *Model) resolveBlocked(s string) (string, bool) {
+	if pub, err := identity.ParseID(s); err == nil {
+		return identity.IDFromPublic(pub), true
+	}
+	for _, b := range m.eng.BlockedIDs() {
+		if b.Name != "" && strings.EqualFold(b.Name, s) {
+			return b.ID, true
+		}
+	}
+	return m.resolve(s)
 }
 
 // resolve finds a contact by ID or by name (case-insensitive, unique); a

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,19 @@ func TestParseCommand(t *testing.T) {
 		{line: "add bob", err: true},
 		{line: "frobnicate", err: true},
 		{line: "quit now", err: true},
+		// Any Unicode space separates words, and none is left on the text.
+		{line: "send\u00a0bob hi", want: commandMsg{verb: "send", args: []string{"bob"}, rest: "hi"}},
+		{line: "send\u3000b hi\u3000there\u3000", want: commandMsg{verb: "send", args: []string{"b"}, rest: "hi\u3000there"}},
+		{line: "\u2003send bob\u2009\u2009é ok", want: commandMsg{verb: "send", args: []string{"bob"}, rest: "é ok"}},
+		{line: "connect\u00a0bob", want: commandMsg{verb: "connect", args: []string{"bob"}}},
+		// Names may have spaces where that is unambiguous.
+		{line: "add Bob Smith abcdefgh2345", want: commandMsg{verb: "add", args: []string{"Bob Smith", "abcdefgh2345"}}},
+		{line: "rename bob Robert  Smith", want: commandMsg{verb: "rename", args: []string{"bob", "Robert  Smith"}}},
+		{line: "accept s1 Carol Jones", want: commandMsg{verb: "accept", args: []string{"s1", "Carol Jones"}}},
+		{line: "remove bob smith", err: true},
+		{line: "decline", err: true},
+		{line: "send bob \u00a0 ", err: true},
+		{line: "send bob \xff", err: true},
 	} {
 		got, err := parseCommand(tc.line)
 		if tc.err {
@@ -40,6 +54,12 @@ func TestParseCommand(t *testing.T) {
 		if got.verb != tc.want.verb || got.rest != tc.want.rest || strings.Join(got.args, "|") != strings.Join(tc.want.args, "|") {
 			t.Errorf("parseCommand(%q) = %+v, want %+v", tc.line, got, tc.want)
 		}
+	}
+	if _, err := parseCommand("quit now"); err == nil || err.Error() != "quit takes nothing after it (got 1 word): quit" {
+		t.Errorf("quit now: %v", err)
+	}
+	if _, err := parseCommand("remove bob smith"); err == nil || !strings.Contains(err.Error(), "remove takes one word (got 2 words)") {
+		t.Errorf("remove bob smith: %v", err)
 	}
 	if _, err := parseCommand("   # a comment"); !errors.Is(err, errEmptyLine) {
 		t.Errorf("comment: err = %v, want errEmptyLine", err)
@@ -87,5 +107,60 @@ func TestEventWriterWritesJSONLinesInOrder(t *testing.T) {
 	}
 	if strings.Contains(lines[0], "from") {
 		t.Errorf("empty fields written: %s", lines[0])
+	}
+}
+
+// endlessLine is n bytes of one line without a newline, then more lines.
+type endlessLine struct {
+	n    int
+	tail *strings.Reader
+}
+
+func (e *endlessLine) Read(p []byte) (int, error) {
+	if e.n > 0 {
+		k := min(len(p), e.n)
+		for i := range k {
+			p[i] = 'x'
+		}
+		e.n -= k
+		return k, nil
+	}
+	return e.tail.Read(p)
+}
+
+// TestLongCommandLinesAreBoundedBeforeBuffering feeds a 64 MiB line: it is
+// refused, the next command is read, and memory never holds the line.
+func TestLongCommandLinesAreBoundedBeforeBuffering(t *testing.T) {
+	const lineSize = 64 << 20
+	r := bufio.NewReaderSize(&endlessLine{n: lineSize, tail: strings.NewReader("\nid\nsend bob " + strings.Repeat("y", 64<<10) + "\n")}, 64<<10)
+	read := readCommand(r)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	first := read()
+	runtime.ReadMemStats(&after)
+	if m, ok := first.(commandErrMsg); !ok || !strings.Contains(m.words, "command line too long: at most 80 KiB") {
+		t.Fatalf("first = %#v, want a too-long error", first)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Fatalf("reading a %d MiB line allocated %d MiB", lineSize>>20, grew>>20)
+	}
+	if m, ok := read().(commandMsg); !ok || m.verb != "id" {
+		t.Fatalf("after the long line: %#v, want id", m)
+	}
+	// A whole 64 KiB message fits.
+	if m, ok := read().(commandMsg); !ok || m.verb != "send" || len(m.rest) != 64<<10 {
+		t.Fatalf("64 KiB send: %T %d", m, len(m.rest))
+	}
+	if m, ok := read().(stdinClosedMsg); !ok {
+		t.Fatalf("end: %#v", m)
+	}
+	// A too-long last line without a newline, then the end.
+	read = readCommand(bufio.NewReaderSize(&endlessLine{n: 200 << 10, tail: strings.NewReader("")}, 4096))
+	if m, ok := read().(commandErrMsg); !ok {
+		t.Fatalf("unterminated long line: %#v", m)
+	}
+	if m, ok := read().(stdinClosedMsg); !ok {
+		t.Fatalf("after it: %#v", m)
 	}
 }

@@ -76,6 +76,7 @@ type ContactView struct {
 	Unread       int
 	LastActivity time.Time // zero: never
 	Fingerprint  string    // safety number for this pair
+	Blocked      bool      // its requests are dropped unseen
 }
 
 // MessageView is one chat message. Key is stable for the message's life
@@ -85,7 +86,13 @@ type MessageView struct {
 	Mine   bool
 	Sender string
 	Body   string
-	At     time.Time
+	// At is when this machine queued (mine) or received (theirs) it.
+	At time.Time
+	// SentAt is when the sender wrote it, by the sender's clock as the
+	// encrypted message carries it (session.Received.SentAt; the store's
+	// Record.SentAt). The chat shows it, and marks a message that arrived
+	// more than lateAfter after it was written. Zero: unknown, At is shown.
+	SentAt time.Time
 	Mark   Mark
 }
 
@@ -96,6 +103,48 @@ type OfferView struct {
 	Known       bool   // the offerer is in the contacts
 	Fingerprint string
 	SessionID   string
+}
+
+// BlockedView is one blocked ID in the "blocked" list (store.Blocked).
+type BlockedView struct {
+	ID    string
+	Name  string // what it was known as when blocked; may be empty
+	Since time.Time
+}
+
+// DetailsView is everything the status line shortens, for the details
+// view (ctrl+s). The engine fills what it knows; empty fields are left out
+// and, while none is set, the view shows the StatusView's words.
+type DetailsView struct {
+	Backend       string // e.g. "firestore (project p2p-demo)", "local /run/user/1000/p2ptui-signal"
+	BackendHealth string // plain words: "reachable", "unreachable since 14:02: …"
+	BackendOK     bool
+
+	NAT  string        // my NAT in words (punch.NATBehavior.Phrase)
+	STUN []STUNDetails // every configured server, in order, with its answer
+
+	Chat *ChatDetails // the open chat's connection; nil: no chat open
+}
+
+// STUNDetails is one STUN server and what it answered.
+type STUNDetails struct {
+	Server string // as configured, "stun.example.org:3478"
+	Addr   string // what the name resolved to; empty: did not resolve
+	Answer string // plain words: "mapped 203.0.113.7:40112 in 23 ms", "no answer", "did not resolve"
+}
+
+// ChatDetails is the open chat's connection.
+type ChatDetails struct {
+	Peer      string        // its name (or short ID)
+	State     string        // plain words: "connected", "punching through NATs", "failed: …"
+	Path      string        // "direct", "relayed via 198.51.100.9:3478", ...
+	Encrypted bool          // a Noise session carries it
+	Local     string        // my address on the path
+	Remote    string        // theirs
+	RTT       time.Duration // smoothed round-trip time; 0: not measured
+	Sent      uint64        // bytes sent on this session
+	Received  uint64        // bytes received on this session
+	Since     time.Time     // when the session was established; zero: not
 }
 
 // StatusView is the status bar's content.
@@ -141,6 +190,14 @@ type RenameContactIntent struct{ ID, Name string }
 
 // RemoveContactIntent: remove contact ID (the user has confirmed).
 type RemoveContactIntent struct{ ID string }
+
+// BlockIntent: drop ID's offers from now on, unseen (store.Block with
+// Name), and drop any offer of its that is waiting, without answering it.
+// ID need not be a contact; blocking does not remove one.
+type BlockIntent struct{ ID, Name string }
+
+// UnblockIntent: let ID's offers through again (store.Unblock).
+type UnblockIntent struct{ ID string }
 
 // QuitIntent: the user asked to quit.
 type QuitIntent struct{}

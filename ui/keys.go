@@ -2,128 +2,214 @@ package ui
 
 import (
 	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
 )
 
 // keyMap is every key binding of the screen. Which ones apply depends on
-// what has the keyboard (see keyCtx); help shows only those.
+// what has the keyboard (keyCtx); the footer and the help show those. Each
+// key has one word, the same wherever it does the same thing.
+//
+// Answering a chat request is never a plain letter typed in the input:
+// the request waits as a notice until the person opens it with ctrl+r (a
+// key no text produces), and only then do its letters answer it.
 type keyMap struct {
-	// anywhere
-	Quit   key.Binding
-	Switch key.Binding
-	Help   key.Binding
-	// HelpInChat is f1 alone: in the chat '?' is text.
-	HelpInChat key.Binding
+	// anywhere (with no dialog open)
+	Quit    key.Binding // the real ctrl+c only; see keyMatch
+	Switch  key.Binding
+	Answer  key.Binding
+	Details key.Binding
+	Help    key.Binding
 
 	// contacts pane
-	Up     key.Binding
-	Down   key.Binding
-	Open   key.Binding
-	Add    key.Binding
-	Rename key.Binding
-	Remove key.Binding
-	Info   key.Binding
-	QuitQ  key.Binding
+	Up        key.Binding
+	Down      key.Binding
+	Open      key.Binding
+	Add       key.Binding
+	Rename    key.Binding
+	Remove    key.Binding
+	Block     key.Binding
+	Blocked   key.Binding
+	Info      key.Binding
+	Copy      key.Binding
+	DetailsS  key.Binding
+	HelpQ     key.Binding
+	QuitQ     key.Binding
+	WheelList key.Binding // help text only: the mouse wheel
 
 	// chat pane and input
 	Send     key.Binding
 	Newline  key.Binding
+	AltEnter key.Binding // help text only: the other newline key
 	PageUp   key.Binding
 	PageDown key.Binding
+	Wheel    key.Binding // help text only: the mouse wheel
 	Back     key.Binding
 
-	// incoming offer prompt
+	// an opened chat request
 	Accept       key.Binding
 	AcceptAndAdd key.Binding
 	Decline      key.Binding
+	BlockCaller  key.Binding
 
 	// dialogs
 	Confirm   key.Binding
 	NextField key.Binding
 	PrevField key.Binding
-	Cancel    key.Binding
 	Yes       key.Binding
 	No        key.Binding
+	Unblock   key.Binding
+	ScrollUp  key.Binding
+	ScrollDn  key.Binding
 }
 
 func newKeyMap() keyMap {
+	b := func(keys []string, k, word string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, word))
+	}
+	ks := func(k ...string) []string { return k }
 	return keyMap{
-		Quit:       key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit")),
-		Switch:     key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "contacts/chat")),
-		Help:       key.NewBinding(key.WithKeys("?", "f1"), key.WithHelp("?/f1", "help")),
-		HelpInChat: key.NewBinding(key.WithKeys("f1"), key.WithHelp("f1", "help")),
+		Quit:    b(ks("ctrl+c"), "ctrl+c", "quit"),
+		Switch:  b(ks("tab"), "tab", "switch"),
+		Answer:  b(ks("ctrl+r"), "ctrl+r", "answer"),
+		Details: b(ks("ctrl+s"), "ctrl+s", "status"),
+		Help:    b(ks("f1"), "f1", "help"),
 
-		Up:     key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-		Down:   key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-		Open:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open & connect")),
-		Add:    key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "add contact")),
-		Rename: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "rename")),
-		Remove: key.NewBinding(key.WithKeys("x", "delete"), key.WithHelp("x/del", "remove")),
-		Info:   key.NewBinding(key.WithKeys("i"), key.WithHelp("i", "IDs & safety numbers")),
-		QuitQ:  key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
+		Up:        b(ks("up", "k"), "↑/k", "up"),
+		Down:      b(ks("down", "j"), "↓/j", "down"),
+		Open:      b(ks("enter"), "enter", "open"),
+		Add:       b(ks("a"), "a", "add"),
+		Rename:    b(ks("r"), "r", "rename"),
+		Remove:    b(ks("x", "delete"), "x/del", "remove"),
+		Block:     b(ks("b"), "b", "block"),
+		Blocked:   b(ks("B"), "B", "blocked"),
+		Info:      b(ks("i"), "i", "info"),
+		Copy:      b(ks("c"), "c", "copy"),
+		DetailsS:  b(ks("s"), "s", "status"),
+		HelpQ:     b(ks("?", "f1"), "?/f1", "help"),
+		QuitQ:     b(ks("q"), "q", "quit"),
+		WheelList: key.NewBinding(key.WithHelp("wheel", "move")),
 
-		Send:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "send")),
-		Newline:  key.NewBinding(key.WithKeys("alt+enter", "ctrl+j"), key.WithHelp("alt+enter", "new line")),
-		PageUp:   key.NewBinding(key.WithKeys("pgup"), key.WithHelp("pgup", "scroll up")),
-		PageDown: key.NewBinding(key.WithKeys("pgdown"), key.WithHelp("pgdn", "scroll down")),
-		Back:     key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "contacts")),
+		Send:     b(ks("enter"), "enter", "send"),
+		Newline:  b(ks("alt+enter", "ctrl+j"), "ctrl+j", "newline"),
+		AltEnter: key.NewBinding(key.WithHelp("alt+enter", "newline")),
+		PageUp:   b(ks("pgup"), "pgup", "scroll"),
+		PageDown: b(ks("pgdown"), "pgdn", "scroll"),
+		Wheel:    key.NewBinding(key.WithHelp("wheel", "scroll")),
+		Back:     b(ks("esc"), "esc", "back"),
 
-		Accept:       key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "accept")),
-		AcceptAndAdd: key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "accept & add")),
-		Decline:      key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "decline")),
+		Accept:       b(ks("a"), "a", "accept"),
+		AcceptAndAdd: b(ks("A"), "A", "add"),
+		Decline:      b(ks("d"), "d", "decline"),
+		BlockCaller:  b(ks("b"), "b", "block"),
 
-		Confirm:   key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "ok")),
-		NextField: key.NewBinding(key.WithKeys("tab", "down"), key.WithHelp("tab", "next field")),
-		PrevField: key.NewBinding(key.WithKeys("shift+tab", "up"), key.WithHelp("shift+tab", "previous field")),
-		Cancel:    key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "cancel")),
-		Yes:       key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "yes")),
-		No:        key.NewBinding(key.WithKeys("n", "esc"), key.WithHelp("n/esc", "no")),
+		Confirm:   b(ks("enter"), "enter", "ok"),
+		NextField: b(ks("tab", "down"), "tab", "next"),
+		PrevField: b(ks("shift+tab", "up"), "shift+tab", "previous"),
+		Yes:       b(ks("y"), "y", "yes"),
+		No:        b(ks("n", "esc"), "n", "no"),
+		Unblock:   b(ks("u"), "u", "unblock"),
+		ScrollUp:  b(ks("up", "k", "pgup"), "↑/pgup", "scroll"),
+		ScrollDn:  b(ks("down", "j", "pgdown"), "↓/pgdn", "scroll"),
 	}
 }
 
-// keyCtx says what has the keyboard; it picks the bindings help shows.
+// keyMatch is key.Matches for keys, not for strings: Bubble Tea reports a
+// run of printable characters that arrive together (an unbracketed paste,
+// a slow link, tmux send-keys -l) as one KeyRunes message whose String()
+// is the text itself, so the typed words "ctrl+c", "up" or "esc" would
+// otherwise match the bindings of those names. Only a single rune can
+// match a one-letter binding; a paste never matches anything.
+func keyMatch(msg tea.KeyMsg, b key.Binding) bool {
+	if msg.Paste || (msg.Type == tea.KeyRunes && len(msg.Runes) != 1) {
+		return false
+	}
+	return key.Matches(msg, b)
+}
+
+// isText reports keys that are text when a text field has the keyboard:
+// printable runes (one or many, typed or pasted) and the space bar,
+// without alt.
+func isText(msg tea.KeyMsg) bool {
+	return !msg.Alt && (msg.Type == tea.KeyRunes || msg.Type == tea.KeySpace) && len(msg.Runes) > 0
+}
+
+// asText is msg as a field inserts it whatever its runes spell: marked as
+// a paste, it matches none of the field's own bindings (a word "up" no
+// longer moves the cursor), and the field inserts its runes.
+func asText(msg tea.KeyMsg) tea.KeyMsg {
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: msg.Runes, Paste: true}
+}
+
+// keyCtx says what has the keyboard; it picks the bindings the footer shows.
 type keyCtx int
 
 const (
 	ctxContacts keyCtx = iota
 	ctxChat
-	ctxOffer
-	ctxOfferUnknown
-	ctxDialog // several fields
-	ctxField  // one field
-	ctxConfirm
+	ctxRequest
+	ctxRequestUnknown
+	ctxRequestName
+	ctxDialog  // several fields
+	ctxField   // one field
+	ctxConfirm // y/n
+	ctxRemove  // y/b/n
+	ctxHelp
+	ctxInfo
+	ctxDetails
+	ctxBlocked
 )
 
-// helpKeys adapts keyMap to help.KeyMap for one keyCtx.
-type helpKeys struct {
-	k   *keyMap
-	ctx keyCtx
-}
-
-// ShortHelp is the one-line help at the bottom of the screen.
-func (h helpKeys) ShortHelp() []key.Binding {
-	k := h.k
-	switch h.ctx {
+// footerKeys are the footer's bindings for ctx, most important first: the
+// footer shows as many whole ones as fit, never a cut one.
+func (k *keyMap) footerKeys(ctx keyCtx) []key.Binding {
+	switch ctx {
 	case ctxChat:
-		return []key.Binding{k.Send, k.Newline, k.PageUp, k.Back, k.Switch, k.HelpInChat}
-	case ctxOffer:
-		return []key.Binding{k.Accept, k.Decline}
-	case ctxOfferUnknown:
-		return []key.Binding{k.Accept, k.AcceptAndAdd, k.Decline}
+		return []key.Binding{k.Send, k.Newline, k.Back, k.Help, k.PageUp, k.Switch, k.Details}
+	case ctxRequest:
+		return []key.Binding{k.Accept, k.Decline, k.BlockCaller, k.Back}
+	case ctxRequestUnknown:
+		return []key.Binding{k.Accept, k.AcceptAndAdd, k.Decline, k.BlockCaller, k.Back}
+	case ctxRequestName:
+		return []key.Binding{withWord(k.Confirm, "accept"), k.Back}
 	case ctxDialog:
-		return []key.Binding{k.Confirm, k.NextField, k.Cancel}
+		return []key.Binding{k.Confirm, k.NextField, k.Back}
 	case ctxField:
-		return []key.Binding{k.Confirm, k.Cancel}
+		return []key.Binding{k.Confirm, k.Back}
 	case ctxConfirm:
 		return []key.Binding{k.Yes, k.No}
+	case ctxRemove:
+		return []key.Binding{k.Yes, k.Block, k.No}
+	case ctxHelp, ctxDetails:
+		return []key.Binding{k.ScrollUp, k.Back}
+	case ctxInfo:
+		return []key.Binding{k.Copy, k.ScrollUp, k.Back}
+	case ctxBlocked:
+		return []key.Binding{k.Up, k.Down, k.Unblock, k.Back}
 	}
-	return []key.Binding{k.Open, k.Add, k.Switch, k.Help, k.QuitQ}
+	return []key.Binding{k.Open, k.Add, k.Info, k.HelpQ, k.QuitQ, k.Switch, k.Copy, k.DetailsS}
 }
 
-// FullHelp is the '?' overlay: every binding that applies, in columns.
-func (h helpKeys) FullHelp() [][]key.Binding {
-	k := h.k
-	return [][]key.Binding{
-		{k.Up, k.Down, k.Open, k.Add, k.Rename, k.Remove, k.Info, k.QuitQ},
-		{k.Send, k.Newline, k.PageUp, k.PageDown, k.Back, k.Switch, k.Help, k.Quit},
+// withWord is b described by another word (enter is "ok" in a dialog and
+// "accept" under a request's name field).
+func withWord(b key.Binding, word string) key.Binding {
+	b.SetHelp(b.Help().Key, word)
+	return b
+}
+
+// helpSection is one titled group of the help overlay.
+type helpSection struct {
+	title string
+	keys  []key.Binding
+}
+
+// helpSections is the whole help, grouped by what has the keyboard; every
+// binding of the screen is in it.
+func (k *keyMap) helpSections() []helpSection {
+	return []helpSection{
+		{"Anywhere", []key.Binding{k.Quit, k.Switch, k.Answer, k.Details, k.Help}},
+		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.Info, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
+		{"Chat", []key.Binding{k.Send, k.Newline, k.AltEnter, k.PageUp, k.PageDown, k.Wheel, k.Back}},
+		{"A chat request (ctrl+r)", []key.Binding{k.Accept, withWord(k.AcceptAndAdd, "accept and add"), k.Decline, k.BlockCaller, k.Back}},
+		{"Dialogs", []key.Binding{k.Confirm, k.NextField, k.PrevField, k.Yes, k.No, k.Unblock, k.ScrollUp, k.ScrollDn, k.Back}},
 	}
 }

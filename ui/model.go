@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -28,8 +29,10 @@ type Deps struct {
 	Identity  identity.Identity
 	Socket    *punch.Socket
 	// STUN servers for discovering the public address and NAT behaviour;
-	// none: only host candidates are offered.
-	STUN []netip.AddrPort
+	// none: only host candidates are offered. STUNNames are the servers as
+	// configured, resolved or not, for the words and the details view.
+	STUN      []netip.AddrPort
+	STUNNames []STUNName
 	// Name is my display name, sent (sealed) in offers and published with
 	// presence.
 	Name   string
@@ -51,6 +54,13 @@ type Deps struct {
 	Timers                                         conn.Timers
 	PunchKeepalive, PunchPathTimeout, PunchTimeout time.Duration
 	SessionTimers                                  session.Timers
+}
+
+// STUNName is one configured STUN server: its name and what it resolved
+// to (zero: it did not).
+type STUNName struct {
+	Name string
+	Addr netip.AddrPort
 }
 
 // Model is the root Bubble Tea model: a thin adapter between the world and
@@ -111,7 +121,7 @@ func New(d Deps) *Model {
 		host = d.Socket.HostCandidates()
 	}
 	m.eng, m.engErr = conn.New(conn.Config{
-		Identity: d.Identity, Name: d.Name, Rand: m.rand, Host: host, STUN: d.STUN, Logger: m.log,
+		Identity: d.Identity, Name: d.Name, Rand: m.rand, Host: host, STUN: d.STUN, STUNConfigured: len(d.STUNNames), Logger: m.log,
 		Timers: d.Timers, PunchKeepalive: d.PunchKeepalive, PunchPathTimeout: d.PunchPathTimeout, PunchTime: d.PunchTimeout,
 		Session: d.SessionTimers,
 	})
@@ -132,7 +142,9 @@ func New(d Deps) *Model {
 			m.stdin = bufio.NewReaderSize(d.Commands, 64<<10)
 		}
 	} else {
-		m.obs = newScreenObserver(m.screen, backend, m.now)
+		so := newScreenObserver(m.screen, backend, m.now)
+		so.details = m.details
+		m.obs = so
 	}
 	if m.eng != nil {
 		m.obs.setNAT(m.eng.NATWords())
@@ -300,6 +312,12 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		if m.open == msg.ID {
 			m.open = ""
 		}
+	case BlockIntent:
+		if err := e.Block(now, msg.ID, msg.Name); err != nil {
+			m.showError("could not block: " + err.Error())
+		}
+	case UnblockIntent:
+		e.Unblock(now, msg.ID)
 	case QuitIntent:
 		m.quit(now)
 
@@ -377,7 +395,7 @@ func (m *Model) handleHistory(msg historyMsg) {
 	st := m.eng.Peer(msg.peer)
 	views := make([]MessageView, 0, len(msg.recs))
 	for _, r := range msg.recs {
-		v := MessageView{Key: r.MsgID.String(), Mine: r.Mine, Body: r.Body, At: r.At}
+		v := MessageView{Key: r.MsgID.String(), Mine: r.Mine, Body: r.Body, At: r.At, SentAt: r.SentAt}
 		switch {
 		case !r.Mine:
 			v.Mark = MarkReceived
@@ -564,4 +582,62 @@ func tick(ctx context.Context, stop <-chan struct{}, d time.Duration, msg tickMs
 		}
 		return nil
 	}
+}
+
+// details is everything the status line shortens, for the details view.
+func (m *Model) details(focused string) DetailsView {
+	ok, words := m.eng.Backend()
+	d := DetailsView{BackendOK: ok, BackendHealth: "reachable", NAT: m.eng.NATWords()}
+	if m.d.Signaller != nil {
+		d.Backend = m.d.Signaller.Name()
+	}
+	if !ok {
+		d.BackendHealth = words
+	}
+	answers := map[netip.AddrPort]punch.ServerAnswer{}
+	for _, a := range m.eng.STUNAnswers() {
+		answers[a.Server] = a
+	}
+	names := m.d.STUNNames
+	if len(names) == 0 {
+		for _, a := range m.d.STUN {
+			names = append(names, STUNName{Name: a.String(), Addr: a})
+		}
+	}
+	for _, n := range names {
+		sd := STUNDetails{Server: n.Name}
+		switch a, found := answers[n.Addr]; {
+		case !n.Addr.IsValid():
+			sd.Answer = "did not resolve"
+		case !found:
+			sd.Addr, sd.Answer = n.Addr.String(), "asking…"
+		case a.Err != nil:
+			sd.Addr, sd.Answer = n.Addr.String(), a.Err.Error()
+		default:
+			sd.Addr, sd.Answer = n.Addr.String(), fmt.Sprintf("mapped %v in %v", a.Mapped, a.RTT.Round(time.Millisecond))
+		}
+		d.STUN = append(d.STUN, sd)
+	}
+	if focused == "" {
+		return d
+	}
+	st := m.eng.Peer(focused)
+	if st.ID == "" {
+		return d
+	}
+	c := &ChatDetails{Peer: peerName(st), State: st.Phase.String(), Since: st.Since}
+	if st.Words != "" {
+		c.State += ": " + st.Words
+	}
+	if st.Phase == conn.PhaseConnected {
+		c.Path, c.Encrypted = st.Path.Kind, true
+		c.Local, c.Remote = st.Path.Local.String(), st.Path.Remote.String()
+		c.RTT = st.Stats.SRTT
+		if c.RTT == 0 {
+			c.RTT = st.Path.RTT
+		}
+		c.Sent, c.Received = st.Stats.BytesSent, st.Stats.BytesReceived
+	}
+	d.Chat = c
+	return d
 }

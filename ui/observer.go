@@ -75,6 +75,8 @@ type screenObserver struct {
 	rowsSet   bool
 	status    StatusView
 	statusSet bool
+	// details fills the details view for the focused chat (nil: none).
+	details func(focused string) DetailsView
 }
 
 func newScreenObserver(s *Screen, backend string, now func() time.Time) *screenObserver {
@@ -105,6 +107,12 @@ func (o *screenObserver) Notify(n conn.Notification) {
 		}
 	case conn.PeerChanged:
 		o.peers[n.Status.ID] = n.Status
+	case conn.BlockedChanged:
+		bs := make([]BlockedView, 0, len(n.Blocked))
+		for _, b := range n.Blocked {
+			bs = append(bs, BlockedView{ID: b.ID, Name: b.Name, Since: b.Since})
+		}
+		s.SetBlocked(bs)
 	case conn.PeerRemoved:
 		delete(o.peers, n.ID)
 		delete(o.unread, n.ID)
@@ -124,7 +132,7 @@ func (o *screenObserver) Notify(n conn.Notification) {
 	case conn.MessageDelivered:
 		s.SetMark(n.Peer, n.ID.String(), MarkDelivered)
 	case conn.MessageIn:
-		s.AppendMessage(n.Peer, MessageView{Key: n.ID.String(), Sender: peerName(o.peers[n.Peer]), Body: n.Body, At: n.At, Mark: MarkReceived})
+		s.AppendMessage(n.Peer, MessageView{Key: n.ID.String(), Sender: peerName(o.peers[n.Peer]), Body: n.Body, At: n.At, SentAt: n.SentAt, Mark: MarkReceived})
 		if n.Peer != o.focused {
 			o.unread[n.Peer]++
 		}
@@ -161,7 +169,7 @@ func (o *screenObserver) refresh() {
 	seen := map[string]bool{}
 	row := func(st conn.PeerStatus) {
 		seen[st.ID] = true
-		v := ContactView{ID: st.ID, Name: st.Name, Unread: o.unread[st.ID], LastActivity: st.LastActive, Fingerprint: st.Fingerprint}
+		v := ContactView{ID: st.ID, Name: st.Name, Unread: o.unread[st.ID], LastActivity: st.LastActive, Fingerprint: st.Fingerprint, Blocked: st.Blocked}
 		switch st.Phase {
 		case conn.PhaseConnected:
 			v.Presence = PresenceConnected
@@ -206,6 +214,9 @@ func (o *screenObserver) refresh() {
 	if !o.statusSet || st != o.status {
 		o.status, o.statusSet = st, true
 		o.s.SetStatus(st)
+	}
+	if o.details != nil {
+		o.s.SetDetails(o.details(o.focused))
 	}
 }
 

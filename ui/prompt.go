@@ -2,80 +2,143 @@ package ui
 
 import (
 	"strings"
-	"time"
 
-	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/store"
 )
 
-// offerArmDelay is how long an offer prompt ignores its keys after it
-// appears: someone typing a message when an offer pops up would otherwise
-// answer it with whatever letter came next ("a" accepts).
-const offerArmDelay = 600 * time.Millisecond
-
-// maxNameRunes bounds contact names typed in dialogs.
-const maxNameRunes = 64
-
-// maxIDRunes leaves room for an ID pasted with spaces or line breaks.
-const maxIDRunes = 200
-
-// pendingOffer is a queued incoming-offer prompt.
-type pendingOffer struct {
-	OfferView
-	shownAt time.Time
-}
-
-// offerPrompt is the queue of incoming offers; the oldest is on screen.
-type offerPrompt struct {
-	queue  []pendingOffer
-	naming bool // "accept and add": asking for a name
+// requests are the incoming chat requests, oldest first. They wait as a
+// notice and never take the keyboard; the person opens the oldest with
+// ctrl+r, and only an opened request reads keys: no typed text can
+// answer one.
+type requests struct {
+	queue  []OfferView
+	open   reqKey // the opened request; zero: none
+	naming bool   // "accept and add": asking for a name
 	name   textinput.Model
 	err    string
 }
 
-func (p *offerPrompt) current() (pendingOffer, bool) {
-	if len(p.queue) == 0 {
-		return pendingOffer{}, false
+// reqKey names a request: its sender and session (anyone can reuse a
+// session ID, so it alone names nothing).
+type reqKey struct{ from, sid string }
+
+func keyOf(o OfferView) reqKey { return reqKey{from: o.ContactID, sid: o.SessionID} }
+
+// isOpen reports whether a request is opened.
+func (p *requests) isOpen() bool { return p.open != reqKey{} }
+
+func (p *requests) add(o OfferView) {
+	for i := range p.queue {
+		if keyOf(p.queue[i]) == keyOf(o) {
+			p.queue[i] = o
+			return
+		}
 	}
-	return p.queue[0], true
+	p.queue = append(p.queue, o)
 }
 
-func (p *offerPrompt) remove(from, sessionID string) {
+// opened returns the opened request.
+func (p *requests) opened() (OfferView, bool) {
+	if !p.isOpen() {
+		return OfferView{}, false
+	}
+	for _, o := range p.queue {
+		if keyOf(o) == p.open {
+			return o, true
+		}
+	}
+	return OfferView{}, false
+}
+
+func (p *requests) close() {
+	p.open, p.naming, p.err = reqKey{}, false, ""
+	p.name.Reset()
+	p.name.Blur()
+}
+
+func (p *requests) remove(k reqKey) {
 	for i, o := range p.queue {
-		if o.ContactID == from && o.SessionID == sessionID {
+		if keyOf(o) == k {
 			p.queue = append(p.queue[:i:i], p.queue[i+1:]...)
-			if i == 0 {
-				p.naming, p.err = false, ""
-				p.name.Reset()
-				p.name.Blur()
+			if p.open == k {
+				p.close()
 			}
 			return
 		}
 	}
 }
 
-// handleOfferKey answers the offer on screen. Keys within offerArmDelay of
-// it appearing are swallowed.
-func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
-	p := &s.offers
-	o, _ := p.current()
+// removeFrom drops every request from contactID (it was just blocked).
+func (p *requests) removeFrom(contactID string) {
+	for i := 0; i < len(p.queue); {
+		if p.queue[i].ContactID == contactID {
+			p.remove(keyOf(p.queue[i]))
+			continue
+		}
+		i++
+	}
+}
+
+// requestFrom names who a request is from.
+func requestFrom(o OfferView) string {
+	switch {
+	case o.Known && o.Name != "":
+		return o.Name
+	case o.Known:
+		return shortID(o.ContactID)
+	}
+	return "unknown ID " + shortID(o.ContactID)
+}
+
+// openRequest opens the oldest waiting request (ctrl+r).
+func (s *Screen) openRequest() tea.Cmd {
+	if len(s.reqs.queue) == 0 {
+		s.note = "No chat request is waiting."
+		return nil
+	}
+	s.reqs.close()
+	s.reqs.open = keyOf(s.reqs.queue[0])
+	return nil
+}
+
+// handleRequestKey answers the opened request. Its keys are single
+// letters, read only because the person opened it on purpose; a paste
+// answers nothing.
+func (s *Screen) handleRequestKey(msg tea.KeyMsg) tea.Cmd {
+	p := &s.reqs
+	o, ok := p.opened()
+	if !ok {
+		p.close()
+		return nil
+	}
 	k := &s.keys
 	if p.naming {
 		switch {
-		case key.Matches(msg, k.Cancel):
+		case isText(msg):
+			var cmd tea.Cmd
+			p.name, cmd = p.name.Update(asText(msg))
+			p.err = ""
+			return cmd
+		case keyMatch(msg, k.Back):
 			p.naming, p.err = false, ""
 			p.name.Blur()
 			return nil
-		case key.Matches(msg, k.Confirm):
-			name := strings.TrimSpace(p.name.Value())
-			if name == "" {
-				p.err = "Type a name for this contact."
+		case keyMatch(msg, k.Confirm):
+			name, problem := checkName(p.name.Value())
+			if problem == "" {
+				problem = s.checkNewContact(o.ContactID)
+			}
+			if problem != "" {
+				p.err = problem
 				return nil
 			}
-			p.remove(o.ContactID, o.SessionID)
+			p.remove(keyOf(o))
 			s.acted()
 			return tea.Batch(emit(AcceptIntent{From: o.ContactID, SessionID: o.SessionID, AddAs: name}), s.openChat(o.ContactID))
 		}
@@ -83,51 +146,51 @@ func (s *Screen) handleOfferKey(msg tea.KeyMsg) tea.Cmd {
 		p.name, cmd = p.name.Update(msg)
 		return cmd
 	}
-	if s.now().Sub(o.shownAt) < offerArmDelay {
-		return nil
-	}
 	switch {
-	case key.Matches(msg, k.Accept):
-		p.remove(o.ContactID, o.SessionID)
+	case keyMatch(msg, k.Accept):
+		p.remove(keyOf(o))
 		s.acted()
 		// Accepting means "let's talk": the chat opens as it would on Enter.
 		return tea.Batch(emit(AcceptIntent{From: o.ContactID, SessionID: o.SessionID}), s.openChat(o.ContactID))
-	case key.Matches(msg, k.AcceptAndAdd) && !o.Known:
+	case keyMatch(msg, k.AcceptAndAdd) && !o.Known:
 		p.naming, p.err = true, ""
 		p.name.Reset()
 		p.name.SetValue(o.Name) // the name it gave, for the user to keep or change
 		return p.name.Focus()
-	case key.Matches(msg, k.Decline):
-		p.remove(o.ContactID, o.SessionID)
+	case keyMatch(msg, k.Decline):
+		p.remove(keyOf(o))
 		s.acted()
 		return emit(DeclineIntent{From: o.ContactID, SessionID: o.SessionID})
+	case keyMatch(msg, k.BlockCaller):
+		p.removeFrom(o.ContactID)
+		s.acted()
+		s.note = requestFrom(o) + " is blocked: its requests are dropped unseen. B lists blocked IDs."
+		return emit(BlockIntent{ID: o.ContactID, Name: o.Name})
+	case keyMatch(msg, k.Back):
+		p.close() // it keeps waiting
 	}
 	return nil
 }
 
-// offerView draws the prompt for the oldest offer in inner width w and at
-// most h lines, dropping the explanations before the key hints.
-func (s *Screen) offerView(w, h int) string {
-	if v := s.offerContent(w, false); lipgloss.Height(v) <= h {
+// requestView draws the opened request in inner width w and at most h
+// lines, dropping the explanations before the key hints.
+func (s *Screen) requestView(w, h int) string {
+	if v := s.requestContent(w, false); lipgloss.Height(v) <= h {
 		return v
 	}
-	return s.offerContent(w, true)
+	return s.requestContent(w, true)
 }
 
-func (s *Screen) offerContent(w int, compact bool) string {
+func (s *Screen) requestContent(w int, compact bool) string {
 	st := &s.st
-	o, _ := s.offers.current()
+	o, _ := s.reqs.opened()
 	var b strings.Builder
-	b.WriteString(st.modalTitle.Render("Incoming chat request") + "\n")
+	b.WriteString(st.modalTitle.Render("Chat request") + "\n")
 	if !compact {
 		b.WriteString("\n")
 	}
 	if o.Known {
-		name := o.Name
-		if name == "" {
-			name = shortID(o.ContactID)
-		}
-		b.WriteString(wrapText(st.modalTitle.Render(name)+" wants to talk.", w) + "\n")
+		b.WriteString(wrapText(st.modalTitle.Render(requestFrom(o))+" wants to talk.", w) + "\n")
 	} else {
 		b.WriteString(wrapText(st.warn.Render("Unknown ID "+shortID(o.ContactID))+" wants to talk.", w) + "\n")
 		if !compact {
@@ -144,18 +207,22 @@ func (s *Screen) offerContent(w int, compact bool) string {
 		b.WriteString(wrapText("Safety number: "+o.Fingerprint, w) + "\n")
 	}
 	b.WriteString("\n")
-	if s.offers.naming {
-		b.WriteString(s.offers.name.View() + "\n")
-		if s.offers.err != "" {
-			b.WriteString(st.errLine.Render(s.offers.err) + "\n")
+	switch {
+	case s.reqs.naming:
+		b.WriteString(s.reqs.name.View() + "\n")
+		if s.reqs.err != "" {
+			b.WriteString(st.errLine.Render(wrapText(s.reqs.err, w)) + "\n")
 		}
-		b.WriteString(hints(st, "enter", "accept & add", "esc", "back"))
-	} else if o.Known {
-		b.WriteString(hints(st, "a", "accept", "d", "decline"))
-	} else {
-		b.WriteString(hints(st, "a", "accept once", "A", "accept & add", "d", "decline"))
+		b.WriteString(hints(st, "enter", "accept", "esc", "back"))
+	case o.Known:
+		b.WriteString(hints(st, "a", "accept", "d", "decline", "b", "block", "esc", "back"))
+	default:
+		if !compact {
+			b.WriteString(wrapText("a accepts once; A accepts and adds it to your contacts; b drops its requests from now on; esc leaves it waiting.", w) + "\n")
+		}
+		b.WriteString(hints(st, "a", "accept", "A", "add", "d", "decline", "b", "block", "esc", "back"))
 	}
-	if n := len(s.offers.queue) - 1; n > 0 {
+	if n := len(s.reqs.queue) - 1; n > 0 {
 		b.WriteString("\n" + st.muted.Render(plural(n, "more request", "more requests")+" waiting"))
 	}
 	return b.String()
@@ -169,17 +236,24 @@ const (
 	dlgAdd
 	dlgRename
 	dlgRemove
+	dlgBlock // block or unblock the highlighted contact
 	dlgInfo
 	dlgHelp
+	dlgDetails
+	dlgBlocked
 )
 
-// dialog is the add/rename/remove/info/help box.
+// dialog is the dialog open over the panes.
 type dialog struct {
 	kind      dialogKind
-	contactID string // rename, remove
+	contactID string // rename, remove, block
+	name      string // block: the contact's name
+	unblock   bool   // block: the contact is blocked, this unblocks it
 	fields    []textinput.Model
 	focus     int
 	err       string
+	scroll    int // help, info, details: first line shown
+	cursor    int // blocked: the highlighted row
 }
 
 func (s *Screen) openDialog(kind dialogKind) tea.Cmd {
@@ -188,17 +262,17 @@ func (s *Screen) openDialog(kind dialogKind) tea.Cmd {
 	switch kind {
 	case dlgAdd:
 		d.fields = []textinput.Model{
-			newField(st, "Name: ", "what you call them", maxNameRunes),
-			newField(st, "ID:   ", "paste their ID", maxIDRunes),
+			newField(st, "Name: ", "what you call them", maxNameField),
+			newField(st, "ID:   ", "paste their ID", maxIDField),
 		}
-	case dlgRename, dlgRemove:
+	case dlgRename, dlgRemove, dlgBlock:
 		c, ok := s.contacts.selected()
 		if !ok {
 			return nil
 		}
-		d.contactID = c.ID
+		d.contactID, d.name, d.unblock = c.ID, c.Name, c.Blocked
 		if kind == dlgRename {
-			f := newField(st, "Name: ", "new name", maxNameRunes)
+			f := newField(st, "Name: ", "new name", maxNameField)
 			f.SetValue(c.Name)
 			d.fields = []textinput.Model{f}
 		}
@@ -217,39 +291,101 @@ func (s *Screen) handleDialogKey(msg tea.KeyMsg) tea.Cmd {
 	d := &s.dlg
 	k := &s.keys
 	switch d.kind {
-	case dlgInfo, dlgHelp:
-		s.closeDialog()
+	case dlgHelp, dlgInfo, dlgDetails:
+		switch {
+		case keyMatch(msg, k.ScrollUp):
+			d.scroll = max(0, d.scroll-scrollStep(msg))
+		case keyMatch(msg, k.ScrollDn):
+			d.scroll += scrollStep(msg)
+			s.clampScroll()
+		case d.kind == dlgInfo && keyMatch(msg, k.Copy):
+			return s.copyID()
+		default:
+			s.closeDialog() // any other key closes it
+		}
+		return nil
+	case dlgBlocked:
+		switch {
+		case keyMatch(msg, k.Up):
+			d.cursor = max(0, d.cursor-1)
+		case keyMatch(msg, k.Down):
+			d.cursor = min(max(0, len(s.blocked)-1), d.cursor+1)
+		case keyMatch(msg, k.Unblock) && d.cursor < len(s.blocked):
+			b := s.blocked[d.cursor]
+			s.note = blockedName(b) + " is unblocked."
+			return emit(UnblockIntent{ID: b.ID})
+		case keyMatch(msg, k.Back):
+			s.closeDialog()
+		}
 		return nil
 	case dlgRemove:
 		switch {
-		case key.Matches(msg, k.Yes):
+		case keyMatch(msg, k.Yes):
 			id := d.contactID
 			s.closeDialog()
 			s.acted()
 			return emit(RemoveContactIntent{ID: id})
-		case key.Matches(msg, k.No):
+		case keyMatch(msg, k.Block):
+			id, name := d.contactID, d.name
+			s.closeDialog()
+			s.acted()
+			s.note = name + " is removed and blocked."
+			return tea.Batch(emit(BlockIntent{ID: id, Name: name}), emit(RemoveContactIntent{ID: id}))
+		case keyMatch(msg, k.No):
+			s.closeDialog()
+		}
+		return nil
+	case dlgBlock:
+		switch {
+		case keyMatch(msg, k.Yes):
+			id, name, unblock := d.contactID, d.name, d.unblock
+			s.closeDialog()
+			s.acted()
+			if unblock {
+				s.note = name + " is unblocked."
+				return emit(UnblockIntent{ID: id})
+			}
+			s.reqs.removeFrom(id)
+			s.note = name + " is blocked: their requests are dropped unseen."
+			return emit(BlockIntent{ID: id, Name: name})
+		case keyMatch(msg, k.No):
 			s.closeDialog()
 		}
 		return nil
 	}
 	switch {
-	case key.Matches(msg, k.Cancel):
+	case isText(msg):
+		var cmd tea.Cmd
+		d.fields[d.focus], cmd = d.fields[d.focus].Update(asText(msg))
+		d.err = ""
+		return cmd
+	case keyMatch(msg, k.Back):
 		s.closeDialog()
 		return nil
-	case key.Matches(msg, k.Confirm):
+	case keyMatch(msg, k.Confirm):
 		if d.focus < len(d.fields)-1 && strings.TrimSpace(d.fields[d.focus].Value()) != "" {
 			return d.move(1)
 		}
 		return s.submitDialog()
-	case len(d.fields) > 1 && key.Matches(msg, k.NextField):
+	case len(d.fields) > 1 && keyMatch(msg, k.NextField):
 		return d.move(1)
-	case len(d.fields) > 1 && key.Matches(msg, k.PrevField):
+	case len(d.fields) > 1 && keyMatch(msg, k.PrevField):
 		return d.move(-1)
+	case msg.Paste:
+		return nil
 	}
 	var cmd tea.Cmd
 	d.fields[d.focus], cmd = d.fields[d.focus].Update(msg)
 	d.err = ""
 	return cmd
+}
+
+// scrollStep is how far a scroll key moves a viewer: a page for pgup/pgdn.
+func scrollStep(msg tea.KeyMsg) int {
+	if msg.Type == tea.KeyPgUp || msg.Type == tea.KeyPgDown {
+		return 10
+	}
+	return 1
 }
 
 func (d *dialog) move(by int) tea.Cmd {
@@ -258,32 +394,81 @@ func (d *dialog) move(by int) tea.Cmd {
 	return d.fields[d.focus].Focus()
 }
 
-// submitDialog checks what only the screen can (something was typed) and
-// emits the intent; whether an ID is valid is the engine's call.
+// checkName checks a name typed for a contact and returns it as it will
+// be stored, or, as problem, what to fix in words.
+func checkName(typed string) (name, problem string) {
+	name = sanitizeLine(typed)
+	switch {
+	case name == "":
+		return "", "Name: type what you call them."
+	case !hasVisible(name):
+		return "", "Name: it shows nothing; use letters, digits or symbols."
+	case len(name) > store.MaxContactNameBytes:
+		return "", "Name: too long, at most " + itoa(store.MaxContactNameBytes) + " bytes (this one has " + itoa(len(name)) + ")."
+	}
+	clean, err := store.CleanContactName(name)
+	if err != nil {
+		return "", "Name: " + strings.TrimPrefix(err.Error(), store.ErrInvalidName.Error()+": ") + "."
+	}
+	return clean, ""
+}
+
+// checkNewContact says what is wrong with adding id (canonical) as a
+// contact; "" if nothing.
+func (s *Screen) checkNewContact(id string) string {
+	if id == s.self.ID {
+		return "ID: that is your own ID; paste the other person's."
+	}
+	if c, ok := s.contacts.find(id); ok && c.Name != "" {
+		return "ID: already in your contacts, as " + c.Name + "."
+	}
+	return ""
+}
+
+// checkID parses an ID as pasted (spaces and line breaks removed) and
+// returns it canonical, or what to fix.
+func checkID(typed string) (id, problem string) {
+	raw := strings.Join(strings.Fields(typed), "")
+	if raw == "" {
+		return "", "ID: paste their ID (they see it in their top line, or under i)."
+	}
+	pub, err := identity.ParseID(raw)
+	if err != nil {
+		return "", "ID: " + err.Error() + "."
+	}
+	return identity.IDFromPublic(pub), ""
+}
+
+// submitDialog checks the fields and emits the intent; a mistake keeps the
+// dialog open with what was typed and says, under the fields, what to fix.
 func (s *Screen) submitDialog() tea.Cmd {
-	s.acted()
 	d := &s.dlg
 	switch d.kind {
 	case dlgAdd:
-		name := strings.TrimSpace(d.fields[0].Value())
-		id := strings.Join(strings.Fields(d.fields[1].Value()), "")
-		switch {
-		case name == "":
-			d.err = "Type a name."
+		name, problem := checkName(d.fields[0].Value())
+		if problem != "" {
+			d.err = problem
 			return d.focusField(0)
-		case id == "":
-			d.err = "Paste their ID."
+		}
+		id, problem := checkID(d.fields[1].Value())
+		if problem == "" {
+			problem = s.checkNewContact(id)
+		}
+		if problem != "" {
+			d.err = problem
 			return d.focusField(1)
 		}
+		s.acted()
 		s.closeDialog()
 		return emit(AddContactIntent{Name: name, ID: id})
 	case dlgRename:
-		name := strings.TrimSpace(d.fields[0].Value())
-		if name == "" {
-			d.err = "Type a name."
+		name, problem := checkName(d.fields[0].Value())
+		if problem != "" {
+			d.err = problem
 			return nil
 		}
 		id := d.contactID
+		s.acted()
 		s.closeDialog()
 		return emit(RenameContactIntent{ID: id, Name: name})
 	}
@@ -297,9 +482,8 @@ func (d *dialog) focusField(i int) tea.Cmd {
 	return d.move(i - d.focus)
 }
 
-// dialogView draws the open dialog, inner width w (h is not needed: every
-// dialog fits the smallest supported screen).
-func (s *Screen) dialogView(w, _ int) string {
+// dialogView draws the open dialog in inner width w and height h.
+func (s *Screen) dialogView(w, h int) string {
 	st := &s.st
 	d := &s.dlg
 	var b strings.Builder
@@ -310,58 +494,41 @@ func (s *Screen) dialogView(w, _ int) string {
 			b.WriteString(f.View() + "\n")
 		}
 	case dlgRename:
-		c, _ := s.contacts.find(d.contactID)
-		b.WriteString(st.modalTitle.Render("Rename "+ansi.Truncate(c.Name, max(1, w-7), "…")) + "\n\n")
+		b.WriteString(st.modalTitle.Render("Rename "+ansi.Truncate(d.name, max(1, w-7), "…")) + "\n\n")
 		b.WriteString(d.fields[0].View() + "\n")
 	case dlgRemove:
-		c, _ := s.contacts.find(d.contactID)
 		b.WriteString(st.modalTitle.Render("Remove contact") + "\n\n")
-		b.WriteString(wrapText("Remove "+st.modalTitle.Render(c.Name)+" from your contacts? You will need their ID to add them again.", w) + "\n\n")
-		b.WriteString(hints(st, "y", "remove", "n", "keep"))
+		b.WriteString(wrapText("Remove "+st.modalTitle.Render(d.name)+" from your contacts? You will need their ID to add them again. Their requests still reach you: b removes and blocks them.", w) + "\n\n")
+		b.WriteString(hints(st, "y", "yes", "b", "block", "n", "no"))
+		return b.String()
+	case dlgBlock:
+		if d.unblock {
+			b.WriteString(st.modalTitle.Render("Unblock") + "\n\n")
+			b.WriteString(wrapText("Unblock "+st.modalTitle.Render(d.name)+"? Their chat requests will reach you again.", w) + "\n\n")
+			b.WriteString(hints(st, "y", "yes", "n", "no"))
+			return b.String()
+		}
+		b.WriteString(st.modalTitle.Render("Block") + "\n\n")
+		b.WriteString(wrapText("Block "+st.modalTitle.Render(d.name)+"? Their chat requests will be dropped without showing or answering them. They stay in your contacts; b again unblocks.", w) + "\n\n")
+		b.WriteString(hints(st, "y", "yes", "n", "no"))
 		return b.String()
 	case dlgInfo:
-		return s.infoView(w)
+		return s.viewer(s.infoLines(w), w, h)
 	case dlgHelp:
-		s.help.ShowAll = true
-		s.help.Width = w
-		b.WriteString(st.modalTitle.Render("Keys") + st.muted.Render(" (any key closes this)") + "\n\n")
-		b.WriteString(s.help.View(helpKeys{k: &s.keys}))
-		return b.String()
+		return s.viewer(s.helpLines(w), w, h)
+	case dlgDetails:
+		return s.viewer(s.detailsLines(w), w, h)
+	case dlgBlocked:
+		return s.blockedView(w, h)
 	}
 	if d.err != "" {
 		b.WriteString(st.errLine.Render(wrapText(d.err, w)) + "\n")
 	}
 	if len(d.fields) > 1 {
-		b.WriteString("\n" + hints(st, "enter", "ok", "tab", "next field", "esc", "cancel"))
+		b.WriteString("\n" + hints(st, "enter", "ok", "tab", "next", "esc", "back"))
 	} else {
-		b.WriteString("\n" + hints(st, "enter", "ok", "esc", "cancel"))
+		b.WriteString("\n" + hints(st, "enter", "ok", "esc", "back"))
 	}
-	return b.String()
-}
-
-// infoView is "who am I": my ID to share, and the highlighted contact's
-// ID and safety number to compare out of band.
-func (s *Screen) infoView(w int) string {
-	st := &s.st
-	var b strings.Builder
-	b.WriteString(st.modalTitle.Render("Your ID") + " " + st.muted.Render("(share it so others can add you)") + "\n")
-	id := s.self.ID
-	if id == "" {
-		id = "(not ready yet)"
-	}
-	b.WriteString(st.headerID.Render(hardWrap(id, w)) + "\n")
-	if s.self.Fingerprint != "" {
-		b.WriteString(wrapText("Key fingerprint: "+s.self.Fingerprint, w) + "\n")
-	}
-	if c, ok := s.contacts.selected(); ok {
-		b.WriteString("\n" + st.modalTitle.Render(ansi.Truncate(c.Name, w, "…")) + "\n")
-		b.WriteString(st.muted.Render(hardWrap(c.ID, w)) + "\n")
-		if c.Fingerprint != "" {
-			b.WriteString(wrapText("Safety number: "+c.Fingerprint, w) + "\n")
-			b.WriteString(st.muted.Render(wrapText("Compare it with theirs in person or on a call.", w)) + "\n")
-		}
-	}
-	b.WriteString("\n" + st.muted.Render("any key closes this"))
 	return b.String()
 }
 
@@ -393,5 +560,5 @@ func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return itoa(n) + " " + many
+	return thousands(n) + " " + many
 }

@@ -2,26 +2,41 @@ package ui
 
 import (
 	"strings"
+	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
+
+// maxMarks bounds the combining marks (Mn, Me) kept after one base
+// character. Living scripts stack at most three or four (Vietnamese two,
+// Tibetan and some Indic clusters a few more); "Zalgo" text stacks dozens
+// to spill over the lines above and below.
+const maxMarks = 4
 
 // sanitize makes text a peer controls safe to draw: it removes escape
 // sequences (CSI, OSC, DCS, SOS, PM, APC and two-byte ESC sequences, in their
 // 7-bit and 8-bit forms), every other C0 and C1 control except newline and
-// tab, DEL, and the bidirectional overrides and isolates that can make text
-// read differently from what was sent. Invalid UTF-8 becomes U+FFFD. A peer
-// could otherwise move the cursor, retitle the window, write to the clipboard
-// (OSC 52) or disguise a message.
+// tab, DEL, every format character (Unicode category Cf: zero-width spaces
+// and joiners, the soft hyphen, the byte-order mark, bidirectional controls,
+// tag characters), and combining marks beyond maxMarks per base character.
+// The line and paragraph separators (U+2028, U+2029) become newlines, the
+// break they stand for, since terminals and width measurements do not treat
+// them as one. Invalid UTF-8 becomes U+FFFD. A peer could otherwise move the
+// cursor, retitle the window, write to the clipboard (OSC 52), hide text or
+// make a name look like another, or break the layout.
 func sanitize(s string) string {
 	if isClean(s) {
 		return s
 	}
 	var b strings.Builder
 	b.Grow(len(s))
+	marks := 0 // combining marks written since the last base character
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size <= 1 {
 			b.WriteRune(utf8.RuneError)
+			marks = 0
 			i++
 			continue
 		}
@@ -37,20 +52,31 @@ func sanitize(s string) string {
 			continue
 		case r == '\n' || r == '\t':
 			b.WriteRune(r)
+			marks = 0
+		case r == 0x2028 || r == 0x2029:
+			b.WriteByte('\n')
+			marks = 0
 		case r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f):
 			// other controls: dropped
-		case isBidiControl(r):
-			// dropped
+		case isFormat(r):
+			// invisible: dropped
+		case isMark(r):
+			if marks < maxMarks {
+				b.WriteString(s[i : i+size])
+			}
+			marks++
 		default:
 			b.WriteString(s[i : i+size])
+			marks = 0
 		}
 		i += size
 	}
 	return b.String()
 }
 
-// sanitizeLine is sanitize for single-line fields (names): newlines and tabs
-// become spaces and the result is trimmed.
+// sanitizeLine is sanitize for single-line fields (names, IDs, status
+// words): newlines and tabs become spaces, the result is NFC-normalised
+// (so one name has one encoding) and trimmed.
 func sanitizeLine(s string) string {
 	s = sanitize(s)
 	s = strings.Map(func(r rune) rune {
@@ -59,6 +85,13 @@ func sanitizeLine(s string) string {
 		}
 		return r
 	}, s)
+	if !isClean(s) {
+		// A few characters decompose into a base and a mark that NFC does
+		// not compose again (U+0958 and its kin), so the marks are bounded
+		// once more after normalising; cutting marks off the end keeps a
+		// string in NFC.
+		s = sanitize(norm.NFC.String(s))
+	}
 	return strings.TrimSpace(s)
 }
 
@@ -74,6 +107,16 @@ func isClean(s string) bool {
 	return true
 }
 
+// isFormat reports the invisible format characters (category Cf), which
+// include every bidirectional control and the tag characters.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
+// isMark reports the non-spacing and enclosing combining marks, the ones
+// drawn on top of the character before them.
+func isMark(r rune) bool { return unicode.In(r, unicode.Mn, unicode.Me) }
+
+// isBidiControl reports the characters that reorder text (all of them Cf,
+// so sanitize drops them; kept as its own test of that promise).
 func isBidiControl(r rune) bool {
 	switch {
 	case r >= 0x202a && r <= 0x202e: // LRE, RLE, PDF, LRO, RLO
@@ -82,6 +125,23 @@ func isBidiControl(r rune) bool {
 		return true
 	case r == 0x200e || r == 0x200f || r == 0x061c: // LRM, RLM, ALM
 		return true
+	}
+	return false
+}
+
+// hasVisible reports whether a sanitized line draws anything: a graphic
+// character that is not a space, not a lone combining mark and not one of
+// the letters that render blank (Hangul fillers, the Braille blank), which
+// are the usual way to make an "empty" name.
+func hasVisible(s string) bool {
+	for _, r := range s {
+		switch r {
+		case 0x115f, 0x1160, 0x3164, 0xffa0, 0x2800:
+			continue
+		}
+		if unicode.IsGraphic(r) && !unicode.IsSpace(r) && !isMark(r) {
+			return true
+		}
 	}
 	return false
 }

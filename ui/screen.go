@@ -1,29 +1,33 @@
 package ui
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textarea"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
 )
 
 // Options configure a Screen. The zero value is fine for production.
 type Options struct {
-	// Now is the clock used for relative times ("5m"), and to hold back
-	// keys right after an offer prompt appears; nil means time.Now.
-	// Tests pass a fixed clock.
+	// Now is the clock used for relative times ("5m"); nil means
+	// time.Now. Tests pass a fixed clock.
 	Now func() time.Time
 	// Location is the zone times are shown in; nil means time.Local.
 	Location *time.Location
 	// Renderer draws the styles; nil means lipgloss.DefaultRenderer().
 	// Tests pass one with a fixed (ASCII) colour profile.
 	Renderer *lipgloss.Renderer
+	// Clipboard puts text on the clipboard; it runs in a tea.Cmd, never
+	// in Update. nil: an OSC 52 sequence to standard output, which the
+	// terminal (or tmux) turns into a clipboard write where it allows it.
+	Clipboard func(text string) error
 }
 
 // Layout limits.
@@ -36,7 +40,7 @@ const (
 	wheelLines    = 3
 )
 
-// focus is which pane has the keyboard when no prompt or dialog is open.
+// focus is which pane has the keyboard when no request or dialog is open.
 type focus int
 
 const (
@@ -45,16 +49,17 @@ const (
 )
 
 // Screen is the visual layer: contacts pane, chat pane, input, status bar,
-// help and dialogs. The engine (root model) pushes data in with the setters,
-// routes every tea.Msg it does not own to Update, and receives what the user
-// asked for as intent messages (intents.go) from the returned commands.
-// Screen does no I/O and never blocks.
+// request notices, help and dialogs. The engine (root model) pushes data in
+// with the setters, routes every tea.Msg it does not own to Update, and
+// receives what the user asked for as intent messages (intents.go) from the
+// returned commands. Screen does no I/O and never blocks; the clipboard
+// write it asks for runs in the command it returns.
 type Screen struct {
 	st   styles
 	keys keyMap
-	help help.Model
 	now  func() time.Time
 	loc  *time.Location
+	clip func(string) error
 
 	w, h int
 
@@ -64,15 +69,20 @@ type Screen struct {
 	openID   string // contact whose chat is open ("" none)
 	focus    focus
 
-	input    textarea.Model
-	inputW   int
-	inputH   int
-	drafts   map[string]string
-	typing   bool // we told the engine the user is typing to openID
-	offers   offerPrompt
-	dlg      dialog
-	status   StatusView
-	shownErr string
+	input  textarea.Model
+	inputW int
+	inputH int
+	drafts map[string]string
+	typing bool // we told the engine the user is typing to openID
+
+	reqs       requests
+	dlg        dialog
+	status     StatusView
+	details    DetailsView
+	detailsSet bool
+	blocked    []BlockedView
+	shownErr   string
+	note       string // a passing remark ("copied"); cleared like an error
 }
 
 // NewScreen returns an empty screen.
@@ -82,6 +92,7 @@ func NewScreen(opt Options) *Screen {
 		keys:   newKeyMap(),
 		now:    opt.Now,
 		loc:    opt.Location,
+		clip:   opt.Clipboard,
 		convs:  make(map[string]*conversation),
 		drafts: make(map[string]string),
 	}
@@ -91,19 +102,19 @@ func NewScreen(opt Options) *Screen {
 	if s.loc == nil {
 		s.loc = time.Local
 	}
-	s.help = help.New()
-	s.help.Styles = help.Styles{
-		Ellipsis:       s.st.muted,
-		ShortKey:       s.st.keyHint,
-		ShortDesc:      s.st.muted,
-		ShortSeparator: s.st.muted,
-		FullKey:        s.st.keyHint,
-		FullDesc:       s.st.muted,
-		FullSeparator:  s.st.muted,
+	if s.clip == nil {
+		s.clip = osc52Copy
 	}
 	s.input = newInput(&s.st, &s.keys)
-	s.offers.name = newField(&s.st, "Name: ", "what you call them", maxNameRunes)
+	s.reqs.name = newField(&s.st, "Name: ", "what you call them", maxNameField)
 	return s
+}
+
+// osc52Copy asks the terminal to put text on the clipboard (OSC 52; inside
+// tmux or screen termenv wraps it so it reaches the outer terminal).
+func osc52Copy(text string) error {
+	termenv.NewOutput(os.Stdout).Copy(text)
+	return nil
 }
 
 // emit wraps an intent as the command that hands it to the root model.
@@ -141,13 +152,13 @@ func (s *Screen) SetContacts(cs []ContactView) {
 		}
 	}
 	if _, listed := s.contacts.find(s.openID); listed && !wasListed {
-		// An ID accepted and added from an offer has just been listed:
+		// An ID accepted and added from a request has just been listed:
 		// highlight it, as its chat is the one open.
 		s.contacts.selectID(s.openID)
 	}
 	if s.openID != "" && wasListed {
 		// The open chat closes when its contact is removed (not when it
-		// was never listed: an offer accepted from an unknown ID).
+		// was never listed: a request accepted from an unknown ID).
 		if _, ok := s.contacts.find(s.openID); !ok {
 			s.openID = ""
 			s.focus = focusContacts
@@ -156,6 +167,39 @@ func (s *Screen) SetContacts(cs []ContactView) {
 			s.layoutInputs()
 		}
 	}
+}
+
+// SetBlocked replaces the list of blocked IDs (the "blocked" dialog, B).
+func (s *Screen) SetBlocked(bs []BlockedView) {
+	s.blocked = make([]BlockedView, len(bs))
+	for i, b := range bs {
+		b.ID = sanitizeLine(b.ID)
+		b.Name = sanitizeLine(b.Name)
+		s.blocked[i] = b
+	}
+	if s.dlg.kind == dlgBlocked {
+		s.dlg.cursor = min(s.dlg.cursor, max(0, len(s.blocked)-1))
+	}
+}
+
+// SetDetails sets what the details view (ctrl+s) shows beyond the status
+// line.
+func (s *Screen) SetDetails(d DetailsView) {
+	d.Backend = sanitizeLine(d.Backend)
+	d.BackendHealth = sanitizeLine(d.BackendHealth)
+	d.NAT = sanitizeLine(d.NAT)
+	stun := make([]STUNDetails, len(d.STUN))
+	for i, x := range d.STUN {
+		stun[i] = STUNDetails{Server: sanitizeLine(x.Server), Addr: sanitizeLine(x.Addr), Answer: sanitizeLine(x.Answer)}
+	}
+	d.STUN = stun
+	if d.Chat != nil {
+		c := *d.Chat
+		c.Peer, c.State, c.Path = sanitizeLine(c.Peer), sanitizeLine(c.State), sanitizeLine(c.Path)
+		c.Local, c.Remote = sanitizeLine(c.Local), sanitizeLine(c.Remote)
+		d.Chat = &c
+	}
+	s.details, s.detailsSet = d, true
 }
 
 func (s *Screen) conv(contactID string) *conversation {
@@ -192,24 +236,28 @@ func (s *Screen) SetTyping(contactID string, active bool) {
 	s.conv(contactID).typing = active
 }
 
-// ShowOffer queues an incoming-offer prompt (shown one at a time, oldest
-// first). A second ShowOffer for the same session updates it in place.
+// ShowOffer queues an incoming chat request. It shows as a notice above
+// the status line and never takes the keyboard: the person opens it with
+// ctrl+r when they choose. A second ShowOffer for the same session updates
+// it in place.
 func (s *Screen) ShowOffer(o OfferView) {
 	o.Name = sanitizeLine(o.Name)
 	o.ContactID = sanitizeLine(o.ContactID)
 	o.Fingerprint = sanitizeLine(o.Fingerprint)
-	for i := range s.offers.queue {
-		if s.offers.queue[i].SessionID == o.SessionID && s.offers.queue[i].ContactID == o.ContactID {
-			s.offers.queue[i].OfferView = o
-			return
-		}
-	}
-	s.offers.queue = append(s.offers.queue, pendingOffer{OfferView: o, shownAt: s.now()})
+	s.reqs.add(o)
+	s.layoutInputs()
 }
 
-// HideOffer removes the prompt for the offer (from, sessionID) (answered
-// elsewhere, cancelled or expired).
-func (s *Screen) HideOffer(from, sessionID string) { s.offers.remove(from, sessionID) }
+// HideOffer removes the request (from, sessionID) (answered elsewhere,
+// cancelled or expired). If it was open, it closes and says why.
+func (s *Screen) HideOffer(from, sessionID string) {
+	k := reqKey{from: from, sid: sessionID}
+	if o, open := s.reqs.opened(); open && keyOf(o) == k {
+		s.note = "The request from " + requestFrom(o) + " was withdrawn or expired."
+	}
+	s.reqs.remove(k)
+	s.layoutInputs()
+}
 
 // SetStatus sets the status bar.
 func (s *Screen) SetStatus(st StatusView) {
@@ -228,11 +276,17 @@ func (s *Screen) SetStatus(st StatusView) {
 // ShowError("") or a SetStatus with a different Err.
 func (s *Screen) ShowError(msg string) {
 	s.shownErr = sanitizeLine(msg)
+	if s.shownErr != "" {
+		s.note = ""
+	}
 	s.layoutInputs()
 }
 
 // Focused returns the contact whose chat is open ("" if none).
 func (s *Screen) Focused() string { return s.openID }
+
+// copiedMsg reports the clipboard write of my ID.
+type copiedMsg struct{ err error }
 
 // Update handles keys, mouse and resizes. User actions come back as intent
 // messages through the returned command.
@@ -244,14 +298,24 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 	case tea.MouseMsg:
 		return s, s.handleMouse(msg)
 	case tea.KeyMsg:
-		return s, s.handleKey(msg)
+		cmd := s.handleKey(msg)
+		s.layoutInputs()
+		return s, cmd
+	case copiedMsg:
+		if msg.err != nil {
+			s.ShowError("Could not copy your ID: " + msg.err.Error())
+		} else {
+			s.note = "Your ID was sent to the clipboard (OSC 52: where the terminal allows it). It is also in the top line and under i."
+			s.layoutInputs()
+		}
+		return s, nil
 	}
-	// Anything else (paste, cursor messages) belongs to whichever field has
-	// the keyboard.
+	// Anything else (cursor messages) belongs to whichever field has the
+	// keyboard.
 	var cmd tea.Cmd
 	switch {
-	case s.offers.naming:
-		s.offers.name, cmd = s.offers.name.Update(msg)
+	case s.reqs.naming:
+		s.reqs.name, cmd = s.reqs.name.Update(msg)
 	case s.dlg.kind != dlgNone && len(s.dlg.fields) > 0:
 		s.dlg.fields[s.dlg.focus], cmd = s.dlg.fields[s.dlg.focus].Update(msg)
 	case s.focus == focusChat:
@@ -261,10 +325,10 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 }
 
 // handleMouse: the wheel scrolls the pane under the pointer (the chat
-// wherever else); a click picks a contact or focuses the chat. Prompts
-// and dialogs take no mouse input.
+// wherever else); a click picks a contact or focuses the chat. An open
+// request or dialog takes no mouse input.
 func (s *Screen) handleMouse(msg tea.MouseMsg) tea.Cmd {
-	if msg.Action != tea.MouseActionPress || len(s.offers.queue) > 0 || s.dlg.kind != dlgNone {
+	if msg.Action != tea.MouseActionPress || s.reqs.isOpen() || s.dlg.kind != dlgNone {
 		return nil
 	}
 	L := s.chatLayout()
@@ -299,16 +363,28 @@ func (s *Screen) handleMouse(msg tea.MouseMsg) tea.Cmd {
 	return nil
 }
 
+// handleKey routes a key by what has the keyboard: an opened request,
+// then a dialog, then the keys that work anywhere, then the focused pane.
+// Only the real ctrl+c quits: the typed word "ctrl+c" is text.
 func (s *Screen) handleKey(msg tea.KeyMsg) tea.Cmd {
 	k := &s.keys
-	if key.Matches(msg, k.Quit) {
+	if msg.Type == tea.KeyCtrlC && !msg.Paste {
 		return emit(QuitIntent{})
 	}
-	if len(s.offers.queue) > 0 {
-		return s.handleOfferKey(msg)
+	if s.reqs.isOpen() {
+		return s.handleRequestKey(msg)
+	}
+	if keyMatch(msg, k.Answer) {
+		return s.openRequest()
 	}
 	if s.dlg.kind != dlgNone {
 		return s.handleDialogKey(msg)
+	}
+	switch {
+	case keyMatch(msg, k.Details):
+		return s.openDialog(dlgDetails)
+	case keyMatch(msg, k.Help):
+		return s.openDialog(dlgHelp)
 	}
 	if s.focus == focusChat {
 		return s.handleChatKey(msg)
@@ -319,34 +395,42 @@ func (s *Screen) handleKey(msg tea.KeyMsg) tea.Cmd {
 func (s *Screen) handleContactsKey(msg tea.KeyMsg) tea.Cmd {
 	k := &s.keys
 	switch {
-	case key.Matches(msg, k.Up):
+	case keyMatch(msg, k.Up):
 		s.contacts.move(-1)
-	case key.Matches(msg, k.Down):
+	case keyMatch(msg, k.Down):
 		s.contacts.move(1)
-	case key.Matches(msg, k.Open):
+	case keyMatch(msg, k.Open):
 		c, ok := s.contacts.selected()
 		if !ok {
 			return nil
 		}
 		s.acted()
 		return tea.Batch(s.openChat(c.ID), emit(OpenChatIntent{ContactID: c.ID}))
-	case key.Matches(msg, k.Back):
+	case keyMatch(msg, k.Back):
 		s.acted() // esc dismisses an error
-	case key.Matches(msg, k.Switch):
+	case keyMatch(msg, k.Switch):
 		if s.openID != "" {
 			return s.setFocus(focusChat)
 		}
-	case key.Matches(msg, k.Add):
+	case keyMatch(msg, k.Add):
 		return s.openDialog(dlgAdd)
-	case key.Matches(msg, k.Rename):
+	case keyMatch(msg, k.Rename):
 		return s.openDialog(dlgRename)
-	case key.Matches(msg, k.Remove):
+	case keyMatch(msg, k.Remove):
 		return s.openDialog(dlgRemove)
-	case key.Matches(msg, k.Info):
+	case keyMatch(msg, k.Block):
+		return s.openDialog(dlgBlock)
+	case keyMatch(msg, k.Blocked):
+		return s.openDialog(dlgBlocked)
+	case keyMatch(msg, k.Info):
 		return s.openDialog(dlgInfo)
-	case key.Matches(msg, k.Help):
+	case keyMatch(msg, k.Copy):
+		return s.copyID()
+	case keyMatch(msg, k.DetailsS):
+		return s.openDialog(dlgDetails)
+	case keyMatch(msg, k.HelpQ):
 		return s.openDialog(dlgHelp)
-	case key.Matches(msg, k.QuitQ):
+	case keyMatch(msg, k.QuitQ):
 		return emit(QuitIntent{})
 	}
 	return nil
@@ -354,32 +438,62 @@ func (s *Screen) handleContactsKey(msg tea.KeyMsg) tea.Cmd {
 
 func (s *Screen) handleChatKey(msg tea.KeyMsg) tea.Cmd {
 	k := &s.keys
+	if isText(msg) {
+		return tea.Batch(s.typeText(msg.Runes), s.typingChanged())
+	}
 	switch {
-	case key.Matches(msg, k.Send):
+	case keyMatch(msg, k.Send):
 		return s.send()
-	case key.Matches(msg, k.Switch), key.Matches(msg, k.Back):
+	case keyMatch(msg, k.Switch), keyMatch(msg, k.Back):
 		return s.setFocus(focusContacts)
-	case key.Matches(msg, k.PageUp):
+	case keyMatch(msg, k.PageUp):
 		s.scrollChat(max(1, s.chatLayout().msgH-1))
 		return nil
-	case key.Matches(msg, k.PageDown):
+	case keyMatch(msg, k.PageDown):
 		s.scrollChat(-max(1, s.chatLayout().msgH-1))
 		return nil
-	case key.Matches(msg, k.HelpInChat):
-		return s.openDialog(dlgHelp)
+	case keyMatch(msg, k.Newline):
+		if !s.fits(1) {
+			return nil
+		}
+	case msg.Paste:
+		return nil // a paste with no runes
 	}
 	var cmd tea.Cmd
 	s.input, cmd = s.input.Update(msg)
 	return tea.Batch(cmd, s.typingChanged())
 }
 
+// typeText inserts runes into the message at the cursor, as text whatever
+// they spell, unless the message would outgrow what a session carries:
+// then nothing is inserted and the person is told, rather than cutting it.
+func (s *Screen) typeText(runes []rune) tea.Cmd {
+	if !s.fits(len(fieldText(runes))) {
+		return nil
+	}
+	var cmd tea.Cmd
+	s.input, cmd = s.input.Update(asText(tea.KeyMsg{Type: tea.KeyRunes, Runes: runes}))
+	return cmd
+}
+
+// fits reports whether n more bytes fit in the message; if not it says so.
+func (s *Screen) fits(n int) bool {
+	have := len(s.input.Value())
+	if have+n <= maxMessageBytes {
+		return true
+	}
+	s.ShowError("That does not fit: a message holds at most " + kib(maxMessageBytes) + " and " +
+		plural(have+n-maxMessageBytes, "byte", "bytes") + " were left over, so nothing was inserted. Send this part first.")
+	return false
+}
+
 // acted clears an error shown with ShowError once the user does something
-// new (sends, opens a chat, submits a dialog, answers an offer), so an
+// new (sends, opens a chat, submits a dialog, answers a request), so an
 // error does not outlive its cause; an error the engine reports in answer
 // to that action arrives after this and stays.
 func (s *Screen) acted() {
-	if s.shownErr != "" {
-		s.shownErr = ""
+	if s.shownErr != "" || s.note != "" {
+		s.shownErr, s.note = "", ""
 		s.layoutInputs()
 	}
 }
@@ -413,6 +527,16 @@ func (s *Screen) send() tea.Cmd {
 		cmds = append(cmds, emit(TypingIntent{ContactID: s.openID, Active: false}))
 	}
 	return tea.Batch(cmds...)
+}
+
+// copyID puts my ID on the clipboard from a command (the write is I/O).
+func (s *Screen) copyID() tea.Cmd {
+	id, clip := s.self.ID, s.clip
+	if id == "" {
+		s.ShowError("Your ID is not ready yet.")
+		return nil
+	}
+	return func() tea.Msg { return copiedMsg{err: clip(id)} }
 }
 
 // openChat shows id's conversation in the chat pane and moves the keyboard
@@ -473,13 +597,22 @@ type screenLayout struct {
 	inputH    int
 }
 
+// footerLines counts the lines under the panes: status and keys, and the
+// error or remark line and the request notice when there are.
+func (s *Screen) footerLines() int {
+	n := 2
+	if s.lineText() != "" {
+		n++
+	}
+	if len(s.reqs.queue) > 0 {
+		n++
+	}
+	return n
+}
+
 func (s *Screen) chatLayout() screenLayout {
 	L := screenLayout{}
-	footer := 2
-	if s.errorText() != "" {
-		footer++
-	}
-	L.bodyH = max(0, s.h-1-footer)
+	L.bodyH = max(0, s.h-1-s.footerLines())
 	switch {
 	case s.w >= wideMin:
 		L.contactsW = min(max(s.w/4, contactsMinW), contactsMaxW)
@@ -508,7 +641,7 @@ func (s *Screen) layoutInputs() {
 		s.inputW, s.inputH = w, L.inputH
 	}
 	fw := max(10, min(s.w-2, 64)-4) - 1
-	s.offers.name.Width = fw - len(s.offers.name.Prompt)
+	s.reqs.name.Width = fw - len(s.reqs.name.Prompt)
 	for i := range s.dlg.fields {
 		s.dlg.fields[i].Width = fw - len(s.dlg.fields[i].Prompt)
 	}
@@ -525,23 +658,25 @@ func (s *Screen) View() string {
 	b.WriteByte('\n')
 
 	switch {
-	case len(s.offers.queue) > 0:
-		b.WriteString(block(s.modal(s.w, L.bodyH, s.offerView), s.w, L.bodyH))
+	case s.reqs.isOpen():
+		b.WriteString(block(s.modal(s.w, L.bodyH, s.requestView), s.w, L.bodyH))
 	case s.dlg.kind != dlgNone:
 		b.WriteString(block(s.modal(s.w, L.bodyH, s.dialogView), s.w, L.bodyH))
 	default:
 		b.WriteString(s.panesView(&L))
 	}
 	b.WriteByte('\n')
-	if s.errorText() != "" {
-		b.WriteString(s.errorView(s.w))
+	if len(s.reqs.queue) > 0 {
+		b.WriteString(s.requestLine(s.w))
+		b.WriteByte('\n')
+	}
+	if s.lineText() != "" {
+		b.WriteString(s.lineView(s.w))
 		b.WriteByte('\n')
 	}
 	b.WriteString(s.statusView(s.w))
 	b.WriteByte('\n')
-	s.help.ShowAll = false
-	s.help.Width = s.w
-	b.WriteString(fit(s.help.View(helpKeys{k: &s.keys, ctx: s.keyContext()}), s.w))
+	b.WriteString(s.footerView(s.w))
 	return b.String()
 }
 
@@ -562,24 +697,36 @@ func block(s string, w, h int) string {
 	return strings.Join(lines, "\n")
 }
 
-// keyContext is what has the keyboard, for help.
+// keyContext is what has the keyboard, for the footer.
 func (s *Screen) keyContext() keyCtx {
-	switch {
-	case len(s.offers.queue) > 0:
-		if o, _ := s.offers.current(); !o.Known && !s.offers.naming {
-			return ctxOfferUnknown
+	if o, open := s.reqs.opened(); open {
+		switch {
+		case s.reqs.naming:
+			return ctxRequestName
+		case !o.Known:
+			return ctxRequestUnknown
 		}
-		if s.offers.naming {
-			return ctxField
-		}
-		return ctxOffer
-	case s.dlg.kind == dlgRemove:
+		return ctxRequest
+	}
+	switch s.dlg.kind {
+	case dlgRemove:
+		return ctxRemove
+	case dlgBlock:
 		return ctxConfirm
-	case s.dlg.kind == dlgAdd:
+	case dlgAdd:
 		return ctxDialog
-	case s.dlg.kind == dlgRename:
+	case dlgRename:
 		return ctxField
-	case s.focus == focusChat:
+	case dlgHelp:
+		return ctxHelp
+	case dlgInfo:
+		return ctxInfo
+	case dlgDetails:
+		return ctxDetails
+	case dlgBlocked:
+		return ctxBlocked
+	}
+	if s.focus == focusChat {
 		return ctxChat
 	}
 	return ctxContacts
@@ -645,7 +792,8 @@ func (s *Screen) contactsView(w, h int) string {
 }
 
 // chatView draws the chat column: title, scrollback (only the visible
-// lines), typing line, rule and input.
+// lines), typing line, rule (with what is left of the message near the
+// limit) and input.
 func (s *Screen) chatView(L *screenLayout) string {
 	st := &s.st
 	w := L.chatW
@@ -690,7 +838,7 @@ func (s *Screen) chatView(L *screenLayout) string {
 			under = st.typing.Render(name + " is typing…")
 		}
 		lines = append(lines, fit(under, w))
-		lines = append(lines, st.divider.Render(strings.Repeat("─", w)))
+		lines = append(lines, s.ruleView(w))
 		for _, ln := range strings.Split(s.input.View(), "\n") {
 			lines = append(lines, fit(ln, w))
 		}
@@ -706,11 +854,42 @@ func (s *Screen) welcome(w, h int) []string {
 	st := &s.st
 	var text string
 	if len(s.contacts.items) == 0 {
-		text = "Welcome to p2ptui: chat directly, peer to peer, end-to-end encrypted.\n\nPress a to add a contact with their ID. Press i to see yours and share it."
+		text = "Welcome to p2ptui: chat directly, peer to peer, end-to-end encrypted.\n\nPress a to add a contact with their ID. Press i to see yours and share it, c to copy it."
 	} else {
 		text = "Pick a contact and press enter to connect.\n\nPress i to see your ID and safety numbers, ? for all keys."
 	}
 	box := st.muted.Width(max(1, min(w-4, 50))).Render(text)
 	placed := st.r.Place(w, max(1, h), lipgloss.Center, lipgloss.Center, box)
 	return strings.Split(placed, "\n")
+}
+
+// footerView is the key line: as many of the context's bindings as fit
+// whole, most important first.
+func (s *Screen) footerView(w int) string {
+	return fit(s.keyLine(s.keys.footerKeys(s.keyContext()), w), w)
+}
+
+// keyLine joins "key word" pairs with " · ", skipping any that would not
+// fit (so none is ever cut).
+func (s *Screen) keyLine(bs []key.Binding, w int) string {
+	st := &s.st
+	sep := st.muted.Render(" · ")
+	var b strings.Builder
+	used := 0
+	for _, kb := range bs {
+		h := kb.Help()
+		n := ansi.StringWidth(h.Key) + 1 + ansi.StringWidth(h.Desc)
+		if used > 0 {
+			n += 3
+		}
+		if used+n > w {
+			continue
+		}
+		if used > 0 {
+			b.WriteString(sep)
+		}
+		b.WriteString(st.keyHint.Render(h.Key) + " " + st.muted.Render(h.Desc))
+		used += n
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bytes"
 	"io"
 	"reflect"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 	"github.com/muesli/termenv"
+
+	"github.com/p2ptui/p2ptui/session/identity"
 )
 
 // testClock is a settable clock for screens under test.
@@ -41,6 +44,9 @@ const (
 	idFrank = "f6xq4zkrw2p7fy6rdt5nbc8vhe3jsu2lgq4wk7xmz5pd6nrf2ty7ff"
 
 	idStranger = "s9tq7zmxw2p4fy6rdt5nbc8vhe3jsu2lgq4wk7xmz5pd6nrf2ty7zz"
+
+	// idMeReal is a valid ID (the dialogs check the one pasted against it).
+	idMeReal = "527oupahukt7mdwju35cxhagtjrzukrzoztakypgvysbbgiufbbyvx74"
 )
 
 // displayWidth is a line's width in terminal columns.
@@ -79,7 +85,8 @@ func collect(cmd tea.Cmd) []tea.Msg {
 		}
 		return out
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
-		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent:
+		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
+		BlockIntent, UnblockIntent:
 		return []tea.Msg{msg}
 	}
 	return nil
@@ -98,12 +105,29 @@ func press(s *Screen, msgs ...tea.Msg) []tea.Msg {
 
 func keyT(t tea.KeyType) tea.KeyMsg { return tea.KeyMsg{Type: t} }
 
+// realID is the ID of a deterministic test key (the dialogs check IDs
+// the way the engine does, so fakes do not get through them).
+func realID(t testing.TB, seed byte) string {
+	t.Helper()
+	var b [32]byte
+	for i := range b {
+		b[i] = seed + byte(i)*11
+	}
+	id, err := identity.NewIdentity(bytes.NewReader(b[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.ID()
+}
+
 func TestKeysProduceIntents(t *testing.T) {
 	enter, tab, esc := keyT(tea.KeyEnter), keyT(tea.KeyTab), keyT(tea.KeyEsc)
 	down := keyT(tea.KeyDown)
 	altEnter := tea.KeyMsg{Type: tea.KeyEnter, Alt: true}
 	ctrlJ := keyT(tea.KeyCtrlJ)
 	ctrlU := keyT(tea.KeyCtrlU)
+	ctrlR := keyT(tea.KeyCtrlR)
+	dave := realID(t, 4)
 	seq := func(parts ...any) []tea.Msg {
 		var out []tea.Msg
 		for _, p := range parts {
@@ -115,6 +139,14 @@ func TestKeysProduceIntents(t *testing.T) {
 			}
 		}
 		return out
+	}
+	bobOffer := func(s *Screen, _ *testClock) {
+		s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+	}
+	strangerOffer := func(name string) func(*Screen, *testClock) {
+		return func(s *Screen, _ *testClock) {
+			s.ShowOffer(OfferView{ContactID: idStranger, Name: name, SessionID: "s2"})
+		}
 	}
 	cases := []struct {
 		name  string
@@ -149,53 +181,70 @@ func TestKeysProduceIntents(t *testing.T) {
 		{"switching chats ends typing in the old one", nil, seq(enter, "x", esc, down, enter),
 			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
 				TypingIntent{ContactID: idAlice, Active: false}, OpenChatIntent{ContactID: idBob}}},
-		{"add contact: name, tab, ID with spaces removed", nil, seq("a", "dave", tab, " d2mz 5kq7\n"),
-			[]tea.Msg{AddContactIntent{Name: "dave", ID: "d2mz5kq7"}}},
-		{"add contact: enter on name moves to ID", nil, seq("a", "dave\n", "d2mz\n"),
-			[]tea.Msg{AddContactIntent{Name: "dave", ID: "d2mz"}}},
+		{"add contact: name, tab, ID with spaces and case as pasted", nil, seq("a", "dave", tab, " "+strings.ToUpper(dave[:20])+"\n"+dave[20:]+" \n"),
+			[]tea.Msg{AddContactIntent{Name: "dave", ID: dave}}},
+		{"add contact: enter on name moves to ID", nil, seq("a", "dave\n", dave+"\n"),
+			[]tea.Msg{AddContactIntent{Name: "dave", ID: dave}}},
 		{"add contact: nothing without an ID", nil, seq("a", "dave\n\n"), nil},
-		{"add contact: esc cancels", nil, seq("a", "dave", esc, "q"), []tea.Msg{QuitIntent{}}},
+		{"add contact: nothing with a bad ID", nil, seq("a", "dave\n", dave[:55]+"a\n"), nil},
+		{"add contact: nothing with an invisible name", nil, seq("a", "\u200b\u3164\t", dave+"\n"), nil},
+		{"add contact: esc goes back", nil, seq("a", "dave", esc, "q"), []tea.Msg{QuitIntent{}}},
 		{"rename", nil, seq(down, "r", ctrlU, "robert\n"),
 			[]tea.Msg{RenameContactIntent{ID: idBob, Name: "robert"}}},
+		{"rename: the name is cleaned", nil, seq(down, "r", ctrlU, " Jose\u0301\u200b \n"),
+			[]tea.Msg{RenameContactIntent{ID: idBob, Name: "José"}}},
 		{"remove asks first: y removes", nil, seq("x", "y"), []tea.Msg{RemoveContactIntent{ID: idAlice}}},
 		{"remove asks first: n keeps", nil, seq("x", "n"), nil},
-		{"offer keys are ignored just after it appears", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
-		}, seq("a", "d"), nil},
-		{"offer accepted", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
-			c.t = c.t.Add(time.Second)
-		}, seq("a"), []tea.Msg{AcceptIntent{From: idBob, SessionID: "s1"}}},
-		{"offer declined, next offer shown", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
-			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
-			c.t = c.t.Add(time.Second)
-		}, seq("d", "d"), []tea.Msg{DeclineIntent{From: idBob, SessionID: "s1"}, DeclineIntent{From: idStranger, SessionID: "s2"}}},
-		{"unknown offer: A asks a name, enter accepts and adds", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
-			c.t = c.t.Add(time.Second)
-		}, seq("A", "\n", "dave\n"), []tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2", AddAs: "dave"}}},
-		{"unknown offer: the name it gave is offered", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idStranger, Name: "mallory", SessionID: "s2"})
-			c.t = c.t.Add(time.Second)
-		}, seq("A", "\n"), []tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2", AddAs: "mallory"}}},
-		{"unknown offer: esc from the name goes back", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
-			c.t = c.t.Add(time.Second)
-		}, seq("A", "da", esc, "a"), []tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2"}}},
-		{"known offer: A is not offered", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
-			c.t = c.t.Add(time.Second)
-		}, seq("A"), nil},
-		{"offer hidden by the engine gives the keys back", func(s *Screen, c *testClock) {
-			s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
+		{"remove and block", nil, seq("x", "b"), []tea.Msg{BlockIntent{ID: idAlice, Name: "alice"}, RemoveContactIntent{ID: idAlice}}},
+		{"b blocks after asking", nil, seq(down, "b", "y"), []tea.Msg{BlockIntent{ID: idBob, Name: "bob"}}},
+		{"b on a blocked contact unblocks after asking", func(s *Screen, _ *testClock) {
+			cs := allPresences()
+			cs[0].Blocked = true
+			s.SetContacts(cs)
+		}, seq("b", "y"), []tea.Msg{UnblockIntent{ID: idAlice}}},
+		{"B lists the blocked, u unblocks", func(s *Screen, _ *testClock) {
+			s.SetBlocked([]BlockedView{{ID: idDave, Name: "dave"}, {ID: idStranger}})
+		}, seq("B", "j", "u", esc), []tea.Msg{UnblockIntent{ID: idStranger}}},
+
+		{"a request does not take the keys: a adds a contact", bobOffer, seq("a", esc), nil},
+		{"a request does not take the keys: d and a are text in the chat", bobOffer, seq(enter, "da", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				SendIntent{ContactID: idAlice, Text: "da"}, TypingIntent{ContactID: idAlice, Active: false}}},
+		{"ctrl+r opens it, a accepts", bobOffer, seq(ctrlR, "a"), []tea.Msg{AcceptIntent{From: idBob, SessionID: "s1"}}},
+		{"ctrl+r from the chat, d declines", bobOffer, seq(enter, ctrlR, "d"),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, DeclineIntent{From: idBob, SessionID: "s1"}}},
+		{"ctrl+r from a dialog keeps the dialog", bobOffer, seq("a", "da", ctrlR, "d", "ve", tab, dave+"\n"),
+			[]tea.Msg{DeclineIntent{From: idBob, SessionID: "s1"}, AddContactIntent{Name: "dave", ID: dave}}},
+		{"one request answered per ctrl+r", func(s *Screen, c *testClock) {
+			bobOffer(s, c)
+			strangerOffer("")(s, c)
+		}, seq(ctrlR, "d", "d", ctrlR, "d"), []tea.Msg{DeclineIntent{From: idBob, SessionID: "s1"}, DeclineIntent{From: idStranger, SessionID: "s2"}}},
+		{"esc leaves a request waiting", bobOffer, seq(ctrlR, esc, enter, ctrlR, "a"),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, AcceptIntent{From: idBob, SessionID: "s1"}}},
+		{"a paste answers nothing", bobOffer, seq(ctrlR, tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("a"), Paste: true}, esc), nil},
+		{"b blocks the caller", strangerOffer("mallory"), seq(ctrlR, "b"), []tea.Msg{BlockIntent{ID: idStranger, Name: "mallory"}}},
+		{"unknown: A asks a name, enter accepts and adds", strangerOffer(""), seq(ctrlR, "A", "\n", "dave\n"),
+			[]tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2", AddAs: "dave"}}},
+		{"unknown: the name it gave is offered", strangerOffer("mallory"), seq(ctrlR, "A", "\n"),
+			[]tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2", AddAs: "mallory"}}},
+		{"unknown: esc from the name goes back", strangerOffer(""), seq(ctrlR, "A", "da", esc, "a"),
+			[]tea.Msg{AcceptIntent{From: idStranger, SessionID: "s2"}}},
+		{"known: A is not offered", bobOffer, seq(ctrlR, "A"), nil},
+		{"ctrl+r with nothing waiting does nothing", nil, seq(ctrlR, "a", esc), nil},
+		{"a request hidden by the engine closes", func(s *Screen, c *testClock) {
+			bobOffer(s, c)
+			press(s, ctrlR)
 			s.HideOffer(idBob, "s1")
 		}, seq(enter), []tea.Msg{OpenChatIntent{ContactID: idAlice}}},
-		{"help: any key closes it", nil, seq("?", "q", "q"), []tea.Msg{QuitIntent{}}},
+		{"help: esc closes it", nil, seq("?", esc, "q"), []tea.Msg{QuitIntent{}}},
+		{"f1 and ctrl+s open help and status from the chat", nil, seq(enter, keyT(tea.KeyF1), esc, keyT(tea.KeyCtrlS), esc, "x", enter),
+			[]tea.Msg{OpenChatIntent{ContactID: idAlice}, TypingIntent{ContactID: idAlice, Active: true},
+				SendIntent{ContactID: idAlice, Text: "x"}, TypingIntent{ContactID: idAlice, Active: false}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, clk := newTestScreen(100, 30)
+			seedSelf(s)
 			s.SetContacts(allPresences())
 			if tc.setup != nil {
 				tc.setup(s, clk)
@@ -223,13 +272,50 @@ func TestFocusAndDialogState(t *testing.T) {
 	if s.Focused() != "" || s.focus != focusContacts {
 		t.Fatalf("after removal: Focused %q focus %v", s.Focused(), s.focus)
 	}
-	// An add dialog with a missing ID says so and stays open.
+	// An add dialog with a missing name says so and stays open.
 	press(s, typeText("a\n")...)
 	if s.dlg.kind != dlgAdd || s.dlg.err == "" {
 		t.Fatalf("dialog %v err %q", s.dlg.kind, s.dlg.err)
 	}
-	if v := s.View(); !strings.Contains(v, "Type a name.") {
+	if v := s.View(); !strings.Contains(v, "Name: type what you call them.") {
 		t.Errorf("dialog error not shown:\n%s", v)
+	}
+}
+
+// TestDialogsKeepInputAndNameTheField: a mistake in a dialog leaves it
+// open with everything typed, and the error says which field and what to
+// do.
+func TestDialogsKeepInputAndNameTheField(t *testing.T) {
+	dave := realID(t, 4)
+	typo := dave[:10] + map[bool]string{true: "b", false: "a"}[dave[10] == 'a'] + dave[11:]
+	for _, c := range []struct {
+		name, typedName, typedID, want string
+	}{
+		{"typo in the ID", "dave", typo, "ID: this ID looks like a typo"},
+		{"not an ID", "dave", "hello there", "ID: not a p2ptui ID"},
+		{"my own ID", "me", idMeReal, "ID: that is your own ID"},
+		{"already a contact", "again", realID(t, 9), "ID: already in your contacts, as nine."},
+		{"invisible name", "\u3164", dave, "Name: it shows nothing"},
+		{"long name", strings.Repeat("ü", 40), dave, "Name: too long, at most 64 bytes (this one has 80)."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := newTestScreen(100, 30)
+			s.SetSelf(Self{ID: idMeReal, Name: "carol"})
+			s.SetContacts(append(allPresences(), ContactView{ID: realID(t, 9), Name: "nine"}))
+			got := press(s, append(append([]tea.Msg{keyRunes("a")}, typeText(c.typedName+"\t"+c.typedID)...), keyT(tea.KeyEnter))...)
+			if len(got) != 0 {
+				t.Fatalf("intents %#v; want none", got)
+			}
+			if s.dlg.kind != dlgAdd || !strings.HasPrefix(s.dlg.err, c.want) {
+				t.Fatalf("dialog %v, error %q; want one starting %q", s.dlg.kind, s.dlg.err, c.want)
+			}
+			if s.dlg.fields[0].Value() != c.typedName || s.dlg.fields[1].Value() != c.typedID {
+				t.Fatalf("fields %q, %q; want what was typed", s.dlg.fields[0].Value(), s.dlg.fields[1].Value())
+			}
+			if v := s.View(); !strings.Contains(v, c.want[:10]) {
+				t.Errorf("error not shown:\n%s", v)
+			}
+		})
 	}
 }
 
@@ -328,19 +414,18 @@ func TestMouseWheelScrollsTheChat(t *testing.T) {
 }
 
 func TestAcceptingOpensTheChat(t *testing.T) {
-	s, clk := newTestScreen(100, 30)
+	s, _ := newTestScreen(100, 30)
 	s.SetContacts(allPresences())
+	ctrlR := keyT(tea.KeyCtrlR)
 	s.ShowOffer(OfferView{ContactID: idBob, Name: "bob", Known: true, SessionID: "s1"})
-	clk.t = clk.t.Add(time.Second)
-	press(s, keyRunes("a"))
+	press(s, ctrlR, keyRunes("a"))
 	if s.Focused() != idBob || s.focus != focusChat {
 		t.Fatalf("after accepting bob: Focused %q focus %v", s.Focused(), s.focus)
 	}
 	// Accepting an unknown ID once opens its chat, and a contact list
 	// without it does not close it.
 	s.ShowOffer(OfferView{ContactID: idStranger, SessionID: "s2"})
-	clk.t = clk.t.Add(time.Second)
-	press(s, keyRunes("a"))
+	press(s, ctrlR, keyRunes("a"))
 	s.SetContacts(allPresences())
 	if s.Focused() != idStranger {
 		t.Fatalf("after accepting a stranger: Focused %q", s.Focused())

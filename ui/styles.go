@@ -31,12 +31,14 @@ type styles struct {
 	status    lipgloss.Style
 	statusBad lipgloss.Style
 	errLine   lipgloss.Style
+	note      lipgloss.Style // a remark on what the person just did
 
 	modal      lipgloss.Style // the box around prompts and dialogs
 	modalTitle lipgloss.Style
 	warn       lipgloss.Style
 	keyHint    lipgloss.Style
 	inputLabel lipgloss.Style
+	section    lipgloss.Style // a heading inside help and details
 }
 
 // newStyles builds the styles on r (nil: lipgloss's default renderer).
@@ -78,10 +80,12 @@ func newStyles(r *lipgloss.Renderer) styles {
 	s.status = r.NewStyle().Foreground(subtle)
 	s.statusBad = r.NewStyle().Foreground(bad)
 	s.errLine = r.NewStyle().Foreground(bad).Bold(true)
+	s.note = r.NewStyle().Foreground(good)
 	s.modal = r.NewStyle().Border(lipgloss.RoundedBorder()).BorderForeground(accent).Padding(0, 1)
 	s.modalTitle = r.NewStyle().Bold(true)
 	s.warn = r.NewStyle().Foreground(busy)
 	s.keyHint = r.NewStyle().Bold(true)
 	s.inputLabel = r.NewStyle().Foreground(subtle)
+	s.section = r.NewStyle().Bold(true).Foreground(accent)
 	return s
 }

@@ -4,9 +4,12 @@ package ui_test
 // own tmux session at 100x30, on the embedded local signalling mailbox and
 // loopback UDP only. Everything is done with `tmux send-keys` and checked by
 // reading the screen with `tmux capture-pane`: Alice adds Bob by pasting the
-// ID shown in Bob's header, opens the chat, Bob accepts the prompt, they
-// chat; Bob quits, Alice writes while he is away (queued), Bob comes back,
-// accepts again, and the queued message arrives and is marked delivered.
+// ID shown in Bob's header, opens the chat while Bob is typing in a dialog;
+// Bob types on through the incoming request (words like "a", "d" and
+// "ctrl+c" included) and nothing is answered; then he opens the request
+// with ctrl+r and accepts it; they chat; Bob quits, Alice writes while he
+// is away (queued), Bob comes back, accepts again, and the queued message
+// arrives and is marked delivered.
 // The binary is built with -race and both processes must end cleanly with
 // no race report. Skipped without tmux except under CI=true, where it fails.
 //
@@ -33,12 +36,6 @@ const tmuxStepWait = 20 * time.Second
 // tmuxCheckWait bounds a side check made after the step it depends on has
 // been seen: the screen should already agree, give it a few redraws.
 const tmuxCheckWait = 5 * time.Second
-
-// tmuxArmWait outlasts the offer prompt's arm delay (600 ms in prompt.go),
-// during which its keys are ignored so a person typing when it pops up does
-// not answer it by accident. The delay starts before the prompt is drawn,
-// so waiting this long after seeing it is enough.
-const tmuxArmWait = 800 * time.Millisecond
 
 // tmuxWidth and tmuxHeight are the terminal size of both sessions.
 const (
@@ -440,18 +437,48 @@ func TestTmuxChatEndToEnd(t *testing.T) {
 	})
 	step("Alice added Bob")
 
-	// Alice opens the chat; Bob is asked.
+	// Bob starts typing (a name in the add dialog) before Alice asks.
+	l.keys("bob", "a")
+	l.waitText("bob", "Add a contact", "Name:")
+	const before = "we had a good day and"
+	l.typeText("bob", before)
+	l.waitText("bob", "Name: "+before)
+
+	// Alice opens the chat; Bob's request waits as a notice while he
+	// types on, words that name keys included, one chunk at a time.
 	l.keys("alice", "Enter")
 	l.waitFor("alice", "chat with Bob open", func(s string) bool {
 		return strings.HasPrefix(tmuxChatHeader(s), "Bob ")
 	})
-	l.waitText("bob", "Incoming chat request", `Calls itself "alice"`, "a accept", "A accept & add", "d decline")
-	step("Bob sees the offer")
+	typed := before
+	for _, chunk := range []string{" a", " d", " ctrl+c", " esc", " A", " up"} {
+		typed += chunk
+		l.typeText("bob", chunk)
+		l.waitText("bob", "Name: "+typed)
+	}
+	l.waitText("bob", "wants to chat", "ctrl+r answer")
+	for _, chunk := range []string{" a", " d", " y"} {
+		typed += chunk
+		l.typeText("bob", chunk)
+	}
+	bobTyping := l.waitText("bob", "Name: "+typed)
+	if !strings.Contains(bobTyping, "Add a contact") || !strings.Contains(bobTyping, "wants to chat") {
+		t.Fatalf("typing through the request changed Bob's screen:\n%s", bobTyping)
+	}
+	l.expect("alice", "Bob still not connected (nothing was answered)", func(s string) bool {
+		return strings.HasPrefix(tmuxChatHeader(s), "Bob ") && !strings.Contains(tmuxChatHeader(s), "◆ connected")
+	})
+	step("Bob typed through the request; nothing answered")
+
+	// Bob leaves the dialog and opens the request on purpose.
+	l.keys("bob", "Escape")
+	l.keys("bob", "C-r")
+	l.waitText("bob", "Chat request", `Calls itself "alice"`, "a accept", "A add", "d decline")
+	step("Bob opened the request")
 
 	// Bob accepts and adds her as "Alice" (replacing the offered name).
-	time.Sleep(tmuxArmWait)
 	l.keys("bob", "A")
-	l.waitText("bob", "Name: alice", "enter accept & add")
+	l.waitText("bob", "Name: alice", "enter accept")
 	l.keys("bob", "C-u")
 	l.typeText("bob", "Alice")
 	l.keys("bob", "Enter")
@@ -506,7 +533,7 @@ func TestTmuxChatEndToEnd(t *testing.T) {
 	l.restart("bob")
 	l.waitFor("alice", "\"alice: "+away+"\" marked delivered ✓✓", tmuxEndsWith("alice: "+away, away+" ✓✓"))
 	step("queued message delivered after the restart, without a keystroke")
-	l.expect("bob", "no chat request after the restart", func(s string) bool { return !strings.Contains(s, "Incoming chat request") })
+	l.expect("bob", "no chat request after the restart", func(s string) bool { return !strings.Contains(s, "wants to chat") })
 	l.keys("bob", "Enter") // open Alice's chat (the only contact)
 	l.waitText("bob", "Alice: "+away)
 	l.expect("bob", "the earlier messages above the new one", func(s string) bool {

@@ -35,6 +35,9 @@ type Config struct {
 	// asks for the public address (none: host candidates only).
 	Host []punch.Candidate
 	STUN []netip.AddrPort
+	// STUNConfigured is how many STUN servers the user configured,
+	// resolved or not: when none resolved, the words say so.
+	STUNConfigured int
 	// Logger receives what happened, for the log file; nil: nothing.
 	Logger *slog.Logger
 	// Timers override the lifecycle's timers; Punch and Session the
@@ -60,6 +63,7 @@ type Engine struct {
 	sealer   *identity.Sealer
 
 	contacts    []Contact // in the store's order
+	blocked     []Blocked // most recently blocked first
 	loaded      bool
 	contactsGen int // of the latest contact change sent to the store
 
@@ -79,12 +83,14 @@ type Engine struct {
 	reflexive  *punch.Candidate
 	nat        punch.NATBehavior
 	natWords   string
+	answers    []punch.ServerAnswer // the latest discovery's, in server order
 
 	listening  bool
 	ready      bool
 	quitting   bool
-	backendOK  bool
-	presenceAt time.Time
+	backendOK    bool
+	backendWords string
+	presenceAt   time.Time
 
 	effects []Effect
 	notes   []Notification
@@ -205,6 +211,10 @@ func (e *Engine) HandleContacts(now time.Time, r ContactsResult) {
 		return
 	}
 	contacts, outbox, added := r.Contacts, r.Outbox, r.Added
+	if !slices.Equal(r.Blocked, e.blocked) {
+		e.blocked = slices.Clone(r.Blocked)
+		e.tell(BlockedChanged{Blocked: slices.Clone(e.blocked)})
+	}
 	old := map[string]bool{}
 	for _, c := range e.contacts {
 		old[c.ID] = true
@@ -342,6 +352,66 @@ func (e *Engine) SetAskEachTime(now time.Time, id string, ask bool) error {
 	return nil
 }
 
+// IsBlocked reports whether id's signals are dropped unseen.
+func (e *Engine) IsBlocked(id string) bool {
+	return slices.ContainsFunc(e.blocked, func(b Blocked) bool { return b.ID == id })
+}
+
+// Block drops id's signals unseen from now on: its waiting requests go, a
+// session or attempt with it ends, nothing is attempted with it. A contact
+// stays a contact (blocked).
+func (e *Engine) Block(now time.Time, id, name string) error {
+	e.at(now)
+	pub, err := identity.ParseID(id)
+	if err != nil {
+		return fmt.Errorf("ID: %w", err)
+	}
+	id = identity.IDFromPublic(pub)
+	if id == e.me {
+		return errors.New("that is my own ID")
+	}
+	if e.IsBlocked(id) {
+		return nil
+	}
+	e.blocked = slices.Insert(e.blocked, 0, Blocked{ID: id, Name: name, Since: now})
+	for i := 0; i < len(e.offers); {
+		if e.offers[i].key.from == id {
+			e.hide(i, "blocked")
+			continue
+		}
+		i++
+	}
+	e.verifying = slices.DeleteFunc(e.verifying, func(o *pendingOffer) bool { return o.key.from == id })
+	if l := e.links[id]; l != nil {
+		if l.st == stOffering {
+			l.sendCancel(now, l.sid)
+		}
+		l.teardown(now)
+		l.userWant = false
+		l.words = "blocked"
+	}
+	e.contactsGen++
+	e.do(StoreBlock{Gen: e.contactsGen, ID: id, Name: name, At: now})
+	e.tell(BlockedChanged{Blocked: slices.Clone(e.blocked)})
+	return nil
+}
+
+// Unblock lets id's signals through again.
+func (e *Engine) Unblock(now time.Time, id string) {
+	e.at(now)
+	if !e.IsBlocked(id) {
+		return
+	}
+	e.blocked = slices.DeleteFunc(e.blocked, func(b Blocked) bool { return b.ID == id })
+	if l := e.links[id]; l != nil {
+		l.words = ""
+		l.hold = false
+	}
+	e.contactsGen++
+	e.do(StoreUnblock{Gen: e.contactsGen, ID: id})
+	e.tell(BlockedChanged{Blocked: slices.Clone(e.blocked)})
+}
+
 // link returns the link with peer, creating it.
 func (e *Engine) link(peer string, pub [32]byte) *link {
 	l := e.links[peer]
@@ -377,6 +447,9 @@ func (e *Engine) Connect(now time.Time, peer string) error {
 	peer = identity.IDFromPublic(pub)
 	if peer == e.me {
 		return errors.New("that is my own ID")
+	}
+	if e.IsBlocked(peer) {
+		return errors.New("that ID is blocked: unblock it first")
 	}
 	l := e.link(peer, pub)
 	l.userWant = true
@@ -491,15 +564,15 @@ func (e *Engine) HandleListening(now time.Time) {
 // HandleListenFailed: the listener could not start.
 func (e *Engine) HandleListenFailed(now time.Time, err error) {
 	e.at(now)
-	e.backendOK = false
-	e.tell(Health{OK: false, Words: "signalling unavailable: " + err.Error()})
+	e.backendOK, e.backendWords = false, "signalling unavailable: "+err.Error()
+	e.tell(Health{OK: false, Words: e.backendWords})
 }
 
 // HandleHealth: the backend became unreachable (ok false, words say why)
 // or reachable again; planned retries then go at once.
 func (e *Engine) HandleHealth(now time.Time, ok bool, words string) {
 	e.at(now)
-	e.backendOK = ok
+	e.backendOK, e.backendWords = ok, words
 	e.tell(Health{OK: ok, Words: words})
 	if !ok {
 		return
@@ -545,6 +618,10 @@ func (e *Engine) HandleSignal(now time.Time, s Signal) {
 		e.do(AckSignal{ID: s.ID})
 	}
 	if e.quitting {
+		return
+	}
+	if e.IsBlocked(s.From) {
+		e.log.Info("signal from a blocked ID dropped", "from", s.From, "kind", s.Kind)
 		return
 	}
 	var pub [32]byte
@@ -780,6 +857,7 @@ func (e *Engine) pumpDiscovery(now time.Time) {
 }
 
 func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
+	e.answers = slices.Clone(res.Servers)
 	if res.Err != nil || !res.Reflexive.Addr.IsValid() {
 		e.log.Warn("STUN discovery", "err", res.Err)
 		e.reflexive = nil
@@ -801,6 +879,8 @@ func (e *Engine) setNATWords() {
 
 func (e *Engine) describeNAT() string {
 	switch {
+	case len(e.cfg.STUN) == 0 && e.cfg.STUNConfigured > 0:
+		return "STUN servers did not resolve (no DNS?): only peers on this network can be reached"
 	case len(e.cfg.STUN) == 0:
 		return "no STUN servers: only peers on this network can be reached"
 	case !e.discMapped:
@@ -813,6 +893,16 @@ func (e *Engine) describeNAT() string {
 
 // NATWords describes what discovery found, for people.
 func (e *Engine) NATWords() string { return e.natWords }
+
+// STUNAnswers is what each STUN server answered in the latest discovery,
+// in configuration order (nil before any answer).
+func (e *Engine) STUNAnswers() []punch.ServerAnswer { return slices.Clone(e.answers) }
+
+// Backend is the signalling backend's health as last reported.
+func (e *Engine) Backend() (ok bool, words string) { return e.backendOK, e.backendWords }
+
+// BlockedIDs lists the blocked IDs, most recently blocked first.
+func (e *Engine) BlockedIDs() []Blocked { return slices.Clone(e.blocked) }
 
 // localCandidates are the host addresses plus what STUN found.
 func (e *Engine) localCandidates() []punch.Candidate {

@@ -539,3 +539,47 @@ func TestStaleContactListIsNotTaken(t *testing.T) {
 		t.Fatalf("contact-added notes %v; want bob then carol", added)
 	}
 }
+
+// A blocked ID's signals are dropped unseen: the live session ends, its
+// offers are never shown or answered; unblocking lets it through again.
+func TestBlockedPeerIsDroppedUnseen(t *testing.T) {
+	w, a, b := quietWorld(t)
+	b.st.contacts[0].AskEachTime = true // so a live offer would be shown
+	b.manual = true
+	a.start()
+	b.start()
+	w.runFor(time.Second)
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
+	w.runUntil("bob asked", 5*time.Second, func() bool { return len(notesSince[OfferShown](b, 0)) == 1 })
+	nb := len(b.notes)
+	b.input(b.gen, func(e *Engine) {
+		if err := e.Block(w.now, a.idStr, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if gone := notesSince[OfferGone](b, nb); len(gone) != 1 || gone[0].Words != "blocked" {
+		t.Fatalf("after blocking: offers gone %+v; want alice's, blocked", gone)
+	}
+	if st := b.eng.Peer(a.idStr); !st.Blocked {
+		t.Fatalf("alice's status %+v; want blocked", st)
+	}
+	w.runFor(3 * time.Minute) // alice retries
+	if x := notesSince[OfferShown](b, nb); len(x) != 0 {
+		t.Fatalf("a blocked ID's offers were shown: %+v", x)
+	}
+	for _, s := range w.sent {
+		if s.From == b.idStr && s.To == a.idStr && s.Kind != signal.KindCancel {
+			t.Fatalf("bob sent a %s to the blocked alice", s.Kind)
+		}
+	}
+	b.input(b.gen, func(e *Engine) {
+		if err := e.Connect(w.now, a.idStr); err == nil {
+			t.Fatal("connected to a blocked ID")
+		}
+		e.Unblock(w.now, a.idStr)
+		if err := e.Connect(w.now, a.idStr); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.runUntil("connected after unblocking", 10*time.Second, func() bool { return connected(a, b) })
+}

@@ -79,6 +79,7 @@ type link struct {
 	// outboxLoaded: the session's outbox read came back. Messages queued
 	// before it are sent by it, in order; only later ones go directly.
 	outboxLoaded bool
+	since        time.Time // when the session was established
 	peerAt       time.Time // the peer's sealed time of the signal that set up this attempt
 	peerInst     string
 	attemptAt    time.Time
@@ -141,7 +142,7 @@ func (l *link) busy() bool {
 func (l *link) wanted() bool { return l.userWant || l.queued > 0 }
 
 // reconnects: a contact I keep connected whenever we are both online.
-func (l *link) reconnects() bool { return l.contact && !l.ask }
+func (l *link) reconnects() bool { return l.contact && !l.ask && !l.e.IsBlocked(l.peer) }
 
 // online judges the presence read: known false means nothing was read.
 func (l *link) online(now time.Time) (known, on bool) {
@@ -236,7 +237,7 @@ func (l *link) tellPresence(now time.Time) {
 // comes back later, by the side with the lower ID, so the two rarely offer
 // at once (and crossing offers are settled when they do).
 func (e *Engine) maybeConnect(now time.Time, l *link, tr trigger) {
-	if e.quitting || !e.loaded || l.busy() {
+	if e.quitting || !e.loaded || l.busy() || e.IsBlocked(l.peer) {
 		return
 	}
 	if l.st == stBackoff && tr != triggerUser && tr != triggerRetry && !sansio.Due(l.retryAt, now) {
@@ -618,6 +619,7 @@ func (l *link) sessionEvent(now time.Time, ev session.Event) {
 		l.goneAt = time.Time{}
 		l.lastActive = now
 		l.outboxLoaded = false
+		l.since = now
 		e.log.Info("established", "peer", l.peer, "session", l.sid)
 		c := Connected{Peer: l.peer, SessionID: l.sid, Path: Path{Kind: "direct", Local: l.local, Remote: l.remote, RTT: l.rtt},
 			Punching: l.pathAt.Sub(l.punchAt), Handshake: now.Sub(l.pathAt)}
@@ -758,7 +760,7 @@ func (l *link) handleTimeout(now time.Time) {
 
 func (l *link) status(now time.Time) PeerStatus {
 	_, on := l.online(now)
-	st := PeerStatus{ID: l.peer, Name: l.name, Contact: l.contact, AskEachTime: l.ask, Online: on,
+	st := PeerStatus{ID: l.peer, Name: l.name, Contact: l.contact, AskEachTime: l.ask, Blocked: l.e.IsBlocked(l.peer), Online: on,
 		Queued: l.queued, Typing: l.typing, LastActive: l.lastActive, Fingerprint: l.fp, SessionID: l.sid}
 	switch l.st {
 	case stWaiting:
@@ -773,6 +775,7 @@ func (l *link) status(now time.Time) PeerStatus {
 		}[l.st]
 	case stEstablished:
 		st.Phase = PhaseConnected
+		st.Since = l.since
 		st.Path = Path{Kind: "direct", Local: l.local, Remote: l.remote, RTT: l.rtt}
 		if l.sess != nil {
 			st.Stats = l.sess.Stats()

@@ -139,6 +139,7 @@ type PeerStatus struct {
 	Name        string // the contact's name, else the name the peer gave
 	Contact     bool
 	AskEachTime bool
+	Blocked     bool // its signals are dropped unseen
 	Phase       Phase
 	Online      bool   // presence says it runs now (or a session is up)
 	Words       string // plain words for the phase: why it failed, what it waits for
@@ -146,8 +147,9 @@ type PeerStatus struct {
 	Typing      bool
 	LastActive  time.Time
 	Fingerprint string // safety number of the pair
-	SessionID   string // the session of the current (or last) attempt
-	Path        Path   // when connected
+	SessionID   string    // the session of the current (or last) attempt
+	Since       time.Time // when the session was established (when connected)
+	Path        Path      // when connected
 	Stats       session.Stats
 }
 
@@ -251,14 +253,37 @@ type StoreSetAskEachTime struct {
 	Ask bool
 }
 
+// StoreBlock records that an ID's offers are dropped unseen; StoreUnblock
+// lets them through again. Report the new lists with HandleContacts.
+type StoreBlock struct {
+	Gen      int
+	ID, Name string
+	At       time.Time
+}
+
+// StoreUnblock lets an ID's offers through again.
+type StoreUnblock struct {
+	Gen int
+	ID  string
+}
+
+// Blocked is an ID whose signals are dropped unseen (it need not be a
+// contact).
+type Blocked struct {
+	ID    string
+	Name  string // what it was known as when blocked; may be empty
+	Since time.Time
+}
+
 // ContactsResult is the store's contact list after a LoadContacts or a
 // change: Gen is the effect's, Outbox how many messages wait for each
-// contact, Added the ID the change added.
+// contact, Added the ID the change added, Blocked the blocked IDs.
 type ContactsResult struct {
 	Gen      int
 	Contacts []Contact
 	Outbox   map[string]int
 	Added    string
+	Blocked  []Blocked
 	Err      error
 }
 
@@ -282,6 +307,8 @@ func (StoreAddContact) effect()     {}
 func (StoreRenameContact) effect()  {}
 func (StoreRemoveContact) effect()  {}
 func (StoreSetAskEachTime) effect() {}
+func (StoreBlock) effect()          {}
+func (StoreUnblock) effect()        {}
 func (Stop) effect()                {}
 
 // IsStore reports whether e uses the store (and must keep its order among
@@ -289,7 +316,7 @@ func (Stop) effect()                {}
 func IsStore(e Effect) bool {
 	switch e.(type) {
 	case LoadContacts, StoreQueue, StoreReceived, StoreMarkSent, StoreMarkDelivered, LoadOutbox,
-		StoreAddContact, StoreRenameContact, StoreRemoveContact, StoreSetAskEachTime:
+		StoreAddContact, StoreRenameContact, StoreRemoveContact, StoreSetAskEachTime, StoreBlock, StoreUnblock:
 		return true
 	}
 	return false
@@ -335,6 +362,9 @@ type ContactsChanged struct {
 
 // PeerChanged: something the screen shows about a peer changed.
 type PeerChanged struct{ Status PeerStatus }
+
+// BlockedChanged: the blocked IDs changed (most recently blocked first).
+type BlockedChanged struct{ Blocked []Blocked }
 
 // PeerRemoved: a peer is no longer shown (contact removed).
 type PeerRemoved struct{ ID string }
@@ -447,6 +477,7 @@ func (Health) note()           {}
 func (ContactsChanged) note()  {}
 func (PeerChanged) note()      {}
 func (PeerRemoved) note()      {}
+func (BlockedChanged) note()   {}
 func (PresenceChanged) note()  {}
 func (OfferShown) note()       {}
 func (OfferGone) note()        {}

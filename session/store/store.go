@@ -18,6 +18,7 @@ import (
 	"github.com/p2ptui/p2ptui/session/identity"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Store is one profile's persistent state in a single bbolt file: contacts,
@@ -128,8 +129,11 @@ type Record struct {
 	Body string
 	// At is when the message was queued (ours) or received (theirs), by
 	// this machine's clock.
-	At    time.Time
-	State MessageState
+	At time.Time
+	// SentAt is when the sender wrote it, by the sender's clock as the
+	// sealed message claims (theirs; zero when unknown). For ours it is At.
+	SentAt time.Time
+	State  MessageState
 }
 
 // Contact is a name the user gave to an ID.
@@ -147,11 +151,16 @@ type Contact struct {
 //
 //	meta                    schema → version
 //	contacts                pub(32) → ver(1) added(8) name
+//	blocked                 pub(32) → ver(1) since(8) name
 //	convs/pub(32)/h         seq(8) → record
 //	convs/pub(32)/mine      msgID(16) → seq(8)   our messages
 //	convs/pub(32)/recv      msgID(16) → seq(8)   received messages (dedupe)
 //	convs/pub(32)/out       seq(8) → msgID(16)   outbox, in queue order
+//	convs/pub(32)/sent      seq(8) → time(8)     a received message's sender time
 //
+// blocked and sent came after schema 1 without changing it: an older
+// p2ptui ignores buckets it does not know, and a conversation written by
+// one simply has no sender times.
 // Keys are big-endian so cursor order is sequence order. The two message
 // ID indexes are separate so a peer reusing one of our IDs can't make us
 // drop its message or mark ours.
@@ -163,6 +172,8 @@ var (
 	bucketMine     = []byte("mine")
 	bucketRecv     = []byte("recv")
 	bucketOut      = []byte("out")
+	bucketSentAt   = []byte("sent")
+	bucketBlocked  = []byte("blocked")
 	keySchema      = []byte("schema")
 )
 
@@ -195,7 +206,7 @@ func OpenStore(dir string) (*Store, error) {
 		} else if err := meta.Put(keySchema, []byte{storeSchema}); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketContacts, bucketConvs} {
+		for _, name := range [][]byte{bucketContacts, bucketConvs, bucketBlocked} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -277,22 +288,74 @@ func validateProfile(p string) error {
 	return nil
 }
 
-// CleanContactName trims surrounding space and checks a contact name: 1–64
-// bytes of UTF-8 without control characters (names are drawn in a
-// terminal).
+// CleanContactName makes a contact name what is stored and drawn, or says
+// what is wrong with it: format characters (zero-width spaces and joiners,
+// bidirectional controls, tag characters) and line or paragraph separators
+// are removed, combining marks beyond maxNameMarks per character dropped,
+// the rest NFC-normalised (one name, one encoding) and trimmed. Refused: a
+// name with control characters or invalid UTF-8, one with nothing visible
+// left, and one longer than MaxContactNameBytes.
 func CleanContactName(name string) (string, error) {
-	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) {
+		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
+	}
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		return "", fmt.Errorf("%w: %q contains control characters", ErrInvalidName, name)
+	}
+	name = strings.TrimSpace(cleanNameRunes(norm.NFC.String(cleanNameRunes(name))))
 	switch {
 	case name == "":
 		return "", fmt.Errorf("%w: a contact needs a name", ErrInvalidName)
+	case !nameVisible(name):
+		return "", fmt.Errorf("%w: %q shows nothing: use letters, digits or symbols", ErrInvalidName, name)
 	case len(name) > MaxContactNameBytes:
 		return "", fmt.Errorf("%w: %q is longer than %d bytes", ErrInvalidName, name, MaxContactNameBytes)
-	case !utf8.ValidString(name):
-		return "", fmt.Errorf("%w: not valid UTF-8", ErrInvalidName)
-	case strings.ContainsFunc(name, unicode.IsControl):
-		return "", fmt.Errorf("%w: %q contains control characters", ErrInvalidName, name)
 	}
 	return name, nil
+}
+
+// maxNameMarks bounds the combining marks kept after one character of a
+// name: living scripts need a few, "Zalgo" text stacks dozens.
+const maxNameMarks = 4
+
+// cleanNameRunes drops format characters and surplus combining marks, and
+// turns line and paragraph separators into spaces.
+func cleanNameRunes(s string) string {
+	var b strings.Builder
+	marks := 0
+	for _, r := range s {
+		switch {
+		case r == 0x2028 || r == 0x2029:
+			b.WriteByte(' ')
+			marks = 0
+		case unicode.Is(unicode.Cf, r):
+		case unicode.In(r, unicode.Mn, unicode.Me):
+			if marks < maxNameMarks {
+				b.WriteRune(r)
+			}
+			marks++
+		default:
+			b.WriteRune(r)
+			marks = 0
+		}
+	}
+	return b.String()
+}
+
+// nameVisible reports a character that draws something: graphic, not a
+// space, not a lone mark, not a letter that renders blank (the Hangul
+// fillers and the Braille blank make "empty" names).
+func nameVisible(s string) bool {
+	for _, r := range s {
+		switch r {
+		case 0x115f, 0x1160, 0x3164, 0xffa0, 0x2800:
+			continue
+		}
+		if unicode.IsGraphic(r) && !unicode.IsSpace(r) && !unicode.In(r, unicode.Mn, unicode.Me) {
+			return true
+		}
+	}
+	return false
 }
 
 // AddContact binds name to id (any pasted form ParseID accepts) at time at.
@@ -363,17 +426,16 @@ func (s *Store) updateContact(id string, change func(*Contact)) error {
 
 // RemoveContact deletes a contact. The conversation stays: adding the ID
 // again brings it back (and an undelivered outbox waits for that).
+// Removing an ID that is not a contact (a caller accepted once, or a
+// contact removed already) succeeds: afterwards it is not a contact, which
+// is what was asked.
 func (s *Store) RemoveContact(id string) error {
 	pub, err := identity.DecodeID(id)
 	if err != nil {
 		return err
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketContacts)
-		if b.Get(pub[:]) == nil {
-			return ErrNoSuchContact
-		}
-		return b.Delete(pub[:])
+		return tx.Bucket(bucketContacts).Delete(pub[:])
 	})
 	if err != nil {
 		return fmt.Errorf("remove contact: %w", err)
@@ -432,6 +494,94 @@ const (
 	contactVersion     = 2
 	contactFlagAskEach = 1
 )
+
+// Blocked is an ID whose offers are dropped unseen. It need not be a
+// contact: an unknown caller can be blocked from its request.
+type Blocked struct {
+	ID     string
+	Public [32]byte
+	// Name is what the user knew it as when blocking it (the contact's
+	// name, or the name an unknown caller gave); may be empty.
+	Name  string
+	Since time.Time
+}
+
+// Block records that id's offers are to be dropped unseen, with the name
+// it was known by (checked like a contact name when not empty; a bad one
+// is left out rather than refusing to block). Blocking a blocked ID keeps
+// its first time and name. Blocking leaves the contact, if any, and its
+// history alone.
+func (s *Store) Block(id, name string, at time.Time) error {
+	pub, err := identity.ParseID(id)
+	if err != nil {
+		return err
+	}
+	if name != "" {
+		if name, err = CleanContactName(name); err != nil {
+			name = ""
+		}
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlocked)
+		if b.Get(pub[:]) != nil {
+			return nil
+		}
+		return b.Put(pub[:], encodeContact(Contact{Name: name, Added: at}))
+	})
+	if err != nil {
+		return fmt.Errorf("block: %w", err)
+	}
+	return nil
+}
+
+// Unblock lets id's offers through again. Unblocking an ID that is not
+// blocked succeeds.
+func (s *Store) Unblock(id string) error {
+	pub, err := identity.ParseID(id)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketBlocked).Delete(pub[:]) }); err != nil {
+		return fmt.Errorf("unblock: %w", err)
+	}
+	return nil
+}
+
+// IsBlocked reports whether id is blocked.
+func (s *Store) IsBlocked(id string) (bool, error) {
+	pub, err := identity.ParseID(id)
+	if err != nil {
+		return false, err
+	}
+	var blocked bool
+	err = s.db.View(func(tx *bolt.Tx) error {
+		blocked = tx.Bucket(bucketBlocked).Get(pub[:]) != nil
+		return nil
+	})
+	return blocked, err
+}
+
+// BlockedIDs returns every blocked ID, the most recently blocked first.
+func (s *Store) BlockedIDs() ([]Blocked, error) {
+	var out []Blocked
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBlocked).ForEach(func(k, v []byte) error {
+			var pub [32]byte
+			copy(pub[:], k)
+			c, err := decodeContact(pub, v)
+			if err != nil {
+				return fmt.Errorf("damaged block record: %w", err)
+			}
+			out = append(out, Blocked{ID: c.ID, Public: pub, Name: c.Name, Since: c.Added})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list blocked IDs: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b Blocked) int { return b.Since.Compare(a.Since) })
+	return out, nil
+}
 
 func encodeContact(c Contact) []byte {
 	b := make([]byte, 0, 10+len(c.Name))
@@ -512,7 +662,9 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // conv is one conversation's buckets inside a transaction.
 type conv struct {
 	id                  string // canonical contact ID
+	root                *bolt.Bucket
 	h, mine, recv, outb *bolt.Bucket
+	sent                *bolt.Bucket // nil until a sender time is stored
 }
 
 // openConv returns the conversation's buckets, creating them when create
@@ -534,7 +686,9 @@ func openConv(tx *bolt.Tx, pub [32]byte, create bool) (c conv, ok bool, err erro
 			}
 		}
 	}
+	c.root = b
 	c.h, c.mine, c.recv, c.outb = b.Bucket(bucketHistory), b.Bucket(bucketMine), b.Bucket(bucketRecv), b.Bucket(bucketOut)
+	c.sent = b.Bucket(bucketSentAt)
 	if c.h == nil || c.mine == nil || c.recv == nil || c.outb == nil {
 		return c, false, errors.New("damaged conversation")
 	}
@@ -547,11 +701,29 @@ func (c conv) get(seq []byte) (Record, error) {
 	if v == nil {
 		return Record{}, errors.New("damaged conversation: index points nowhere")
 	}
-	return decodeRecord(c.id, seq, v)
+	return c.decode(seq, v)
+}
+
+// decode decodes a history record and adds its sender time.
+func (c conv) decode(seq, v []byte) (Record, error) {
+	r, err := decodeRecord(c.id, seq, v)
+	if err != nil {
+		return r, err
+	}
+	switch {
+	case r.Mine:
+		r.SentAt = r.At
+	case c.sent != nil:
+		if t := c.sent.Get(seq); len(t) == 8 {
+			r.SentAt = fromUnixNano(binary.BigEndian.Uint64(t))
+		}
+	}
+	return r, nil
 }
 
 // appendRecord stores r with the next sequence number and indexes it.
-func (c conv) appendRecord(r *Record) error {
+// c is a pointer: storing the first sender time creates c.sent.
+func (c *conv) appendRecord(r *Record) error {
 	seq, err := c.h.NextSequence()
 	if err != nil {
 		return err
@@ -563,8 +735,19 @@ func (c conv) appendRecord(r *Record) error {
 		return err
 	}
 	if !r.Mine {
+		if !r.SentAt.IsZero() {
+			if c.sent == nil {
+				if c.sent, err = c.root.CreateBucketIfNotExists(bucketSentAt); err != nil {
+					return err
+				}
+			}
+			if err := c.sent.Put(k, binary.BigEndian.AppendUint64(nil, unixNano(r.SentAt))); err != nil {
+				return err
+			}
+		}
 		return c.recv.Put(r.MsgID[:], k)
 	}
+	r.SentAt = r.At
 	if err := c.mine.Put(r.MsgID[:], k); err != nil {
 		return err
 	}
@@ -632,6 +815,13 @@ func (s *Store) AppendReceived(contactID string, id session.MessageID, body stri
 	return s.append(Record{ContactID: contactID, MsgID: id, Body: body, At: at, State: StateReceived})
 }
 
+// AppendReceivedMessage is AppendReceived for a session.Received, keeping
+// the sender's time (m.SentAt) beside the arrival time at, so the history
+// shows when it was written and can tell a late arrival.
+func (s *Store) AppendReceivedMessage(contactID string, m session.Received, at time.Time) (r Record, added bool, err error) {
+	return s.append(Record{ContactID: contactID, MsgID: m.ID, Body: string(m.Body), At: at, SentAt: m.SentAt, State: StateReceived})
+}
+
 // AppendReceivedAll stores, in one transaction, every message of msgs not
 // already stored (as AppendReceived does one by one) and returns the
 // records it added, in order. A burst of Received events from one
@@ -657,7 +847,7 @@ func (s *Store) AppendReceivedAll(contactID string, msgs []session.Received, at 
 			if c.recv.Get(m.ID[:]) != nil {
 				continue
 			}
-			r := Record{MsgID: m.ID, Body: string(m.Body), At: at, State: StateReceived}
+			r := Record{MsgID: m.ID, Body: string(m.Body), At: at, SentAt: m.SentAt, State: StateReceived}
 			if err := c.appendRecord(&r); err != nil {
 				return err
 			}
@@ -829,7 +1019,7 @@ func (s *Store) History(contactID string, beforeSeq uint64, n int) ([]Record, er
 			}
 		}
 		for ; k != nil && len(out) < n; k, v = cur.Prev() {
-			r, err := decodeRecord(c.id, k, v)
+			r, err := c.decode(k, v)
 			if err != nil {
 				return err
 			}

@@ -173,8 +173,138 @@ func TestStoreContacts(t *testing.T) {
 	if _, err := s.Contact(bob); !errors.Is(err, ErrNoSuchContact) {
 		t.Fatalf("removed contact still found: %v", err)
 	}
-	if err := s.RemoveContact(bob); !errors.Is(err, ErrNoSuchContact) {
+	// Removing what is not a contact (removed already, or a caller
+	// accepted once) reaches the state asked for: no error.
+	if err := s.RemoveContact(bob); err != nil {
 		t.Fatalf("second remove: %v", err)
+	}
+	if err := s.RemoveContact(storePeer(t, 9)); err != nil {
+		t.Fatalf("remove a stranger: %v", err)
+	}
+	if err := s.RemoveContact("not an id"); !errors.Is(err, identity.ErrIDMalformed) {
+		t.Fatalf("remove a malformed ID: %v", err)
+	}
+}
+
+func TestStoreContactNamesAreCleaned(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"  Bob ", "Bob"},
+		{"Jose\u0301", "José"},               // NFC
+		{"\u200bal\u200dice\ufeff", "alice"}, // format characters gone
+		{"\u202eevil\u202c", "evil"},         // bidi controls gone
+		{"bob\U000E0041", "bob"},             // tag characters gone
+		{"two\u2028lines", "two lines"},      // separators become spaces
+		{"z" + strings.Repeat("\u0336", 20), "z\u0336\u0336\u0336\u0336"}, // marks bounded
+	} {
+		got, err := CleanContactName(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("CleanContactName(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "  ", "\u200b\u200b", "\u3164", "\u2800", "\u0301", "a\x00b", "a\u0085", "\xff", strings.Repeat("é", 33)} {
+		if got, err := CleanContactName(bad); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("CleanContactName(%q) = %q, %v; want ErrInvalidName", bad, got, err)
+		}
+	}
+}
+
+func TestStoreBlocking(t *testing.T) {
+	s, dir := storeOpen(t)
+	bob, stranger := storePeer(t, 2), storePeer(t, 7)
+	if _, err := s.AddContact("Bob", bob, storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{bob, stranger} {
+		if b, err := s.IsBlocked(id); err != nil || b {
+			t.Fatalf("IsBlocked(%s) before blocking = %v, %v", id, b, err)
+		}
+	}
+	// A contact and an ID that is not one, in any pasted form.
+	if err := s.Block(bob, "Bob", storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(strings.ToUpper(stranger), "totally-alice\u200b", storeEpoch.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Blocking again keeps the first record.
+	if err := s.Block(bob, "Robert", storeEpoch.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block("hello", "", storeEpoch); !errors.Is(err, identity.ErrIDMalformed) {
+		t.Fatalf("block a malformed ID: %v", err)
+	}
+	// Persisted across a reopen.
+	s.Close()
+	s, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	list, err := s.BlockedIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != stranger || list[0].Name != "totally-alice" || !list[0].Since.Equal(storeEpoch.Add(time.Minute)) ||
+		list[1].ID != bob || list[1].Name != "Bob" || !list[1].Since.Equal(storeEpoch) {
+		t.Fatalf("blocked list %+v", list)
+	}
+	if b, err := s.IsBlocked(stranger); err != nil || !b {
+		t.Fatalf("IsBlocked(stranger) = %v, %v", b, err)
+	}
+	// Blocking does not touch the contact.
+	if c, err := s.Contact(bob); err != nil || c.Name != "Bob" {
+		t.Fatalf("blocked contact: %+v, %v", c, err)
+	}
+	if err := s.Unblock(bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unblock(bob); err != nil { // not blocked any more: fine
+		t.Fatalf("second unblock: %v", err)
+	}
+	if b, err := s.IsBlocked(bob); err != nil || b {
+		t.Fatalf("IsBlocked(bob) after unblocking = %v, %v", b, err)
+	}
+	if list, err := s.BlockedIDs(); err != nil || len(list) != 1 || list[0].ID != stranger {
+		t.Fatalf("blocked list after unblocking bob: %+v, %v", list, err)
+	}
+}
+
+func TestStoreSenderTime(t *testing.T) {
+	s, dir := storeOpen(t)
+	bob := storePeer(t, 2)
+	written := storeEpoch.Add(-3 * time.Hour)
+	r, added, err := s.AppendReceivedMessage(bob, session.Received{ID: storeMsgID(1), Body: []byte("late"), SentAt: written}, storeEpoch)
+	if err != nil || !added || !r.SentAt.Equal(written) || !r.At.Equal(storeEpoch) {
+		t.Fatalf("AppendReceivedMessage = %+v, %v, %v", r, added, err)
+	}
+	if _, err := s.AppendReceivedAll(bob, []session.Received{{ID: storeMsgID(2), Body: []byte("batch"), SentAt: written.Add(time.Minute)}, {ID: storeMsgID(3), Body: []byte("no time")}}, storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Queue(bob, storeMsgID(4), "mine", storeEpoch.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.AppendReceived(bob, storeMsgID(5), "old api", storeEpoch); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h, err := s.History(bob, 0, 10)
+	if err != nil || len(h) != 5 {
+		t.Fatalf("history %+v, %v", h, err)
+	}
+	want := []time.Time{written, written.Add(time.Minute), {}, storeEpoch.Add(time.Second), {}}
+	for i, r := range h {
+		if !r.SentAt.Equal(want[i]) {
+			t.Errorf("record %d (%q): SentAt %v, want %v", i, r.Body, r.SentAt, want[i])
+		}
+	}
+	// The sender time is the sender's: a message already stored keeps it.
+	if r, added, err := s.AppendReceivedMessage(bob, session.Received{ID: storeMsgID(1), Body: []byte("late"), SentAt: storeEpoch}, storeEpoch); err != nil || added || !r.SentAt.Equal(written) {
+		t.Fatalf("duplicate: %+v, %v, %v", r, added, err)
 	}
 }
 
