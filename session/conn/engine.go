@@ -85,9 +85,9 @@ type Engine struct {
 	natWords   string
 	answers    []punch.ServerAnswer // the latest discovery's, in server order
 
-	listening  bool
-	ready      bool
-	quitting   bool
+	listening    bool
+	ready        bool
+	quitting     bool
 	backendOK    bool
 	backendWords string
 	presenceAt   time.Time

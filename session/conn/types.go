@@ -146,7 +146,7 @@ type PeerStatus struct {
 	Queued      int    // messages stored and not yet delivered
 	Typing      bool
 	LastActive  time.Time
-	Fingerprint string // safety number of the pair
+	Fingerprint string    // safety number of the pair
 	SessionID   string    // the session of the current (or last) attempt
 	Since       time.Time // when the session was established (when connected)
 	Path        Path      // when connected
