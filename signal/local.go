@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/p2ptui/p2ptui/session/private"
 )
 
 // LocalDirEnv overrides the local mailbox directory.
@@ -37,17 +39,33 @@ const localRescan = 500 * time.Millisecond
 // in base64 plus generous room for the other fields.
 const maxLocalDoc = MaxPayload*2 + 4096
 
-// DefaultLocalDir is the mailbox shared by every profile of this OS user:
-// $P2PTUI_SIGNAL_DIR, else $XDG_RUNTIME_DIR/p2ptui-signal, else a per-user
-// directory in the temp dir.
+// DefaultLocalDir is the mailbox shared by every profile of this OS user;
+// see localDirFor.
 func DefaultLocalDir() string {
-	if d := os.Getenv(LocalDirEnv); d != "" {
+	return localDirFor(runtime.GOOS, os.Getenv, os.TempDir(), os.Getuid())
+}
+
+// localDirFor chooses the default mailbox from the OS, the environment,
+// the temporary directory and the user ID, and nothing else, so every OS's
+// choice is tested on any of them: $P2PTUI_SIGNAL_DIR when set; on Windows
+// %LocalAppData%\p2ptui\signal (inside the user's profile, which other
+// users cannot enter), else p2ptui-signal in the per-user %TEMP%; elsewhere
+// $XDG_RUNTIME_DIR/p2ptui-signal, else a per-user directory in the
+// temporary directory ($TMPDIR, already per user on macOS).
+func localDirFor(goos string, getenv func(string) string, tempDir string, uid int) string {
+	if d := getenv(LocalDirEnv); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+	if goos == "windows" {
+		if d := getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "p2ptui", "signal")
+		}
+		return filepath.Join(tempDir, "p2ptui-signal")
+	}
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "p2ptui-signal")
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("p2ptui-signal-%d", os.Getuid()))
+	return filepath.Join(tempDir, fmt.Sprintf("p2ptui-signal-%d", uid))
 }
 
 // localDoc is the on-disk form of a signal.
@@ -86,7 +104,8 @@ type LocalSignaller struct {
 	*lifetime
 }
 
-// OpenLocal opens the mailbox at dir (created 0700 if missing) for me.
+// OpenLocal opens the mailbox at dir for me, creating it for this user
+// alone if missing and refusing one other users could write to.
 func OpenLocal(dir, me string, logger *slog.Logger) (*LocalSignaller, error) {
 	if err := ValidID(me); err != nil {
 		return nil, fmt.Errorf("open local signalling: %w", err)
@@ -102,26 +121,19 @@ func OpenLocal(dir, me string, logger *slog.Logger) (*LocalSignaller, error) {
 	return &LocalSignaller{dir: dir, me: me, log: logger, now: time.Now, watch: watchInbox, lifetime: newLifetime()}, nil
 }
 
-// ensurePrivateDir creates d (0700) or checks that an existing one belongs to
-// this user and is not writable by others, who could otherwise plant offers.
+// ensurePrivateDir creates d for this user alone, or checks that an
+// existing one belongs to this user and that no one else can write to it:
+// others could plant offers or remove ours. (Unix: owner and mode bits;
+// Windows: owner and access control list; see session/private.)
 func ensurePrivateDir(d string) error {
-	if err := os.MkdirAll(d, 0o700); err != nil {
+	if err := private.MkdirAll(d); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(d)
-	if err != nil {
-		return err
+	err := private.CheckDir(d)
+	if errors.Is(err, private.ErrNotOwner) {
+		return fmt.Errorf("%w; choose another directory with --signal-dir or %s", err, LocalDirEnv)
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", d)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to another user (uid %d); choose another directory with --signal-dir or %s", d, st.Uid, LocalDirEnv)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s is writable by other users; fix it with: chmod 700 %s", d, d)
-	}
-	return nil
+	return err
 }
 
 // Name implements Signaller.

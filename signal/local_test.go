@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -103,4 +104,40 @@ func TestLocalPollsWhenWatcherStops(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	sendAndReceive(t, alice, ch, "after")
+}
+
+func TestLocalDirFor(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	const winLocal = `C:\Users\ann\AppData\Local`
+	const winTemp = `C:\Users\ann\AppData\Local\Temp`
+	cases := []struct {
+		name, goos string
+		getenv     func(string) string
+		temp       string
+		want       string
+	}{
+		{"override wins everywhere", "windows", env(LocalDirEnv, `D:\mbox`, "LocalAppData", winLocal), winTemp, `D:\mbox`},
+		{"override on linux", "linux", env(LocalDirEnv, "/srv/mbox", "XDG_RUNTIME_DIR", "/run/user/1000"), "/tmp", "/srv/mbox"},
+		{"windows: local app data", "windows", env("LocalAppData", winLocal), winTemp, filepath.Join(winLocal, "p2ptui", "signal")},
+		{"windows: per-user temp without it", "windows", env(), winTemp, filepath.Join(winTemp, "p2ptui-signal")},
+		{"windows ignores XDG", "windows", env("XDG_RUNTIME_DIR", "/run/user/1000", "LocalAppData", winLocal), winTemp, filepath.Join(winLocal, "p2ptui", "signal")},
+		{"linux: runtime dir", "linux", env("XDG_RUNTIME_DIR", "/run/user/1000"), "/tmp", "/run/user/1000/p2ptui-signal"},
+		{"linux: temp with uid", "linux", env(), "/tmp", "/tmp/p2ptui-signal-1000"},
+		{"freebsd like linux", "freebsd", env(), "/tmp", "/tmp/p2ptui-signal-1000"},
+		{"macos: per-user TMPDIR", "darwin", env(), "/var/folders/xy/abc/T", "/var/folders/xy/abc/T/p2ptui-signal-1000"},
+	}
+	for _, c := range cases {
+		if got := localDirFor(c.goos, c.getenv, c.temp, 1000); got != c.want {
+			t.Errorf("%s: %q; want %q", c.name, got, c.want)
+		}
+	}
 }
