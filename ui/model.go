@@ -32,6 +32,8 @@ type Deps struct {
 	// presence.
 	Name   string
 	Logger *slog.Logger
+	// Version identifies this build, for the headless ready event.
+	Version string
 	// Now and Rand are injected so tests run on a fake clock and seeded
 	// randomness; nil means the real ones.
 	Now  func() time.Time
