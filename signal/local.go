@@ -152,7 +152,7 @@ func (l *LocalSignaller) writeAtomic(dst string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := replaceFile(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return err
 	}
