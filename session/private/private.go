@@ -9,6 +9,8 @@ package private
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 )
 
@@ -42,6 +44,19 @@ func (e *Error) Error() string {
 
 // Unwrap lets errors.Is match the sentinel.
 func (e *Error) Unwrap() error { return e.Kind }
+
+// statRegular stats the open file f and refuses anything but a regular
+// file.
+func statRegular(f *os.File) (os.FileInfo, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("check %s: %w", f.Name(), err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{Path: f.Name(), Problem: "is not a regular file", Kind: ErrNotPlain}
+	}
+	return fi, nil
+}
 
 // shellQuote quotes p for a POSIX shell when it needs quoting (macOS paths
 // have spaces: "Application Support").

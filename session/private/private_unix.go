@@ -59,12 +59,9 @@ func Restrict(f *os.File) error {
 // mode is judged: such a file is safe whoever owns it, since no one but
 // its owner (and root) can read it.
 func CheckFile(f *os.File) error {
-	fi, err := f.Stat()
+	fi, err := statRegular(f)
 	if err != nil {
-		return fmt.Errorf("check %s: %w", f.Name(), err)
-	}
-	if !fi.Mode().IsRegular() {
-		return &Error{Path: f.Name(), Problem: "is not a regular file", Kind: ErrNotPlain}
+		return err
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return &Error{Path: f.Name(), Problem: fmt.Sprintf("has mode %04o", fi.Mode().Perm()), Fix: "chmod 600 " + shellQuote(f.Name()), Kind: ErrExposed}

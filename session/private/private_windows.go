@@ -109,12 +109,8 @@ func Restrict(f *os.File) error {
 // CheckFile checks that the open file f is a regular file that no one but
 // this user (and the administrators) may read or change.
 func CheckFile(f *os.File) error {
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("check %s: %w", f.Name(), err)
-	}
-	if !fi.Mode().IsRegular() {
-		return &Error{Path: f.Name(), Problem: "is not a regular file", Kind: ErrNotPlain}
+	if _, err := statRegular(f); err != nil {
+		return err
 	}
 	sd, err := windows.GetSecurityInfo(windows.Handle(f.Fd()), windows.SE_FILE_OBJECT, windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
 	if err != nil {
