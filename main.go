@@ -16,8 +16,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	ossignal "os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/private"
 	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
 	"github.com/p2ptui/p2ptui/ui"
@@ -59,6 +62,7 @@ type options struct {
 	stun          string
 	listen        string
 	logFile       string
+	version       bool
 }
 
 // usageError is a configuration mistake: exit status 2.
@@ -99,14 +103,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.profile, "profile", "default", "profile `NAME`: its own identity, contacts and history (run two to chat with yourself)")
-	fs.StringVar(&o.dataDir, "data-dir", "", "directory holding the profiles (default $XDG_DATA_HOME/p2ptui or ~/.config/p2ptui)")
+	fs.StringVar(&o.dataDir, "data-dir", "", "directory holding the profiles (default on this system: "+defaultDataDir()+")")
 	fs.StringVar(&o.name, "name", "", "display name sent with offers (default: $USER, else the profile name)")
 	fs.BoolVar(&o.headless, "headless", false, "no screen: read commands on stdin, write JSON events on stdout")
 	fs.StringVar(&o.project, "project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Firestore `PROJECT` for signalling (also $GOOGLE_CLOUD_PROJECT; $FIRESTORE_EMULATOR_HOST is honoured); empty: local mailbox")
 	fs.StringVar(&o.signalDir, "signal-dir", signal.DefaultLocalDir(), "local signalling mailbox `DIR`, shared by the profiles of this machine (also $P2PTUI_SIGNAL_DIR)")
 	fs.StringVar(&o.stun, "stun", strings.Join(punch.DefaultSTUNServers(), ","), "comma-separated STUN servers `host:port`; \"none\" offers host addresses only")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "UDP `address` to listen on")
-	fs.StringVar(&o.logFile, "log", "", "log `FILE` (default: p2ptui-PROFILE.log in $XDG_STATE_HOME/p2ptui or ~/.local/state/p2ptui)")
+	fs.StringVar(&o.logFile, "log", "", "log `FILE` (default on this system: p2ptui-PROFILE.log in "+defaultLogDir()+")")
+	fs.BoolVar(&o.version, "version", false, "print the version of this build and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -199,13 +204,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, terminal func
 		}
 		return exitUsage
 	}
+	if o.version {
+		fmt.Fprintf(stdout, "p2ptui %s\n%s %s/%s\n", readVersion(debug.ReadBuildInfo()), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	}
 	if !o.headless {
 		if err := terminal(stdin); err != nil {
 			fmt.Fprintf(stderr, "p2ptui: %v.\nRun it in a terminal, or add --headless to read commands on standard input and write JSON events on standard output.\n", err)
 			return exitUsage
 		}
 	}
-	if err := start(o, stdin, stdout); err != nil {
+	if err := start(o, stdin, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "p2ptui:", err)
 		var ue usageError
 		if errors.As(err, &ue) {
@@ -249,7 +258,22 @@ func openProfile(o *options) (*store.Store, string, error) {
 }
 
 // start opens everything, runs the program and closes everything.
-func start(o options, stdin io.Reader, stdout io.Writer) error {
+func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
+	version := readVersion(debug.ReadBuildInfo()).String()
+	var legacy *store.DataLocation
+	if o.dataDir == "" {
+		loc, err := store.DataDir(store.HostEnv())
+		if err != nil {
+			return usageError{fmt.Errorf("find a directory for the profiles (pass --data-dir): %w", err)}
+		}
+		o.dataDir = loc.Dir
+		if loc.Legacy() {
+			// Profiles are never moved behind the user's back; say where
+			// they are used from and where they would usually be.
+			legacy = &loc
+			fmt.Fprintf(stderr, "p2ptui: using the profiles in %s, where they already are; the usual place on this system is %s (quit p2ptui and move the folder there to switch)\n", loc.Dir, loc.Native)
+		}
+	}
 	st, profileDir, err := openProfile(&o)
 	if err != nil {
 		return err
@@ -260,6 +284,11 @@ func start(o options, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	defer closeLog()
+	// The first line of every run says which build wrote the rest.
+	logger.Info("p2ptui", "version", version, "go", runtime.Version(), "os", runtime.GOOS+"/"+runtime.GOARCH)
+	if legacy != nil {
+		logger.Warn("profiles in an older location are used where they are", "dir", legacy.Dir, "usual", legacy.Native)
+	}
 	id, err := identity.LoadOrCreateIdentity(profileDir)
 	if err != nil {
 		return err
@@ -293,39 +322,97 @@ func start(o options, stdin io.Reader, stdout io.Writer) error {
 	servers, stunNames := resolveSTUN(ctx, o.stun, logger)
 	model := ui.New(ui.Deps{
 		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers, STUNNames: stunNames,
-		Name: o.name, Logger: logger,
+		Name: o.name, Logger: logger, Version: version,
 		Headless: o.headless, Commands: stdin, Events: stdout,
 	})
 	defer model.Close()
-	var popts []tea.ProgramOption
+	// Signals are ours, not Bubble Tea's: its handler ends the program
+	// at once, skipping the model's quit (store flushed, offline
+	// presence written).
+	popts := []tea.ProgramOption{tea.WithoutSignalHandler()}
 	if o.headless {
-		popts = []tea.ProgramOption{tea.WithoutRenderer(), tea.WithInput(nil), tea.WithOutput(io.Discard)}
+		popts = append(popts, tea.WithoutRenderer(), tea.WithInput(nil), tea.WithOutput(io.Discard))
 	} else {
-		popts = []tea.ProgramOption{tea.WithAltScreen(), tea.WithMouseCellMotion()}
+		popts = append(popts, tea.WithAltScreen(), tea.WithMouseCellMotion())
 	}
-	_, err = tea.NewProgram(model, popts...).Run()
-	if err != nil && !errors.Is(err, tea.ErrInterrupted) {
+	program := tea.NewProgram(model, popts...)
+	stopRelay := relayQuitSignals(program, logger)
+	_, err = program.Run()
+	stopRelay()
+	switch {
+	case errors.Is(err, tea.ErrProgramKilled):
+		logger.Warn("stop: ended by a second quit signal before the clean quit finished")
+		return errors.New("stopped by a second quit signal before the clean quit finished")
+	case err != nil:
 		return fmt.Errorf("run: %w", err)
 	}
 	logger.Info("stop")
 	return nil
 }
 
+// quitSignals end the program through its clean quit: Ctrl+C where it
+// arrives as a signal (headless mode; Ctrl+Break in a Windows console),
+// TERM from kill or a service manager, HUP when the terminal goes away.
+// On Windows, closing the console window, logging off and shutting down
+// arrive as SIGTERM, and Go holds the process open while the handler runs.
+func quitSignals() []os.Signal {
+	return []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+}
+
+// relayQuitSignals turns quitSignals into ui.QuitIntent messages for the
+// program until the returned stop is called; stop waits for the relay's
+// goroutine to end.
+func relayQuitSignals(p *tea.Program, logger *slog.Logger) (stop func()) {
+	sigs := make(chan os.Signal, 2)
+	ossignal.Notify(sigs, quitSignals()...)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		relayQuit(sigs, done, p.Send, p.Kill, logger)
+	}()
+	return func() {
+		ossignal.Stop(sigs)
+		close(done)
+		<-finished
+	}
+}
+
+// relayQuit asks the program to quit on the first signal, the same way
+// the quit key does. A second signal while that quit is under way (a stuck
+// network call, an impatient user) ends the program without waiting.
+func relayQuit(sigs <-chan os.Signal, done <-chan struct{}, send func(tea.Msg), kill func(), logger *slog.Logger) {
+	asked := false
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			if !asked {
+				asked = true
+				logger.Info("quit requested", "signal", s.String())
+				send(ui.QuitIntent{})
+				continue
+			}
+			logger.Warn("second quit request: stopping now", "signal", s.String())
+			kill()
+			return
+		}
+	}
+}
+
 // openLog opens the log file: never the terminal, which the TUI owns.
 func openLog(o options) (*slog.Logger, func(), error) {
 	path := o.logFile
 	if path == "" {
-		dir := os.Getenv("XDG_STATE_HOME")
-		if dir == "" || !filepath.IsAbs(dir) {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return nil, nil, usageError{fmt.Errorf("find a directory for the log (set XDG_STATE_HOME or pass --log): %w", err)}
-			}
-			dir = filepath.Join(home, ".local", "state")
+		dir, err := store.LogDir(store.HostEnv())
+		if err != nil {
+			return nil, nil, usageError{fmt.Errorf("find a directory for the log (pass --log): %w", err)}
 		}
-		path = filepath.Join(dir, "p2ptui", "p2ptui-"+o.profile+".log")
+		path = filepath.Join(dir, "p2ptui-"+o.profile+".log")
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// Logs name contacts and addresses: only this user may read them.
+	if err := private.MkdirAll(filepath.Dir(path)); err != nil {
 		return nil, nil, usageError{fmt.Errorf("log directory: %w", err)}
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -370,4 +457,22 @@ func resolveSTUN(ctx context.Context, list string, logger *slog.Logger) ([]netip
 		}
 	}
 	return servers, names
+}
+
+// defaultDataDir describes the default --data-dir for the usage text.
+func defaultDataDir() string {
+	loc, err := store.DataDir(store.HostEnv())
+	if err != nil {
+		return "none found; pass --data-dir"
+	}
+	return loc.Native
+}
+
+// defaultLogDir describes where logs go by default, for the usage text.
+func defaultLogDir() string {
+	d, err := store.LogDir(store.HostEnv())
+	if err != nil {
+		return "none found; pass --log"
+	}
+	return d
 }

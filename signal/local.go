@@ -11,40 +11,61 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/p2ptui/p2ptui/session/private"
 )
 
 // LocalDirEnv overrides the local mailbox directory.
 const LocalDirEnv = "P2PTUI_SIGNAL_DIR"
 
 // localPoll is how often a local listener looks at its inbox directory when
-// the kernel cannot notify it. A directory read of a near-empty inbox costs
+// the OS cannot notify it of changes. A directory read of a near-empty inbox costs
 // microseconds, and 20 ms is below what a person notices between "connect"
 // and the prompt appearing.
 const localPoll = 20 * time.Millisecond
 
-// localRescan is the safety-net poll when inotify wakes the listener: it
-// catches whatever a notification could miss (queue overflow, odd file
-// systems) at a cost nobody notices.
+// localRescan is the safety-net poll while the OS's change notification
+// wakes the listener: it catches whatever a notification could miss (queue
+// overflow, network file systems that never notify) at a cost nobody
+// notices.
 const localRescan = 500 * time.Millisecond
 
 // maxLocalDoc bounds what a listener reads from one file: the payload limit
 // in base64 plus generous room for the other fields.
 const maxLocalDoc = MaxPayload*2 + 4096
 
-// DefaultLocalDir is the mailbox shared by every profile of this OS user:
-// $P2PTUI_SIGNAL_DIR, else $XDG_RUNTIME_DIR/p2ptui-signal, else a per-user
-// directory in the temp dir.
+// DefaultLocalDir is the mailbox shared by every profile of this OS user;
+// see localDirFor.
 func DefaultLocalDir() string {
-	if d := os.Getenv(LocalDirEnv); d != "" {
+	return localDirFor(runtime.GOOS, os.Getenv, os.TempDir(), os.Getuid())
+}
+
+// localDirFor chooses the default mailbox from the OS, the environment,
+// the temporary directory and the user ID, and nothing else, so every OS's
+// choice is tested on any of them: $P2PTUI_SIGNAL_DIR when set; on Windows
+// %LocalAppData%\p2ptui\signal (inside the user's profile, which other
+// users cannot enter), else p2ptui-signal in the per-user %TEMP%; elsewhere
+// $XDG_RUNTIME_DIR/p2ptui-signal, else a per-user directory in the
+// temporary directory ($TMPDIR, already per user on macOS).
+func localDirFor(goos string, getenv func(string) string, tempDir string, uid int) string {
+	if d := getenv(LocalDirEnv); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+	if goos == "windows" {
+		if d := getenv("LocalAppData"); d != "" {
+			return filepath.Join(d, "p2ptui", "signal")
+		}
+		return filepath.Join(tempDir, "p2ptui-signal")
+	}
+	if d := getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "p2ptui-signal")
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("p2ptui-signal-%d", os.Getuid()))
+	return filepath.Join(tempDir, fmt.Sprintf("p2ptui-signal-%d", uid))
 }
 
 // localDoc is the on-disk form of a signal.
@@ -77,10 +98,14 @@ type LocalSignaller struct {
 	log    *slog.Logger
 	now    func() time.Time
 	listen bool
+	// watch starts the inbox watcher; tests replace it to take the
+	// fallback paths.
+	watch func(dir string) (*fsnotify.Watcher, error)
 	*lifetime
 }
 
-// OpenLocal opens the mailbox at dir (created 0700 if missing) for me.
+// OpenLocal opens the mailbox at dir for me, creating it for this user
+// alone if missing and refusing one other users could write to.
 func OpenLocal(dir, me string, logger *slog.Logger) (*LocalSignaller, error) {
 	if err := ValidID(me); err != nil {
 		return nil, fmt.Errorf("open local signalling: %w", err)
@@ -93,29 +118,22 @@ func OpenLocal(dir, me string, logger *slog.Logger) (*LocalSignaller, error) {
 			return nil, fmt.Errorf("open local signalling: %w", err)
 		}
 	}
-	return &LocalSignaller{dir: dir, me: me, log: logger, now: time.Now, lifetime: newLifetime()}, nil
+	return &LocalSignaller{dir: dir, me: me, log: logger, now: time.Now, watch: watchInbox, lifetime: newLifetime()}, nil
 }
 
-// ensurePrivateDir creates d (0700) or checks that an existing one belongs to
-// this user and is not writable by others, who could otherwise plant offers.
+// ensurePrivateDir creates d for this user alone, or checks that an
+// existing one belongs to this user and that no one else can write to it:
+// others could plant offers or remove ours. (Unix: owner and mode bits;
+// Windows: owner and access control list; see session/private.)
 func ensurePrivateDir(d string) error {
-	if err := os.MkdirAll(d, 0o700); err != nil {
+	if err := private.MkdirAll(d); err != nil {
 		return err
 	}
-	fi, err := os.Lstat(d)
-	if err != nil {
-		return err
+	err := private.CheckDir(d)
+	if errors.Is(err, private.ErrNotOwner) {
+		return fmt.Errorf("%w; choose another directory with --signal-dir or %s", err, LocalDirEnv)
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", d)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("%s belongs to another user (uid %d); choose another directory with --signal-dir or %s", d, st.Uid, LocalDirEnv)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%s is writable by other users; fix it with: chmod 700 %s", d, d)
-	}
-	return nil
+	return err
 }
 
 // Name implements Signaller.
@@ -134,7 +152,7 @@ func (l *LocalSignaller) writeAtomic(dst string, b []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := replaceFile(tmp, dst); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -237,63 +255,98 @@ func (l *LocalSignaller) Listen(ctx context.Context) (<-chan Event, error) {
 
 // poll watches the inbox directory. Seen names are remembered until their
 // file disappears so a signal is delivered once however long it is unacked.
+// The OS's change notification wakes it at once; a periodic rescan catches
+// anything a notification could miss, and when watching is impossible or
+// breaks the rescan becomes the short poll.
 func (l *LocalSignaller) poll(ctx context.Context, st *stream) {
 	box := filepath.Join(l.dir, "inbox", l.me)
 	seen := map[string]bool{}
-	wake := make(chan struct{}, 1)
 	period := localPoll
-	if read, closer, err := watchInbox(ctx, box, wake); err == nil {
-		l.goWait(read)
-		l.goWait(closer)
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w, err := l.watch(box); err == nil {
+		defer w.Close()
+		events, errs = w.Events, w.Errors
 		period = localRescan
 	} else {
 		l.log.Info("polling the local inbox", "every", localPoll, "why", err)
 	}
 	ticker := time.NewTicker(period)
 	defer ticker.Stop()
+	// fallBack turns the rescan into the short poll once the watcher has
+	// stopped delivering.
+	fallBack := func(why any) {
+		events, errs = nil, nil
+		ticker.Reset(localPoll)
+		l.log.Warn("watching the local inbox stopped; polling it", "every", localPoll, "why", why)
+	}
 	healthy := true
+	scan := true
 	for {
-		entries, err := os.ReadDir(box)
-		if err != nil {
-			if healthy {
-				st.push(HealthEvent{Backend: l.Name(), Err: fmt.Errorf("%w: read inbox: %v", ErrUnavailable, err)})
-				healthy = false
-			}
-		} else {
-			if !healthy {
-				st.push(HealthEvent{Backend: l.Name()})
-				healthy = true
-			}
-			present := make(map[string]bool, len(entries))
-			var batch []Signal
-			for _, e := range entries {
-				name := e.Name()
-				present[name] = true
-				if seen[name] {
-					continue
-				}
-				seen[name] = true
-				if s, ok := l.load(box, name, st); ok {
-					batch = append(batch, s)
-				}
-			}
-			for name := range seen {
-				if !present[name] {
-					delete(seen, name)
-				}
-			}
-			sortByCreated(batch)
-			for _, s := range batch {
-				st.push(SignalEvent{Signal: s})
-			}
+		if scan {
+			healthy = l.scan(box, seen, healthy, st)
 		}
+		scan = true
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
-		case <-wake:
+		case ev, ok := <-events:
+			if !ok {
+				fallBack("the watcher closed")
+				break
+			}
+			scan = arrival(ev)
+		case err, ok := <-errs:
+			if !ok {
+				fallBack("the watcher closed")
+				break
+			}
+			// An overflow means lost events: the rescan below catches up.
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				l.log.Warn("watching the local inbox", "err", err)
+			}
 		}
 	}
+}
+
+// scan reads the inbox once and pushes every signal not seen before, oldest
+// first. It reports whether the inbox could be read, pushing a HealthEvent
+// when that changes from healthy.
+func (l *LocalSignaller) scan(box string, seen map[string]bool, healthy bool, st *stream) bool {
+	entries, err := os.ReadDir(box)
+	if err != nil {
+		if healthy {
+			st.push(HealthEvent{Backend: l.Name(), Err: fmt.Errorf("%w: read inbox: %v", ErrUnavailable, err)})
+		}
+		return false
+	}
+	if !healthy {
+		st.push(HealthEvent{Backend: l.Name()})
+	}
+	present := make(map[string]bool, len(entries))
+	var batch []Signal
+	for _, e := range entries {
+		name := e.Name()
+		present[name] = true
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if s, ok := l.load(box, name, st); ok {
+			batch = append(batch, s)
+		}
+	}
+	for name := range seen {
+		if !present[name] {
+			delete(seen, name)
+		}
+	}
+	sortByCreated(batch)
+	for _, s := range batch {
+		st.push(SignalEvent{Signal: s})
+	}
+	return true
 }
 
 // load reads and judges one inbox file; anything not deliverable is removed.

@@ -206,12 +206,34 @@ type presenceMsg struct {
 	err   error
 }
 
-// publishPresence writes my presence.
-func publishPresence(ctx context.Context, sg signal.Signaller, p signal.Presence) tea.Cmd {
+// presenceWrites keeps my presence writes in the order they were issued
+// (they run in Cmds, concurrently): a write is skipped once a newer one was
+// issued, and one write runs at a time, so the offline presence of a quit
+// is never overwritten by the online one of a round still in flight.
+type presenceWrites struct {
+	mu     sync.Mutex
+	issued uint64 // the latest issued; read by the Cmds
+	run    sync.Mutex
+}
+
+// publishPresence writes my presence unless a newer write was issued.
+func (pw *presenceWrites) publishPresence(ctx context.Context, sg signal.Signaller, p signal.Presence) tea.Cmd {
 	if sg == nil {
 		return nil
 	}
+	pw.mu.Lock()
+	pw.issued++
+	seq := pw.issued
+	pw.mu.Unlock()
 	return func() tea.Msg {
+		pw.run.Lock()
+		defer pw.run.Unlock()
+		pw.mu.Lock()
+		stale := seq < pw.issued
+		pw.mu.Unlock()
+		if stale {
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		defer cancel()
 		if err := sg.PublishPresence(ctx, p); err != nil && !errors.Is(err, signal.ErrClosed) && ctx.Err() == nil {

@@ -9,7 +9,8 @@ import (
 // Event is one line of headless output: a JSON object whose "ev" field names
 // what happened. Fields that do not apply to an event are left out.
 //
-//	ready      id, fingerprint (my own key's), nat, backend
+//	ready      id, fingerprint (my own key's), nat, backend, version (of
+//	           this build: module version and commit, as p2ptui --version)
 //	id         id, fingerprint                       (answer to "id")
 //	contacts   contacts [{name,id,online}]            (answer to "contacts")
 //	blocked    contacts [{name,id}]                   (answer to "blocked")
@@ -62,6 +63,7 @@ type Event struct {
 	Reason      string         `json:"reason,omitempty"`
 	Words       string         `json:"words,omitempty"`
 	Contacts    []EventContact `json:"contacts,omitempty"`
+	Version     string         `json:"version,omitempty"`
 }
 
 // EventContact is one entry of a "contacts" event.

@@ -37,6 +37,8 @@ type Deps struct {
 	// presence.
 	Name   string
 	Logger *slog.Logger
+	// Version identifies this build, for the headless ready event.
+	Version string
 	// Now and Rand are injected so tests run on a fake clock and seeded
 	// randomness; nil means the real ones.
 	Now  func() time.Time
@@ -101,6 +103,7 @@ type Model struct {
 	quitting    bool // Stop came: only queued store writes matter now
 	pendingCmds []tea.Cmd
 	effects     *sideEffects
+	presence    presenceWrites
 	storeQ      []tea.Cmd
 	storeBusy   bool
 }
@@ -137,7 +140,7 @@ func New(d Deps) *Model {
 			out = io.Discard
 		}
 		m.events = newEventWriter(out)
-		m.obs = newJSONObserver(m.events, backend)
+		m.obs = newJSONObserver(m.events, backend, d.Version)
 		if d.Commands != nil {
 			m.stdin = bufio.NewReaderSize(d.Commands, 64<<10)
 		}
@@ -463,7 +466,7 @@ func (m *Model) perform(ef conn.Effect) {
 	case conn.Listen:
 		m.effect(listenSignals(m.listenCtx, m.d.Signaller))
 	case conn.PublishPresence:
-		m.effect(publishPresence(m.ctx, m.d.Signaller, signal.Presence{ID: ef.ID, DisplayName: ef.Name,
+		m.effect(m.presence.publishPresence(m.ctx, m.d.Signaller, signal.Presence{ID: ef.ID, DisplayName: ef.Name,
 			PublicKey: ef.PublicKey[:], Instance: ef.Instance, Offline: ef.Offline}))
 	case conn.LookupPresence:
 		m.effect(lookupPresence(m.ctx, m.d.Signaller, ef.ID))

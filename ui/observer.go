@@ -226,13 +226,14 @@ func (o *screenObserver) refresh() {
 type jsonObserver struct {
 	w       *eventWriter
 	backend string
+	version string
 	peers   map[string]conn.PeerStatus
 	ready   bool
 	held    []Event
 }
 
-func newJSONObserver(w *eventWriter, backend string) *jsonObserver {
-	return &jsonObserver{w: w, backend: backend, peers: map[string]conn.PeerStatus{}}
+func newJSONObserver(w *eventWriter, backend, version string) *jsonObserver {
+	return &jsonObserver{w: w, backend: backend, version: version, peers: map[string]conn.PeerStatus{}}
 }
 
 func ms(d time.Duration) *float64 {
@@ -254,7 +255,7 @@ func (o *jsonObserver) Notify(n conn.Notification) {
 	switch n := n.(type) {
 	case conn.Ready:
 		o.ready = true
-		emit(Event{Ev: "ready", ID: n.ID, Fingerprint: n.Fingerprint, NAT: n.NAT, Backend: o.backend})
+		emit(Event{Ev: "ready", ID: n.ID, Fingerprint: n.Fingerprint, NAT: n.NAT, Backend: o.backend, Version: o.version})
 		for _, e := range o.held {
 			emit(e)
 		}

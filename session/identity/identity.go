@@ -10,9 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"golang.org/x/crypto/curve25519"
+
+	"github.com/p2ptui/p2ptui/session/private"
 )
 
 // Identity is a user's long-term X25519 key pair: the Noise static key of
@@ -64,17 +65,19 @@ func identityFromPrivate(priv [32]byte) (Identity, error) {
 	return id, nil
 }
 
-// LoadOrCreateIdentity reads dir/identity.key, or creates it (mode 0600,
-// dir 0700) on first run. A key file that group or others may access is
-// refused with an error telling the user the chmod that fixes it: a key
-// other users could read lets them impersonate this user.
+// LoadOrCreateIdentity reads dir/identity.key, or creates it on first run,
+// readable by this user only (Unix: mode 0600 in a 0700 directory;
+// Windows: an access control list granting only this user). A key file
+// other users may access is refused with an error telling the user the
+// command that fixes it (chmod, icacls): a key other users could read lets
+// them impersonate this user.
 func LoadOrCreateIdentity(dir string) (Identity, error) {
 	path := filepath.Join(dir, IdentityFile)
 	id, err := loadIdentity(path)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return id, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := private.MkdirAll(dir); err != nil {
 		return Identity{}, fmt.Errorf("create profile directory: %w", err)
 	}
 	id, err = NewIdentity(nil)
@@ -97,18 +100,14 @@ func loadIdentity(path string) (Identity, error) {
 		return Identity{}, fmt.Errorf("open identity key: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	// Unix: mode 0600 or stricter. Windows: an ACL granting no one but
+	// this user (and the administrators) any access; its mode bits say
+	// nothing about who may read it.
+	if err := private.CheckFile(f); err != nil {
+		if errors.Is(err, private.ErrExposed) {
+			return Identity{}, fmt.Errorf("%w: %w", ErrKeyPermissions, err)
+		}
 		return Identity{}, fmt.Errorf("identity key: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return Identity{}, fmt.Errorf("identity key %s is not a regular file", path)
-	}
-	// Windows reports synthetic mode bits (0666/0444) that say nothing
-	// about ACLs; the check only means something on Unix.
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return Identity{}, fmt.Errorf("%w: %s has mode %04o; fix it with: chmod 600 %s",
-			ErrKeyPermissions, path, fi.Mode().Perm(), path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1024))
 	if err != nil {
@@ -140,7 +139,7 @@ func writeIdentity(dir, path string, id Identity) error {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := private.Restrict(tmp); err != nil {
 		return fmt.Errorf("create identity key: %w", err)
 	}
 	body := identityHeader + hex.EncodeToString(id.Private[:]) + "\n"

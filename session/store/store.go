@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/private"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/text/unicode/norm"
@@ -180,7 +181,7 @@ var (
 // OpenStore opens (creating on first run) the store in dir, a profile
 // directory, and holds its lock until Close.
 func OpenStore(dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := private.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db, err := bolt.Open(filepath.Join(dir, StoreFile), 0o600, &bolt.Options{
@@ -249,8 +250,7 @@ func readPID(dir string) int {
 }
 
 // ProfileDir returns the directory of a profile: dataDir/profiles/<profile>,
-// where an empty dataDir means $XDG_DATA_HOME/p2ptui, else the user config
-// directory's p2ptui (~/.config/p2ptui on Linux). An empty profile is
+// where an empty dataDir means this machine's DataDir. An empty profile is
 // "default". Profile names are 1–32 characters of letters, digits, '.', '_'
 // and '-', not starting with '.', so they can't escape the profiles
 // directory. The directory is not created.
@@ -262,15 +262,11 @@ func ProfileDir(dataDir, profile string) (string, error) {
 		return "", err
 	}
 	if dataDir == "" {
-		if x := os.Getenv("XDG_DATA_HOME"); x != "" && filepath.IsAbs(x) {
-			dataDir = filepath.Join(x, "p2ptui")
-		} else {
-			cfg, err := os.UserConfigDir()
-			if err != nil {
-				return "", fmt.Errorf("find a data directory (set XDG_DATA_HOME or pass a data directory): %w", err)
-			}
-			dataDir = filepath.Join(cfg, "p2ptui")
+		loc, err := DataDir(HostEnv())
+		if err != nil {
+			return "", fmt.Errorf("find a data directory (pass a data directory): %w", err)
 		}
+		dataDir = loc.Dir
 	}
 	return filepath.Join(dataDir, "profiles", profile), nil
 }

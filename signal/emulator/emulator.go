@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -132,7 +131,7 @@ func (e *Emulator) launch(ctx context.Context) error {
 	cmd.Stdout = e.log
 	cmd.Stderr = e.log
 	// The launcher forks java: own a process group so Stop ends both.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start firestore emulator: %w", err)
 	}
@@ -172,15 +171,7 @@ func (e *Emulator) Stop() {
 	if e.cmd == nil || e.cmd.Process == nil {
 		return
 	}
-	pgid := e.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	for i := 0; i < 50; i++ {
-		if syscall.Kill(-pgid, 0) != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	syscall.Kill(-pgid, syscall.SIGKILL)
+	stopGroup(e.cmd)
 	for i := 0; i < 50 && e.answers(); i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
