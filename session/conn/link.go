@@ -603,7 +603,11 @@ func (l *link) punchEvent(now time.Time, ev punch.Event) {
 			// Not a packet back: more likely gone than firewalled.
 			words = "no answer from " + l.display() + " on any of its addresses: it may have quit or lost its connection (or a firewall blocks UDP)"
 		}
-		l.fail(now, ReasonNoPath, words, ev.Detail, retry)
+		reason := ReasonNoPath
+		if ev.Reason == punch.ReasonSymmetricNAT {
+			reason = ReasonSymmetricNAT
+		}
+		l.fail(now, reason, words, ev.Detail, retry)
 	case punch.PathLost:
 		l.pathLost(now)
 	}

@@ -70,7 +70,8 @@ const (
 	ReasonSignalling                         // the signalling service could not be reached
 	ReasonNoAnswer                           // the offer was not answered in time
 	ReasonDeclined                           // the peer declined
-	ReasonNoPath                             // punching found no path (PunchReason says why)
+	ReasonNoPath                             // punching found no path
+	ReasonSymmetricNAT                       // no path, as expected of a symmetric NAT facing a non-open one
 	ReasonPathLost                           // the selected path went silent
 	ReasonHandshake                          // the encrypted handshake did not complete
 	ReasonSessionError                       // the session failed (dead peer, protocol error)
@@ -89,6 +90,8 @@ func (r FailReason) String() string {
 		return "declined"
 	case ReasonNoPath:
 		return "no-path"
+	case ReasonSymmetricNAT:
+		return "symmetric-nat"
 	case ReasonPathLost:
 		return "path-lost"
 	case ReasonHandshake:

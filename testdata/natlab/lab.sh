@@ -5,7 +5,9 @@
 #   lab.sh up NAME KIND_A KIND_B [--same-nat]
 #   lab.sh down NAME
 #   lab.sh exec NAME NODE CMD...      NODE: a b ra rb inet
-#   lab.sh loss NAME PERCENT          random UDP loss on each NAT's WAN side (0 = off)
+#   lab.sh loss NAME PERCENT [NODE..] random UDP loss (0 = off): on each NAT's WAN side, or
+#                                     only on the nodes named: ra/rb (that NAT's WAN side),
+#                                     a/b (everything that host sends and receives)
 #   lab.sh udp-timeout NAME SECONDS   conntrack UDP timeouts in the NAT routers
 #   lab.sh flush NAME                 forget every NAT mapping (conntrack -F)
 #   lab.sh info NAME                  print the lab's KEY=VALUE description
@@ -327,19 +329,41 @@ cmd_exec() {
 }
 
 cmd_loss() {
-	[ $# -eq 2 ] || usage
-	local name=$1 pct=$2 r p
+	[ $# -ge 2 ] || usage
+	local name=$1 pct=$2 r p ns
+	shift 2
 	check_name "$name"
 	[[ $pct =~ ^[0-9]{1,2}$|^100$ ]] || die "loss '$pct' must be a whole percentage 0-100"
 	p=$(printf '0.%02d' "$pct")
 	[ "$pct" = 100 ] && p=1
-	for r in $(routers "$name"); do
-		nsx "$r" iptables -F LABLOSS
-		if [ "$pct" != 0 ]; then
-			# Each datagram crosses the WAN side of a NAT once in each direction.
-			nsx "$r" iptables -A LABLOSS -i wan -p udp -m statistic --mode random --probability "$p" -j DROP
-			nsx "$r" iptables -A LABLOSS -o wan -p udp -m statistic --mode random --probability "$p" -j DROP
-		fi
+	local nodes=("$@")
+	[ ${#nodes[@]} -gt 0 ] || nodes=(ra rb)
+	for r in "${nodes[@]}"; do
+		case $r in
+		ra | rb)
+			ns="$name-$r"
+			ns_exists "$ns" || continue # a lab without that NAT (kind none, --same-nat)
+			nsx "$ns" iptables -F LABLOSS
+			if [ "$pct" != 0 ]; then
+				# Each datagram crosses the WAN side of a NAT once in each direction.
+				nsx "$ns" iptables -A LABLOSS -i wan -p udp -m statistic --mode random --probability "$p" -j DROP
+				nsx "$ns" iptables -A LABLOSS -o wan -p udp -m statistic --mode random --probability "$p" -j DROP
+			fi
+			;;
+		a | b)
+			# A lossy host link: every UDP datagram the host sends or
+			# receives (its LAN peer's too, which never reaches a NAT).
+			ns="$name-$r"
+			ns_exists "$ns" || die "lab '$name' has no node '$r'"
+			nsx "$ns" iptables -N LABLOSS 2>/dev/null || nsx "$ns" iptables -F LABLOSS
+			nsx "$ns" iptables -C INPUT -j LABLOSS 2>/dev/null || nsx "$ns" iptables -A INPUT -j LABLOSS
+			nsx "$ns" iptables -C OUTPUT -j LABLOSS 2>/dev/null || nsx "$ns" iptables -A OUTPUT -j LABLOSS
+			if [ "$pct" != 0 ]; then
+				nsx "$ns" iptables -A LABLOSS -p udp -m statistic --mode random --probability "$p" -j DROP
+			fi
+			;;
+		*) die "loss: node '$r' must be ra, rb, a or b" ;;
+		esac
 	done
 }
 
