@@ -2,7 +2,6 @@ package signal
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -467,15 +466,11 @@ func authProjectOf(t testing.TB, s *FirestoreSignaller) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts := strings.Split(tok, ".")
-	var claims struct {
-		Aud string `json:"aud"`
+	p, err := emulator.TokenProject(tok)
+	if err != nil {
+		t.Fatal(err)
 	}
-	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	if err := json.Unmarshal(b, &claims); err != nil || claims.Aud == "" {
-		t.Fatalf("token claims: %v", err)
-	}
-	return claims.Aud
+	return p
 }
 
 // A profile whose saved refresh token is damaged is signed out at its next

@@ -3,6 +3,7 @@ package emulator
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,4 +209,25 @@ func LoadRules(host, project, source string) error {
 		return fmt.Errorf("load rules: %s: %s", resp.Status, strings.TrimSpace(msg.String()))
 	}
 	return nil
+}
+
+// TokenProject returns the project an ID token was issued for (its aud
+// claim), which the Auth emulator's admin endpoints need: the emulator
+// makes every account in its one project, whatever the API key.
+func TokenProject(idToken string) (string, error) {
+	parts := strings.Split(idToken, ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", fmt.Errorf("token claims: %w", err)
+	}
+	var c struct {
+		Aud string `json:"aud"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.Aud == "" {
+		return "", errors.New("token without an audience")
+	}
+	return c.Aud, nil
 }
