@@ -90,8 +90,14 @@ func (f *FirestoreSignaller) ready(ctx context.Context) error {
 	if f.auth == nil || f.claimed.Load() {
 		return nil
 	}
-	f.claimMu.Lock()
-	defer f.claimMu.Unlock()
+	// One claim at a time, but a caller whose context ends stops waiting
+	// (the holder may be stuck on the network with a longer deadline).
+	select {
+	case f.claimLock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-f.claimLock }()
 	if f.claimed.Load() {
 		return nil
 	}

@@ -605,3 +605,24 @@ func TestAuthOpenRefusesBypass(t *testing.T) {
 		t.Error("a sign-in for another project was accepted")
 	}
 }
+
+// A caller waiting for another's claim stops when its own context ends.
+func TestAuthClaimWaitHonoursContext(t *testing.T) {
+	t.Setenv("FIRESTORE_EMULATOR_HOST", "")
+	a, err := firebaseauth.New(firebaseauth.Config{ProjectID: "demo-group", APIKey: testAPIKey, Emulator: "127.0.0.1:1", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFirestore(context.Background(), "demo-group", alice, nil, FirestoreOptions{Auth: a, Emulator: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.claimLock <- struct{}{} // a claim in progress, stuck
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.Send(ctx, Signal{To: bob, Kind: KindOffer, SessionID: "s"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send behind a stuck claim: %v", err)
+	}
+	<-s.claimLock
+}

@@ -88,8 +88,8 @@ type FirestoreSignaller struct {
 
 	// The ID claim of a signed-in client (see ready).
 	claimed       atomic.Bool
-	claimMu       sync.Mutex
-	claimErr      error
+	claimLock     chan struct{} // holds a token while a claim is made
+	claimErr      error         // guarded by claimLock
 	claimFailedAt time.Time
 }
 
@@ -134,7 +134,7 @@ func OpenFirestore(ctx context.Context, projectID, me string, logger *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("open firestore project %s: %w", projectID, err)
 	}
-	return &FirestoreSignaller{client: client, project: projectID, me: me, log: logger, opts: opts, now: time.Now, auth: opts.Auth, lifetime: newLifetime()}, nil
+	return &FirestoreSignaller{client: client, project: projectID, me: me, log: logger, opts: opts, now: time.Now, auth: opts.Auth, lifetime: newLifetime(), claimLock: make(chan struct{}, 1)}, nil
 }
 
 // Name implements Signaller.

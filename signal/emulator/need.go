@@ -24,8 +24,14 @@ func Need(t testing.TB) (firestoreHost, authHost string) {
 		t.Skip(err)
 	}
 	firestoreHost, authHost = os.Getenv("FIRESTORE_EMULATOR_HOST"), os.Getenv("FIREBASE_AUTH_EMULATOR_HOST")
+	// Both can be had, or the test stops before starting either.
 	if firestoreHost == "" {
 		need(Available())
+	}
+	if authHost == "" {
+		need(AuthAvailable())
+	}
+	if firestoreHost == "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		em, err := Start(ctx, 0)
 		cancel()
@@ -36,7 +42,6 @@ func Need(t testing.TB) (firestoreHost, authHost string) {
 		firestoreHost = em.Host
 	}
 	if authHost == "" {
-		need(AuthAvailable())
 		ctx, cancel := context.WithTimeout(context.Background(), authStartLimit+time.Minute)
 		em, err := StartAuth(ctx)
 		cancel()
