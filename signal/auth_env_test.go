@@ -46,13 +46,12 @@ func shippedRules(t testing.TB) string {
 // each ID is opened as a signed-in client with a profile of its own (the
 // same profile, and so the same account, every time the ID is opened).
 type authEnv struct {
-	project  string
+	// firestoreEnv's raw client is the emulator's owner, past the rules:
+	// it counts and plants as the project's admin would in the console.
+	firestoreEnv
 	fsHost   string
 	authHost string
-	// raw is the emulator's owner, past the rules: what the project's
-	// admin sees in the console.
-	raw  *firestore.Client
-	base string
+	base     string
 
 	mu   sync.Mutex
 	dirs map[string]string
@@ -81,7 +80,7 @@ func newAuthEnvRules(t testing.TB, rules string) *authEnv {
 		raw.Close()
 		emulator.Reset(fsHost, project)
 	})
-	return &authEnv{project: project, fsHost: fsHost, authHost: authHost, raw: raw, base: t.TempDir(), dirs: map[string]string{}}
+	return &authEnv{firestoreEnv: firestoreEnv{project: project, raw: raw}, fsHost: fsHost, authHost: authHost, base: t.TempDir(), dirs: map[string]string{}}
 }
 
 func (*authEnv) serverStamped() {}
@@ -131,24 +130,6 @@ func (e *authEnv) openWith(t testing.TB, me string, log *slog.Logger, opts Fires
 func (e *authEnv) open(t testing.TB, me string) Signaller {
 	t.Helper()
 	return e.openWith(t, me, nil, FirestoreOptions{}, nil)
-}
-
-func (e *authEnv) inboxLen(t testing.TB, me string) int {
-	t.Helper()
-	docs, err := e.raw.Collection("peers").Doc(me).Collection("inbox").Documents(context.Background()).GetAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(docs)
-}
-
-// plant writes as the owner, past the rules: what a broken admin tool or
-// an IAM client could leave in an inbox.
-func (e *authEnv) plant(t testing.TB, to, name string, fields map[string]any) {
-	t.Helper()
-	if _, err := e.raw.Collection("peers").Doc(to).Collection("inbox").Doc(name).Set(context.Background(), fields); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // serverStamped is an env whose backend stamps createdAt with the server's
