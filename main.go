@@ -58,6 +58,10 @@ type options struct {
 	name          string
 	headless      bool
 	project       string
+	projectChosen bool   // --project was given (not only $GOOGLE_CLOUD_PROJECT)
+	join          string // --join: a code, already checked for typos
+	invite        bool
+	apiKey        string
 	signalDir     string
 	stun          string
 	listen        string
@@ -106,7 +110,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dataDir, "data-dir", "", "directory holding the profiles (default on this system: "+defaultDataDir()+")")
 	fs.StringVar(&o.name, "name", "", "display name sent with offers (default: $USER, else the profile name)")
 	fs.BoolVar(&o.headless, "headless", false, "no screen: read commands on stdin, write JSON events on stdout")
-	fs.StringVar(&o.project, "project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Firestore `PROJECT` for signalling (also $GOOGLE_CLOUD_PROJECT; $FIRESTORE_EMULATOR_HOST is honoured); empty: local mailbox")
+	fs.StringVar(&o.project, "project", os.Getenv("GOOGLE_CLOUD_PROJECT"), "Firestore `PROJECT` for signalling with your IAM credentials, for the group's admin (also $GOOGLE_CLOUD_PROJECT; $FIRESTORE_EMULATOR_HOST is honoured); empty: the joined group, else the local mailbox")
+	fs.StringVar(&o.join, "join", "", "join a group: sign in to its project with the join `CODE` an admin shared, and keep it in the profile for later starts")
+	fs.BoolVar(&o.invite, "invite", false, "print the join code of this profile's group (or, with --project and --api-key, make one) and exit")
+	fs.StringVar(&o.apiKey, "api-key", "", "with --invite and --project: the project's Web API `KEY` (Firebase console, Project settings)")
 	fs.StringVar(&o.signalDir, "signal-dir", signal.DefaultLocalDir(), "local signalling mailbox `DIR`, shared by the profiles of this machine (also $P2PTUI_SIGNAL_DIR)")
 	fs.StringVar(&o.stun, "stun", strings.Join(punch.DefaultSTUNServers(), ","), "comma-separated STUN servers `host:port`; \"none\" offers host addresses only")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "UDP `address` to listen on")
@@ -121,10 +128,34 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 			o.profileChosen = true
 		case "name":
 			o.nameChosen = true
+		case "project":
+			o.projectChosen = true
 		}
 	})
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	if o.join != "" {
+		// Checked before anything is opened: a mistyped code changes
+		// nothing.
+		c, err := signal.ParseJoinCode(o.join)
+		if err != nil {
+			return o, usageError{fmt.Errorf("--join: %w", err)}
+		}
+		o.join = c.String()
+		if o.invite {
+			return o, usageError{errors.New("--join and --invite: use one at a time")}
+		}
+		if o.projectChosen {
+			return o, usageError{errors.New("--join and --project choose signalling in two ways: --join for a group member (signed in, bound by the rules), --project for its admin (IAM credentials)")}
+		}
+		o.project = "" // $GOOGLE_CLOUD_PROJECT gives way to an explicit --join
+	}
+	if (o.apiKey != "" || o.projectChosen) && o.invite && (o.apiKey == "" || o.project == "") {
+		return o, usageError{errors.New("to make a join code, give both: --invite --project PROJECT --api-key KEY")}
+	}
+	if o.apiKey != "" && !o.invite {
+		return o, usageError{errors.New("--api-key goes with --invite --project PROJECT, to make a join code")}
 	}
 	if o.profile == "" {
 		return o, usageError{errors.New("--profile \"\": a profile needs a name: 1-32 letters, digits, '.', '_' or '-' (or leave the flag out for \"default\")")}
@@ -208,6 +239,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, terminal func
 		fmt.Fprintf(stdout, "p2ptui %s\n%s %s/%s\n", readVersion(debug.ReadBuildInfo()), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
 	}
+	if o.invite {
+		if err := invite(o, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "p2ptui:", err)
+			return exitUsage
+		}
+		return exitOK
+	}
 	if !o.headless {
 		if err := terminal(stdin); err != nil {
 			fmt.Fprintf(stderr, "p2ptui: %v.\nRun it in a terminal, or add --headless to read commands on standard input and write JSON events on standard output.\n", err)
@@ -257,6 +295,88 @@ func openProfile(o *options) (*store.Store, string, error) {
 	}
 }
 
+// invite prints a join code: made of --project and --api-key, or the one
+// the profile joined with.
+func invite(o options, stdout, stderr io.Writer) error {
+	var c signal.JoinCode
+	switch {
+	case o.apiKey != "":
+		var err error
+		if c, err = signal.NewJoinCode(o.project, o.apiKey); err != nil {
+			return err
+		}
+	default:
+		dir, err := store.ProfileDir(o.dataDir, o.profile)
+		if err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+		var ok bool
+		if c, ok, err = signal.LoadJoin(dir); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("profile %s has joined no group; its admin makes a join code with: p2ptui --invite --project PROJECT --api-key KEY", o.profile)
+		}
+	}
+	fmt.Fprintln(stdout, c.String())
+	fmt.Fprintf(stderr, "Share it; the others join with: p2ptui --join %s\n", c)
+	return nil
+}
+
+// joinTimeout bounds trying a join code (a sign-in and a claim).
+const joinTimeout = time.Minute
+
+// openSignaller opens the signalling backend: Firestore with IAM
+// credentials for --project, Firestore signed in for a joined group
+// (--join now or earlier), else the local mailbox.
+func openSignaller(ctx context.Context, o options, profileDir, me string, logger *slog.Logger, stderr io.Writer) (signal.Signaller, error) {
+	code, joined, err := signal.LoadJoin(profileDir)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	// An explicit --project wins over the joined group, which wins over
+	// a $GOOGLE_CLOUD_PROJECT set for other tools.
+	if o.project != "" && (o.projectChosen || !joined) && o.join == "" {
+		fs, err := signal.OpenFirestore(ctx, o.project, me, logger, signal.FirestoreOptions{})
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return fs, nil
+	}
+	jo := signal.JoinOptions{
+		AuthEmulator: os.Getenv("FIREBASE_AUTH_EMULATOR_HOST"), FirestoreEmulator: os.Getenv("FIRESTORE_EMULATOR_HOST"),
+		Logger: logger,
+	}
+	if o.join != "" || joined {
+		// With the variable set, the Firestore library would reach the
+		// emulator as its owner, past the rules; its value is in jo.
+		os.Unsetenv("FIRESTORE_EMULATOR_HOST")
+	}
+	if o.join != "" {
+		code, _ = signal.ParseJoinCode(o.join) // checked in parseFlags
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		err := signal.Join(jctx, profileDir, me, code, jo)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w (nothing changed)", err)
+		}
+		logger.Info("joined a group", "project", code.ProjectID)
+		fmt.Fprintf(stderr, "p2ptui: joined the group of project %s; later starts need no flags\n", code.ProjectID)
+		joined = true
+	}
+	if joined {
+		fs, err := signal.OpenJoined(ctx, profileDir, me, code, jo)
+		if err != nil {
+			return nil, err
+		}
+		return fs, nil
+	}
+	ls, err := signal.OpenLocal(o.signalDir, me, logger)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--signal-dir: %w", err)}
+	}
+	return ls, nil
+}
+
 // start opens everything, runs the program and closes everything.
 func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 	version := readVersion(debug.ReadBuildInfo()).String()
@@ -297,19 +417,9 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var sig signal.Signaller
-	if o.project != "" {
-		fs, err := signal.OpenFirestore(ctx, o.project, id.ID(), logger, signal.FirestoreOptions{})
-		if err != nil {
-			return usageError{err}
-		}
-		sig = fs
-	} else {
-		ls, err := signal.OpenLocal(o.signalDir, id.ID(), logger)
-		if err != nil {
-			return usageError{fmt.Errorf("--signal-dir: %w", err)}
-		}
-		sig = ls
+	sig, err := openSignaller(ctx, o, profileDir, id.ID(), logger, stderr)
+	if err != nil {
+		return err
 	}
 	defer sig.Close()
 

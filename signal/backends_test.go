@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +25,23 @@ import (
 // machine too.
 func TestMain(m *testing.M) {
 	var own *emulator.Emulator
+	var ownAuth *emulator.AuthEmulator
+	var wg sync.WaitGroup
+	if os.Getenv("FIREBASE_AUTH_EMULATOR_HOST") == "" && os.Getenv("CI") != "true" && emulator.AuthAvailable() == nil {
+		// The Auth emulator starts slowly; start it beside the other.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			e, err := emulator.StartAuth(ctx)
+			cancel()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "signal tests: could not start an Auth emulator:", err)
+				return
+			}
+			ownAuth = e
+		}()
+	}
 	if os.Getenv("FIRESTORE_EMULATOR_HOST") == "" && os.Getenv("CI") != "true" && emulator.Available() == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		e, err := emulator.Start(ctx, 0)
@@ -35,9 +53,16 @@ func TestMain(m *testing.M) {
 			os.Setenv("FIRESTORE_EMULATOR_HOST", e.Host)
 		}
 	}
+	wg.Wait()
+	if ownAuth != nil {
+		os.Setenv("FIREBASE_AUTH_EMULATOR_HOST", ownAuth.Host)
+	}
 	code := m.Run()
 	if own != nil {
 		own.Stop()
+	}
+	if ownAuth != nil {
+		ownAuth.Stop()
 	}
 	os.Exit(code)
 }
@@ -104,6 +129,7 @@ func backends() []backend {
 		{"memory", func(t testing.TB) env { return memoryEnv{NewMemoryHub()} }},
 		{"local", func(t testing.TB) env { return &localEnv{dir: t.TempDir()} }},
 		{"firestore", newFirestoreEnv},
+		{"firestore-auth", newAuthEnv},
 	}
 }
 

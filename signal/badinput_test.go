@@ -132,6 +132,8 @@ func openLogged(t testing.TB, e env, me string, log *slog.Logger) Signaller {
 		s, err = OpenLocal(e.dir, me, log)
 	case *firestoreEnv:
 		s, err = OpenFirestore(context.Background(), e.project, me, log, FirestoreOptions{})
+	case *authEnv:
+		s = e.openWith(t, me, log, FirestoreOptions{}, nil)
 	default:
 		t.Fatalf("no logged open for %T", e)
 	}

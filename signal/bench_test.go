@@ -46,22 +46,34 @@ func BenchmarkDelivery(b *testing.B) {
 
 // BenchmarkExchangeOps counts the Firestore operations one offer and its
 // answer cost, both sides together (each side listening, each acking what it
-// handled). Presence refreshes are left out: they are per minute, not per
-// exchange.
+// handled), for an IAM client and for a signed-in one judged by the rules;
+// for the latter also the claim look-ups the rules make (billed as reads).
+// Presence refreshes are left out: they are per minute, not per exchange.
 //
 //	go test -run '^$' -bench ExchangeOps -benchtime 50x ./signal/
 func BenchmarkExchangeOps(b *testing.B) {
-	e := newFirestoreEnv(b).(*firestoreEnv)
-	ctx := context.Background()
-	open := func(me string) *FirestoreSignaller {
-		s, err := OpenFirestore(ctx, e.project, me, nil, FirestoreOptions{Heartbeat: time.Hour})
-		if err != nil {
-			b.Fatal(err)
+	b.Run("iam", func(b *testing.B) {
+		e := newFirestoreEnv(b).(*firestoreEnv)
+		open := func(me string) *FirestoreSignaller {
+			s, err := OpenFirestore(context.Background(), e.project, me, nil, FirestoreOptions{Heartbeat: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { s.Close() })
+			return s
 		}
-		b.Cleanup(func() { s.Close() })
-		return s
-	}
-	alice, bob := open("alice001"), open("bob00001")
+		benchExchangeOps(b, open("alice001"), open("bob00001"), nil)
+	})
+	b.Run("signed-in", func(b *testing.B) {
+		e := newAuthEnv(b).(*authEnv)
+		opts := FirestoreOptions{Heartbeat: time.Hour}
+		benchExchangeOps(b, e.openWith(b, "alice001", nil, opts, nil), e.openWith(b, "bob00001", nil, opts, nil),
+			func() int { return ruleGets(b, e.fsHost, e.project) })
+	})
+}
+
+func benchExchangeOps(b *testing.B, alice, bob *FirestoreSignaller, ruleReads func() int) {
+	ctx := context.Background()
 	ach, err := alice.Listen(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -70,18 +82,24 @@ func BenchmarkExchangeOps(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Each listener reads the inbox once more a second after it starts.
+	time.Sleep(2 * catchUpDelay)
 	base := [2]OpCounts{alice.Ops(), bob.Ops()}
+	baseRules := 0
+	if ruleReads != nil {
+		baseRules = ruleReads()
+	}
 	b.ResetTimer()
 	for i := range b.N {
 		session := fmt.Sprint("x", i)
-		if _, err := alice.Send(ctx, Signal{From: "alice001", To: "bob00001", Kind: KindOffer, SessionID: session, Payload: []byte("offer")}); err != nil {
+		if _, err := alice.Send(ctx, Signal{From: alice.me, To: bob.me, Kind: KindOffer, SessionID: session, Payload: []byte("offer")}); err != nil {
 			b.Fatal(err)
 		}
 		offer := next(b, bch, wait)
 		if err := bob.Ack(ctx, offer.ID); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := bob.Send(ctx, Signal{From: "bob00001", To: "alice001", Kind: KindAnswer, SessionID: session, Payload: []byte("answer")}); err != nil {
+		if _, err := bob.Send(ctx, Signal{From: bob.me, To: alice.me, Kind: KindAnswer, SessionID: session, Payload: []byte("answer")}); err != nil {
 			b.Fatal(err)
 		}
 		answer := next(b, ach, wait)
@@ -95,6 +113,12 @@ func BenchmarkExchangeOps(b *testing.B) {
 	b.ReportMetric(float64(a.Reads+o.Reads-base[0].Reads-base[1].Reads)/n, "reads/exchange")
 	b.ReportMetric(float64(a.Writes+o.Writes-base[0].Writes-base[1].Writes)/n, "writes/exchange")
 	b.ReportMetric(float64(a.Deletes+o.Deletes-base[0].Deletes-base[1].Deletes)/n, "deletes/exchange")
+	if ruleReads != nil {
+		// Let the emulator's coverage catch up with the last listener
+		// evaluation.
+		time.Sleep(200 * time.Millisecond)
+		b.ReportMetric(float64(ruleReads()-baseRules)/n, "rule-reads/exchange")
+	}
 }
 
 // percentile reads the p-th percentile of sorted samples (nearest rank).
@@ -104,4 +128,25 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	}
 	i := (len(sorted)*p + 99) / 100
 	return sorted[max(i-1, 0)]
+}
+
+// BenchmarkJoin is a profile's first start in a group, as the user waits
+// for it: sign up with the Auth emulator, claim the ID through the rules,
+// store the code. (Against Google's services add the round trips.)
+//
+//	go test -run '^$' -bench Join -benchtime 30x ./signal/
+func BenchmarkJoin(b *testing.B) {
+	e := newAuthEnv(b).(*authEnv)
+	code := JoinCode{ProjectID: e.project, APIKey: testAPIKey}
+	opts := JoinOptions{AuthEmulator: e.authHost, FirestoreEmulator: e.fsHost}
+	dirs := make([]string, b.N)
+	for i := range dirs {
+		dirs[i] = b.TempDir()
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := Join(context.Background(), dirs[i], fmt.Sprintf("joiner%08d", i), code, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 	"cloud.google.com/go/firestore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/p2ptui/p2ptui/signal/firebaseauth"
 )
 
 // Firestore document fields. Short, stable names: they are the schema the
@@ -31,6 +33,7 @@ const (
 	fLastSeen  = "lastSeen"
 	fInstance  = "instance"
 	fOffline   = "offline"
+	fUID       = "uid"
 )
 
 // FirestoreOptions tunes the Firestore backend; zero values are defaults.
@@ -43,6 +46,14 @@ type FirestoreOptions struct {
 	// FirstSnapshot bounds the wait for a new listener's first snapshot
 	// before it is rebuilt.
 	FirstSnapshot time.Duration
+	// Auth, when set, makes this a Firebase-authenticated client: every
+	// request carries Auth's ID token and the project's security rules
+	// judge it (see auth.go). Unset, the client uses IAM credentials
+	// (Application Default Credentials), which the rules do not bind.
+	Auth *firebaseauth.Auth
+	// Emulator is the Firestore emulator's host:port for an Auth client,
+	// which must not find FIRESTORE_EMULATOR_HOST set (see dialSignedIn).
+	Emulator string
 }
 
 // DefaultHeartbeat keeps "last seen" fresh enough for an online dot and
@@ -50,8 +61,14 @@ type FirestoreOptions struct {
 const DefaultHeartbeat = 20 * time.Second
 
 // OpCounts is what a Firestore signaller has spent, in billed operations:
-// every document a listener receives is a read.
-type OpCounts struct{ Reads, Writes, Deletes int64 }
+// every document a listener receives is a read. Document reads that the
+// security rules make to judge a request are billed too but not counted
+// here (the README has them).
+type OpCounts struct {
+	Reads, Writes, Deletes int64
+	// Claims is how many of the Writes created an ID claim.
+	Claims int64
+}
 
 // FirestoreSignaller is the Signaller for Cloud Firestore (native mode):
 // presence in peers/{id}, signals in peers/{id}/inbox/{signalId}.
@@ -62,15 +79,24 @@ type FirestoreSignaller struct {
 	log     *slog.Logger
 	opts    FirestoreOptions
 	now     func() time.Time
+	auth    *firebaseauth.Auth // nil: IAM client
 	*lifetime
 
-	reads, writes, deletes atomic.Int64
-	listening              atomic.Bool
-	presence               atomic.Pointer[Presence]
+	reads, writes, deletes, claims atomic.Int64
+	listening                      atomic.Bool
+	presence                       atomic.Pointer[Presence]
+
+	// The ID claim of a signed-in client (see ready).
+	claimed       atomic.Bool
+	claimLock     chan struct{} // holds a token while a claim is made
+	claimErr      error         // guarded by claimLock
+	claimFailedAt time.Time
 }
 
-// OpenFirestore connects to projectID (FIRESTORE_EMULATOR_HOST is honoured
-// by the client; otherwise Application Default Credentials are used).
+// OpenFirestore connects to projectID: as a Firebase-authenticated client
+// when opts.Auth is set, else with IAM credentials (FIRESTORE_EMULATOR_HOST
+// is honoured by the client; otherwise Application Default Credentials are
+// used). It does not contact the service.
 func OpenFirestore(ctx context.Context, projectID, me string, logger *slog.Logger, opts FirestoreOptions) (*FirestoreSignaller, error) {
 	if projectID == "" {
 		return nil, errors.New("open firestore: no project ID (use --project or GOOGLE_CLOUD_PROJECT)")
@@ -95,11 +121,20 @@ func OpenFirestore(ctx context.Context, projectID, me string, logger *slog.Logge
 		// starting cold on a loaded machine can take several.
 		opts.FirstSnapshot = 15 * time.Second
 	}
-	client, err := firestore.NewClient(ctx, projectID)
+	var client *firestore.Client
+	var err error
+	if opts.Auth != nil {
+		if opts.Auth.ProjectID() != projectID {
+			return nil, fmt.Errorf("open firestore project %s: signed in to project %s", projectID, opts.Auth.ProjectID())
+		}
+		client, err = dialSignedIn(ctx, projectID, opts.Emulator, opts.Auth)
+	} else {
+		client, err = firestore.NewClient(ctx, projectID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open firestore project %s: %w", projectID, err)
 	}
-	return &FirestoreSignaller{client: client, project: projectID, me: me, log: logger, opts: opts, now: time.Now, lifetime: newLifetime()}, nil
+	return &FirestoreSignaller{client: client, project: projectID, me: me, log: logger, opts: opts, now: time.Now, auth: opts.Auth, lifetime: newLifetime(), claimLock: make(chan struct{}, 1)}, nil
 }
 
 // Name implements Signaller.
@@ -107,7 +142,7 @@ func (f *FirestoreSignaller) Name() string { return "firestore " + f.project }
 
 // Ops reports the operations spent so far.
 func (f *FirestoreSignaller) Ops() OpCounts {
-	return OpCounts{Reads: f.reads.Load(), Writes: f.writes.Load(), Deletes: f.deletes.Load()}
+	return OpCounts{Reads: f.reads.Load(), Writes: f.writes.Load(), Deletes: f.deletes.Load(), Claims: f.claims.Load()}
 }
 
 func (f *FirestoreSignaller) peer(id string) *firestore.DocumentRef {
@@ -124,19 +159,30 @@ func (f *FirestoreSignaller) PublishPresence(ctx context.Context, p Presence) er
 	}
 	p.Version = ProtocolVersion
 	f.presence.Store(&p)
-	return f.writePresence(ctx, p)
-}
-
-func (f *FirestoreSignaller) writePresence(ctx context.Context, p Presence) error {
-	f.writes.Add(1)
-	_, err := f.peer(p.ID).Set(ctx, map[string]any{
-		fVersion: ProtocolVersion, fName: p.DisplayName, fPublicKey: p.PublicKey, fLastSeen: firestore.ServerTimestamp,
-		fInstance: p.Instance, fOffline: p.Offline,
-	})
-	if err != nil {
-		return fmt.Errorf("publish presence: %w", wrapUnavailable(err))
+	if err := f.writePresence(ctx, p); err != nil {
+		return fmt.Errorf("publish presence: %w", err)
 	}
 	return nil
+}
+
+// writePresence writes p; its error is in words without the operation's
+// name, as the heartbeat reports it for the status line.
+func (f *FirestoreSignaller) writePresence(ctx context.Context, p Presence) error {
+	if err := f.ready(ctx); err != nil {
+		return err
+	}
+	doc := map[string]any{
+		fVersion: ProtocolVersion, fName: p.DisplayName, fPublicKey: p.PublicKey, fLastSeen: firestore.ServerTimestamp,
+		fInstance: p.Instance, fOffline: p.Offline,
+	}
+	if f.auth != nil {
+		// The rules let later writes through by this field, without
+		// reading the claim each heartbeat.
+		doc[fUID] = f.auth.UID()
+	}
+	f.writes.Add(1)
+	_, err := f.peer(p.ID).Set(ctx, doc)
+	return f.explain("publish its presence", err)
 }
 
 // LookupPresence implements Signaller.
@@ -153,7 +199,7 @@ func (f *FirestoreSignaller) LookupPresence(ctx context.Context, id string) (Pre
 		return Presence{}, fmt.Errorf("presence of %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Presence{}, fmt.Errorf("presence of %s: %w", id, wrapUnavailable(err))
+		return Presence{}, fmt.Errorf("presence of %s: %w", id, f.explain("look up a peer", err))
 	}
 	d := snap.Data()
 	p := Presence{ID: id}
@@ -188,10 +234,21 @@ func (f *FirestoreSignaller) Send(ctx context.Context, s Signal) (string, error)
 	if err != nil {
 		return "", err
 	}
+	if err := f.ready(ctx); err != nil {
+		return "", fmt.Errorf("send %s to %s: %w", s.Kind, s.To, err)
+	}
 	ref := f.peer(s.To).Collection("inbox").NewDoc()
 	doc := map[string]any{
 		fVersion: ProtocolVersion, fFrom: s.From, fTo: s.To, fKind: string(s.Kind), fSession: s.SessionID,
 		fPayload: s.Payload, fCreatedAt: s.CreatedAt, fExpiresAt: s.ExpiresAt,
+	}
+	if f.auth != nil {
+		// The rules want createdAt to be the server's time of the
+		// write, so a sender cannot reorder an inbox, and expiresAt
+		// within ten minutes of it: keep the lifetime asked for, on the
+		// server's clock.
+		doc[fCreatedAt] = firestore.ServerTimestamp
+		doc[fExpiresAt] = f.auth.ServerNow().Add(min(s.ExpiresAt.Sub(s.CreatedAt), authMaxTTL))
 	}
 	err = createRetrying(ctx, func(ctx context.Context) error {
 		f.writes.Add(1)
@@ -199,7 +256,7 @@ func (f *FirestoreSignaller) Send(ctx context.Context, s Signal) (string, error)
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("send %s to %s: %w", s.Kind, s.To, wrapUnavailable(err))
+		return "", fmt.Errorf("send %s to %s: %w", s.Kind, s.To, f.explain("send a signal to "+s.To, err))
 	}
 	return ref.ID, nil
 }
@@ -212,6 +269,9 @@ func (f *FirestoreSignaller) Ack(ctx context.Context, signalID string) error {
 	if signalID == "" || len(signalID) > 128 {
 		return fmt.Errorf("ack: %w: bad signal ID", ErrInvalid)
 	}
+	if err := f.ready(ctx); err != nil {
+		return fmt.Errorf("ack %s: %w", signalID, err)
+	}
 	ref := f.peer(f.me).Collection("inbox").Doc(signalID)
 	err := retryTransient(ctx, func(ctx context.Context) error {
 		f.deletes.Add(1)
@@ -219,7 +279,7 @@ func (f *FirestoreSignaller) Ack(ctx context.Context, signalID string) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("ack %s: %w", signalID, wrapUnavailable(err))
+		return fmt.Errorf("ack %s: %w", signalID, f.explain("delete a handled signal from its inbox", err))
 	}
 	return nil
 }
@@ -280,6 +340,9 @@ const catchUpDelay = time.Second
 
 // catchUp reads the inbox directly and delivers what the listener missed.
 func (f *FirestoreSignaller) catchUp(ctx context.Context, st *stream, in *inboxState) error {
+	if err := f.ready(ctx); err != nil {
+		return err
+	}
 	docs, err := f.peer(f.me).Collection("inbox").OrderBy(fCreatedAt, firestore.Asc).Documents(ctx).GetAll()
 	f.reads.Add(int64(max(len(docs), 1))) // an empty result is billed as one read
 	if err != nil {
@@ -314,6 +377,7 @@ func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, in *inbo
 	t := time.NewTicker(f.opts.Heartbeat)
 	defer t.Stop()
 	healthy := true
+	var reported string // the words of the outage last reported
 	for {
 		select {
 		case <-ctx.Done():
@@ -340,13 +404,20 @@ func (f *FirestoreSignaller) heartbeat(ctx context.Context, st *stream, in *inbo
 		if ctx.Err() != nil {
 			return
 		}
+		if err != nil {
+			err = f.explain("read its inbox", err)
+		}
 		switch {
-		case err != nil && healthy:
+		case err != nil && (healthy || err.Error() != reported):
+			// Reported again when the reason changes, e.g. from "cannot
+			// reach" to "signed out".
 			healthy = false
+			reported = err.Error()
 			f.log.Warn("firestore unavailable", "err", err)
-			st.push(HealthEvent{Backend: f.Name(), Err: wrapUnavailable(err)})
+			st.push(HealthEvent{Backend: f.Name(), Err: err})
 		case err == nil && !healthy:
 			healthy = true
+			reported = ""
 			f.log.Info("firestore available again")
 			st.push(HealthEvent{Backend: f.Name()})
 			select {
@@ -374,7 +445,13 @@ func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, in *inb
 			case <-itCtx.Done():
 			}
 		}()
-		err := f.runIterator(itCtx, st, in)
+		err := f.ready(itCtx)
+		switch {
+		case err == nil:
+			err = f.runIterator(itCtx, st, in)
+		case itCtx.Err() != nil:
+			err = nil // rebuilt or stopped while signing in
+		}
 		stop()
 		<-done
 		if ctx.Err() != nil {
@@ -382,7 +459,7 @@ func (f *FirestoreSignaller) listenLoop(ctx context.Context, st *stream, in *inb
 		}
 		if err != nil {
 			f.log.Warn("inbox listener stopped; reconnecting", "err", err, "in", backoff)
-			st.push(HealthEvent{Backend: f.Name(), Err: wrapUnavailable(err)})
+			st.push(HealthEvent{Backend: f.Name(), Err: f.explain("read its inbox", err)})
 			select {
 			case <-ctx.Done():
 				return

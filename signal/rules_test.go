@@ -15,11 +15,13 @@ import (
 	"github.com/p2ptui/p2ptui/signal/emulator"
 )
 
-// TestSecurityRules loads the shipped rules into a private emulator and
-// checks them the way a Firebase-authenticated client meets them: through
-// the REST API with an ID token (unsigned, which only the emulator accepts)
-// whose uid is the caller's p2ptui ID.
-func TestSecurityRules(t *testing.T) {
+// TestSecurityRulesUnauthenticated loads the shipped rules into a private
+// emulator and checks, through the REST API, what the signed-in client
+// cannot show: a request without an ID token is refused everything, and a
+// valid token whose account holds no claim cannot act as any ID. (What a
+// signed-in client may and may not do is in auth_test.go, through the real
+// client.)
+func TestSecurityRulesUnauthenticated(t *testing.T) {
 	if err := emulator.Available(); err != nil {
 		missing(t, "cannot run a private Firestore emulator: "+err.Error())
 	}
@@ -38,81 +40,104 @@ func TestSecurityRules(t *testing.T) {
 	const project = "p2ptui-rules"
 	base := fmt.Sprintf("http://%s/v1/projects/%s/databases/(default)/documents", em.Host, project)
 	now := time.Now().UTC()
-	signalDoc := func(from string, change func(map[string]any)) map[string]any {
-		f := map[string]any{
-			"v":         map[string]any{"integerValue": "1"},
-			"from":      map[string]any{"stringValue": from},
-			"to":        map[string]any{"stringValue": "bob00001"},
-			"kind":      map[string]any{"stringValue": "offer"},
-			"sessionId": map[string]any{"stringValue": "s1"},
-			"payload":   map[string]any{"bytesValue": base64.StdEncoding.EncodeToString([]byte("sealed"))},
-			"createdAt": map[string]any{"timestampValue": now.Format(time.RFC3339)},
-			"expiresAt": map[string]any{"timestampValue": now.Add(2 * time.Minute).Format(time.RFC3339)},
-		}
-		if change != nil {
-			change(f)
-		}
-		return map[string]any{"fields": f}
-	}
+	signalDoc := map[string]any{"fields": map[string]any{
+		"v":         map[string]any{"integerValue": "1"},
+		"from":      map[string]any{"stringValue": "alice001"},
+		"to":        map[string]any{"stringValue": "bob00001"},
+		"kind":      map[string]any{"stringValue": "offer"},
+		"sessionId": map[string]any{"stringValue": "s1"},
+		"payload":   map[string]any{"bytesValue": base64.StdEncoding.EncodeToString([]byte("sealed"))},
+		"createdAt": map[string]any{"timestampValue": now.Format(time.RFC3339)},
+		"expiresAt": map[string]any{"timestampValue": now.Add(2 * time.Minute).Format(time.RFC3339)},
+	}}
 	presenceDoc := map[string]any{"fields": map[string]any{
 		"v":           map[string]any{"integerValue": "1"},
 		"displayName": map[string]any{"stringValue": "Alice"},
 		"publicKey":   map[string]any{"bytesValue": base64.StdEncoding.EncodeToString(make([]byte, 32))},
+		"uid":         map[string]any{"stringValue": "uid-alice"},
 	}}
-	cases := []struct {
-		name   string
-		as     string // uid of the caller; "" is anonymous
-		method string
-		path   string
-		body   map[string]any
-		want   int
-	}{
-		{"offer from a signed-in sender", "alice001", "POST", "/peers/bob00001/inbox?documentId=ok1", signalDoc("alice001", nil), 200},
-		{"anonymous offer", "", "POST", "/peers/bob00001/inbox?documentId=anon", signalDoc("alice001", nil), 403},
-		{"offer in another's name", "alice001", "POST", "/peers/bob00001/inbox?documentId=forged", signalDoc("mallory1", nil), 403},
-		{"wrong recipient field", "alice001", "POST", "/peers/bob00001/inbox?documentId=to", signalDoc("alice001", func(f map[string]any) { f["to"] = map[string]any{"stringValue": "carol001"} }), 403},
-		{"oversized payload", "alice001", "POST", "/peers/bob00001/inbox?documentId=big", signalDoc("alice001", func(f map[string]any) {
-			f["payload"] = map[string]any{"bytesValue": base64.StdEncoding.EncodeToString(make([]byte, MaxPayload+1))}
-		}), 403},
-		{"far-future expiry", "alice001", "POST", "/peers/bob00001/inbox?documentId=late", signalDoc("alice001", func(f map[string]any) {
-			f["expiresAt"] = map[string]any{"timestampValue": now.Add(time.Hour).Format(time.RFC3339)}
-		}), 403},
-		{"unknown kind", "alice001", "POST", "/peers/bob00001/inbox?documentId=kind", signalDoc("alice001", func(f map[string]any) { f["kind"] = map[string]any{"stringValue": "spam"} }), 403},
-		{"extra field", "alice001", "POST", "/peers/bob00001/inbox?documentId=extra", signalDoc("alice001", func(f map[string]any) { f["note"] = map[string]any{"stringValue": "hi"} }), 403},
-		{"sender edits a sent signal", "alice001", "PATCH", "/peers/bob00001/inbox/ok1", signalDoc("alice001", nil), 403},
-		{"sender reads the recipient's inbox", "alice001", "GET", "/peers/bob00001/inbox", nil, 403},
-		{"recipient reads its inbox", "bob00001", "GET", "/peers/bob00001/inbox", nil, 200},
-		{"sender deletes from the recipient's inbox", "alice001", "DELETE", "/peers/bob00001/inbox/ok1", nil, 403},
-		{"recipient deletes a handled signal", "bob00001", "DELETE", "/peers/bob00001/inbox/ok1", nil, 200},
-		{"own presence", "alice001", "PATCH", "/peers/alice001", presenceDoc, 200},
-		{"someone else's presence", "alice001", "PATCH", "/peers/bob00001", presenceDoc, 403},
-		{"look up a peer", "bob00001", "GET", "/peers/alice001", nil, 200},
-		{"anonymous look-up", "", "GET", "/peers/alice001", nil, 403},
+	claimDoc := func(uid string) map[string]any {
+		return map[string]any{"fields": map[string]any{"uid": map[string]any{"stringValue": uid}}}
 	}
-	for _, c := range cases {
-		var body bytes.Buffer
-		if c.body != nil {
-			if err := json.NewEncoder(&body).Encode(c.body); err != nil {
+	do := func(as, method, path string, body map[string]any) (int, string) {
+		t.Helper()
+		var b bytes.Buffer
+		if body != nil {
+			if err := json.NewEncoder(&b).Encode(body); err != nil {
 				t.Fatal(err)
 			}
 		}
-		req, err := http.NewRequestWithContext(ctx, c.method, base+c.path, &body)
+		req, err := http.NewRequestWithContext(ctx, method, base+path, &b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/json")
-		if c.as != "" {
-			req.Header.Set("Authorization", "Bearer "+emulatorIDToken(project, c.as))
+		switch as {
+		case "":
+		case "owner":
+			req.Header.Set("Authorization", "Bearer owner")
+		default:
+			req.Header.Set("Authorization", "Bearer "+emulatorIDToken(project, as))
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer resp.Body.Close()
 		var msg bytes.Buffer
 		msg.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("%s: %s %s as %q: status %d, want %d: %s", c.name, c.method, c.path, c.as, resp.StatusCode, c.want, strings.TrimSpace(msg.String()))
+		return resp.StatusCode, strings.TrimSpace(msg.String())
+	}
+	// The world as the admin set it up: alice001 is claimed by uid-alice,
+	// with her presence and one signal in her inbox.
+	for _, w := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/claims?documentId=alice001", claimDoc("uid-alice")},
+		{"/peers?documentId=alice001", presenceDoc},
+		{"/peers/alice001/inbox?documentId=sig1", signalDoc},
+	} {
+		if code, msg := do("owner", "POST", w.path, w.body); code != 200 {
+			t.Fatalf("set-up %s: %d %s", w.path, code, msg)
+		}
+	}
+	cases := []struct {
+		name   string
+		as     string // uid of the caller; "" is no token
+		method string
+		path   string
+		body   map[string]any
+	}{
+		{"anonymous look-up", "", "GET", "/peers/alice001", nil},
+		{"anonymous list of peers", "", "GET", "/peers", nil},
+		{"anonymous claim", "", "POST", "/claims?documentId=carol001", claimDoc("")},
+		{"anonymous presence", "", "PATCH", "/peers/carol001", presenceDoc},
+		{"anonymous offer", "", "POST", "/peers/alice001/inbox?documentId=anon", signalDoc},
+		{"anonymous inbox read", "", "GET", "/peers/alice001/inbox", nil},
+		{"anonymous delete", "", "DELETE", "/peers/alice001/inbox/sig1", nil},
+		{"unclaimed account reads an inbox", "uid-nobody", "GET", "/peers/alice001/inbox", nil},
+		{"unclaimed account sends as alice", "uid-nobody", "POST", "/peers/bob00001/inbox?documentId=forged", signalDoc},
+		{"unclaimed account writes alice's presence", "uid-nobody", "PATCH", "/peers/alice001", presenceDoc},
+		{"claim for another account", "uid-nobody", "POST", "/claims?documentId=carol001", claimDoc("uid-carol")},
+		{"claim of a path-like ID", "uid-nobody", "POST", "/claims?documentId=CAROL", claimDoc("uid-nobody")},
+		{"read of another's claim", "uid-nobody", "GET", "/claims/alice001", nil},
+		{"list of claims", "uid-alice", "GET", "/claims", nil},
+	}
+	for _, c := range cases {
+		if code, msg := do(c.as, c.method, c.path, c.body); code != http.StatusForbidden {
+			t.Errorf("%s: %s %s as %q: status %d, want 403: %s", c.name, c.method, c.path, c.as, code, msg)
+		}
+	}
+	// The same calls by the right account go through: the refusals above
+	// are the rules' doing, not a broken set-up.
+	for _, c := range []struct{ name, as, method, path string }{
+		{"owner reads her inbox", "uid-alice", "GET", "/peers/alice001/inbox"},
+		{"owner reads her claim", "uid-alice", "GET", "/claims/alice001"},
+		{"signed-in look-up", "uid-nobody", "GET", "/peers/alice001"},
+	} {
+		if code, msg := do(c.as, c.method, c.path, nil); code != 200 {
+			t.Errorf("%s: status %d, want 200: %s", c.name, code, msg)
 		}
 	}
 }

@@ -201,3 +201,8 @@ type UnblockIntent struct{ ID string }
 
 // QuitIntent: the user asked to quit.
 type QuitIntent struct{}
+
+// JoinIntent: the user entered a group's join code in the settings. Code
+// has passed signal.ParseJoinCode (no typo); the engine tries it with
+// signal.Join (sign in, claim the ID) and reports the outcome in words.
+type JoinIntent struct{ Code string }
