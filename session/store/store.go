@@ -16,6 +16,7 @@ import (
 
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/transfer"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -148,6 +149,7 @@ type Contact struct {
 //	convs/pub(32)/mine      msgID(16) → seq(8)   our messages
 //	convs/pub(32)/recv      msgID(16) → seq(8)   received messages (dedupe)
 //	convs/pub(32)/out       seq(8) → msgID(16)   outbox, in queue order
+//	transfers/pub(32)       dir(1) id(16) → transfer.Record (dir 1: ours)
 //
 // Keys are big-endian so cursor order is sequence order. The two message
 // ID indexes are separate so a peer reusing one of our IDs can't make us
@@ -160,6 +162,7 @@ var (
 	bucketMine     = []byte("mine")
 	bucketRecv     = []byte("recv")
 	bucketOut      = []byte("out")
+	bucketXfers    = []byte("transfers")
 	keySchema      = []byte("schema")
 )
 
@@ -192,7 +195,7 @@ func OpenStore(dir string) (*Store, error) {
 		} else if err := meta.Put(keySchema, []byte{storeSchema}); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketContacts, bucketConvs} {
+		for _, name := range [][]byte{bucketContacts, bucketConvs, bucketXfers} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -829,4 +832,106 @@ func (s *Store) Count(contactID string) (int, error) {
 		return err
 	})
 	return int(n), err
+}
+
+func transferKey(k transfer.Key) []byte {
+	b := make([]byte, 0, 1+len(k.ID))
+	if k.Outgoing {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return append(b, k.ID[:]...)
+}
+
+// PutTransfer stores (creates or replaces) a file transfer's record.
+func (s *Store) PutTransfer(r transfer.Record) error {
+	v, err := r.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("store transfer %s: %w", r.ID, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketXfers).CreateBucketIfNotExists(r.Peer[:])
+		if err != nil {
+			return err
+		}
+		return b.Put(transferKey(transfer.Key{Peer: r.Peer, Outgoing: r.Outgoing, ID: r.ID}), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store transfer %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// DeleteTransfer removes a transfer's record; a missing one is no error.
+func (s *Store) DeleteTransfer(k transfer.Key) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketXfers).Bucket(k.Peer[:])
+		if b == nil {
+			return nil
+		}
+		return b.Delete(transferKey(k))
+	})
+	if err != nil {
+		return fmt.Errorf("delete transfer %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// Transfers returns the file transfers stored for one peer. A record that
+// does not decode (written by a newer p2ptui, or damaged) stays in the
+// store and is left out, and the error (wrapping transfer.ErrRecord) says
+// so beside the records that did decode.
+func (s *Store) Transfers(peer [32]byte) ([]transfer.Record, error) {
+	var out []transfer.Record
+	var bad []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketXfers).Bucket(peer[:])
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r transfer.Record
+			if err := r.UnmarshalBinary(v); err != nil {
+				bad = append(bad, fmt.Errorf("transfer %x: %w", k, err))
+				return nil
+			}
+			if r.Peer != peer || !bytes.Equal(k, transferKey(transfer.Key{Peer: r.Peer, Outgoing: r.Outgoing, ID: r.ID})) {
+				bad = append(bad, fmt.Errorf("transfer %x: %w: stored under another key", k, transfer.ErrRecord))
+				return nil
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", err)
+	}
+	return out, errors.Join(bad...)
+}
+
+// TransferPeers returns the peers with stored transfers that have not
+// ended, so the program can reconnect to finish them.
+func (s *Store) TransferPeers() ([][32]byte, error) {
+	var peers [][32]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketXfers).ForEachBucket(func(pk []byte) error {
+			return tx.Bucket(bucketXfers).Bucket(pk).ForEach(func(_, v []byte) error {
+				var r transfer.Record
+				if r.UnmarshalBinary(v) != nil || r.State.Terminal() || len(pk) != 32 {
+					return nil
+				}
+				var p [32]byte
+				copy(p[:], pk)
+				if len(peers) == 0 || peers[len(peers)-1] != p {
+					peers = append(peers, p)
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", err)
+	}
+	return peers, nil
 }
