@@ -227,7 +227,8 @@ func (f *Files) checkRoom(dir string, need uint64) error {
 		return err
 	}
 	if known && free < need+freeReserve {
-		return fmt.Errorf("%w in %s: %s needed, %s free", ErrNoSpace, dir, formatBytes(need), formatBytes(free))
+		return fmt.Errorf("%w in %s: %s needed and %s to spare, %s free", ErrNoSpace, dir,
+			formatBytes(need), formatBytes(freeReserve), formatBytes(free))
 	}
 	return nil
 }
@@ -313,11 +314,11 @@ func (f *Files) writeChunk(e WriteChunk) Result {
 		r.Err = err
 		return r
 	}
-	if err := f.injected("write", e.K); err != nil {
-		r.Err = err
-		return r
+	err = f.injected("write", e.K)
+	if err == nil {
+		_, err = fh.WriteAt(e.Data, e.Offset)
 	}
-	if _, err := fh.WriteAt(e.Data, e.Offset); err != nil {
+	if err != nil {
 		if isNoSpace(err) {
 			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}

@@ -494,7 +494,7 @@ func (m *Machine) dataHello(now time.Time, id session.StreamID, h hello) {
 	if x.rec.State != StateActive || !x.asked || x.bound || h.first != x.askedFrom {
 		m.stopPeerStream(now, id)
 		if !x.rec.State.Terminal() {
-			m.fail(now, x, ReasonProtocol, true,
+			m.fail(now, x, ReasonProtocol, false,
 				fmt.Sprintf("file data from chunk %d arrived that was not asked for", h.first))
 		}
 		return
@@ -519,7 +519,7 @@ func (m *Machine) chunk(now time.Time, x *xfer, ev session.StreamReceived) {
 		err = fmt.Errorf("chunk %d of %d bytes, want %d", h.index, len(data), x.rec.chunkLen(h.index))
 	}
 	if err != nil {
-		m.fail(now, x, ReasonProtocol, true, err.Error())
+		m.fail(now, x, ReasonProtocol, false, err.Error())
 		return
 	}
 	x.expect++
@@ -675,7 +675,7 @@ func (m *Machine) accepted(now time.Time, x *xfer, c *control) {
 		return
 	}
 	if c.first > x.rec.Chunks() {
-		m.fail(now, x, ReasonProtocol, true, fmt.Sprintf("asked to resume at chunk %d of %d", c.first, x.rec.Chunks()))
+		m.fail(now, x, ReasonProtocol, false, fmt.Sprintf("asked to resume at chunk %d of %d", c.first, x.rec.Chunks()))
 		return
 	}
 	if x.rec.State == StateOffered {

@@ -41,10 +41,10 @@ func SafeName(name string) string {
 			b.WriteByte('_')
 		case strings.ContainsRune(`<>:"|?*`, r):
 			b.WriteByte('_')
+		case unicode.IsSpace(r):
+			b.WriteByte(' ') // tabs and line breaks too
 		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError:
 			// Dropped: terminal control, bidi overrides, zero-width tricks.
-		case unicode.IsSpace(r):
-			b.WriteByte(' ')
 		default:
 			b.WriteRune(r)
 		}
@@ -65,14 +65,20 @@ func SafeName(name string) string {
 	return truncateName(s, MaxNameBytes)
 }
 
+// maxExt is the longest extension kept when a name is shortened.
+const maxExt = 16
+
 // truncateName shortens name to at most n bytes at a rune boundary,
 // keeping a short extension.
 func truncateName(name string, n int) string {
 	if len(name) <= n {
 		return name
 	}
+	if n <= 0 {
+		return ""
+	}
 	ext := filepath.Ext(name)
-	if len(ext) > 16 || len(ext) >= n/2 {
+	if len(ext) > maxExt || len(ext) >= n/2 {
 		ext = ""
 	}
 	stem := name[:len(name)-len(ext)]
@@ -90,7 +96,7 @@ func numberedName(name string, k int) string {
 		return name
 	}
 	ext := filepath.Ext(name)
-	if ext == name {
+	if ext == name || len(ext) > maxExt {
 		ext = ""
 	}
 	suffix := fmt.Sprintf(" (%d)", k)

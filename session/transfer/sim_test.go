@@ -160,6 +160,25 @@ type tsim struct {
 	// resume points they checked (ACCEPT past chunk 0).
 	read    map[ID]uint64
 	resumes map[ID]int
+	// tamper, if set, may change a result before the machine sees it.
+	tamper func(peer int, r Result) Result
+	// chat counts chat messages received per peer.
+	chat [2]int
+	// log keeps every transfer event per peer.
+	log [2][]Event
+	// wrap, if set, stands between a peer's transfer machine and its
+	// session (a lying peer).
+	wrap [2]func(Streams) Streams
+}
+
+// rewriteStreams rewrites what a transfer machine sends.
+type rewriteStreams struct {
+	Streams
+	rewrite func(body []byte) []byte
+}
+
+func (r rewriteStreams) SendStream(now time.Time, id session.StreamID, body []byte) (uint64, error) {
+	return r.Streams.SendStream(now, id, r.rewrite(body))
 }
 
 func newTsim(t testing.TB, seed uint64, loss float64) *tsim {
@@ -327,6 +346,7 @@ func (s *tsim) pump() {
 			}
 			for _, ev := range p.tm.Events() {
 				busy = true
+				s.log[i] = append(s.log[i], ev)
 				if s.onEvent != nil {
 					s.onEvent(i, ev)
 				}
@@ -339,10 +359,20 @@ func (s *tsim) sessionEvent(i int, ev session.Event) {
 	p := s.p[i]
 	switch ev := ev.(type) {
 	case session.Established:
-		p.tm.SessionUp(s.now, p.sess)
+		var streams Streams = p.sess
+		if s.wrap[i] != nil {
+			streams = s.wrap[i](streams)
+		}
+		p.tm.SessionUp(s.now, streams)
 		p.up = true
 	case session.Failed:
 		s.t.Fatalf("peer %d: session failed: %v", i, ev)
+	case session.Received:
+		s.chat[i]++
+		if err := p.sess.Commit(s.now, ev.ID); err != nil {
+			s.t.Fatal(err)
+		}
+	case session.Delivered, session.Typing:
 	default:
 		if !p.tm.HandleSessionEvent(s.now, ev) {
 			s.t.Fatalf("peer %d: unexpected session event %T", i, ev)
@@ -364,6 +394,9 @@ func (s *tsim) effect(i int, e Effect) {
 	r := p.files.Run(e)
 	if r == nil {
 		return
+	}
+	if s.tamper != nil {
+		r = s.tamper(i, r)
 	}
 	k := e.Key()
 	at := s.now
