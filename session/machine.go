@@ -55,6 +55,7 @@ type Machine struct {
 	inSeen    uint64      // bit i: stream inHighest-i was seen
 	stops     []StreamID  // STOP frames to send
 	rr        int         // which numbered stream goes first in the next flush
+	swin      streamWindow
 
 	typingLocal     bool      // what SetTyping last said
 	typingSentAt    time.Time // when a typing frame last went out
@@ -281,6 +282,7 @@ func NewMachine(cfg Config) (*Machine, error) {
 	m.rtt.rto, m.rtt.minRTO, m.rtt.maxRTO = timers.InitialRTO, timers.MinRTO, timers.MaxRTO
 	m.snd.init(chatStream)
 	m.rcv.init(chatStream)
+	m.swin.init()
 	return m, nil
 }
 

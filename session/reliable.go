@@ -182,12 +182,14 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 		s.peerWindow = a.window
 	}
 	var largest *outFrag
+	acked := 0
 	mark := func(seq uint64) {
 		of := s.frag(seq)
 		if of.acked {
 			return
 		}
 		of.acked = true
+		acked++
 		s.inflight--
 		m.inflight--
 		if largest == nil || of.f.seq > largest.f.seq {
@@ -209,7 +211,11 @@ func (s *sender) handleAck(m *Machine, now time.Time, a *ackFrame) {
 	if largest != nil {
 		if largest.count == 1 {
 			// Karn's algorithm: only unambiguous samples (RFC 6298 §3).
-			m.rtt.sample(now.Sub(largest.lastSent))
+			r := now.Sub(largest.lastSent)
+			m.rtt.sample(r)
+			if s.stream != chatStream {
+				m.swin.onAck(now, largest.lastSent, r, m.rtt.srtt, acked)
+			}
 		}
 		s.detectLoss(m, now, largest)
 		if s.inflight > 0 {

@@ -241,3 +241,12 @@ func appendStopFrame(b []byte, id StreamID) []byte {
 	b = append(b, frameStop)
 	return binary.BigEndian.AppendUint32(b, uint32(id))
 }
+
+// PathChanged tells the machine its datagrams take another path from now
+// on (the connection machine moved the session, say from a relay to a
+// direct pair): the streams' window measures the new path's delay afresh
+// instead of taking a longer path for a queue.
+func (m *Machine) PathChanged(now time.Time) {
+	m.now = now
+	m.swin.forgetPath(now)
+}

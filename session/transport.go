@@ -149,8 +149,9 @@ func (m *Machine) flush(now time.Time) {
 			s.emitLost(m, now, add)
 		}
 		// Round robin, StreamQuantum fragments a turn, starting with a
-		// different stream each flush; chat keeps its reserve.
-		limit := SendWindowFragments - ChatReserveFragments
+		// different stream each flush; chat keeps its reserve, and the
+		// streams together stay within their delay-based window.
+		limit := min(SendWindowFragments-ChatReserveFragments, m.snd.inflight+m.swin.window())
 		m.rr = (m.rr + 1) % n
 		for sent := true; sent && m.inflight < limit; {
 			sent = false
