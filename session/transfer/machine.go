@@ -1062,10 +1062,10 @@ func ioReason(err error, otherwise Reason) Reason {
 }
 
 // progress reports x's progress, at most every ProgressInterval (the
-// rest at Deadline).
+// rest at Deadline), and the moment the last byte is stored at once.
 func (m *Machine) progress(now time.Time, x *xfer) {
 	x.dirty = true
-	if now.Sub(x.emittedAt) >= ProgressInterval {
+	if now.Sub(x.emittedAt) >= ProgressInterval || x.done == x.rec.Size {
 		m.emitProgress(now, x)
 	}
 }
