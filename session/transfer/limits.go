@@ -38,6 +38,10 @@ const (
 	CheckpointInterval = 2 * time.Second
 	// ProgressInterval bounds how often one transfer reports progress.
 	ProgressInterval = 200 * time.Millisecond
+	// MaxFinished bounds the ended transfers kept per peer (the oldest
+	// whose final word was delivered go first), so a peer offering and
+	// cancelling in a loop cannot grow the store without end.
+	MaxFinished = 256
 	// Retention is how long finished transfers stay in the store, so a
 	// repeated offer or answer from a peer that missed our last word is
 	// recognised.

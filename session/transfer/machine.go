@@ -1044,6 +1044,29 @@ func (m *Machine) save(x *xfer) {
 	if x.rec.State != StateHashing {
 		m.effects = append(m.effects, SaveRecord{Record: x.rec})
 	}
+	if x.rec.State.Terminal() {
+		m.pruneFinished()
+	}
+}
+
+// pruneFinished forgets the oldest ended transfers beyond MaxFinished.
+func (m *Machine) pruneFinished() {
+	n := 0
+	for _, x := range m.xfers {
+		if x.rec.State.Terminal() {
+			n++
+		}
+	}
+	for i := 0; n > MaxFinished && i < len(m.order); {
+		k := m.order[i]
+		if x := m.xfers[k]; x.rec.State.Terminal() && x.rec.Told {
+			m.drop(k)
+			m.effects = append(m.effects, DeleteRecord{K: k})
+			n--
+			continue
+		}
+		i++
+	}
 }
 
 // ioReason maps an effect's error to the reason the peer is told.

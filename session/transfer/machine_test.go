@@ -554,3 +554,37 @@ func TestNewMachineRejectsBadRecords(t *testing.T) {
 		t.Error("chunk size 100 accepted")
 	}
 }
+
+// Ended transfers beyond MaxFinished are forgotten, oldest first.
+func TestMaxFinished(t *testing.T) {
+	peer := [32]byte{1}
+	var recs []Record
+	for i := range MaxFinished {
+		recs = append(recs, Record{Peer: peer, ID: ID{byte(i), byte(i >> 8)}, State: StateFailed, Reason: ReasonCancelled,
+			ChunkSize: DefaultChunkSize, Told: true, Updated: simEpoch})
+	}
+	m, err := NewMachine(Config{Peer: peer, Records: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start(simEpoch)
+	s := &fakeStreams{}
+	m.SessionUp(simEpoch, s)
+	m.HandleSessionEvent(simEpoch, session.StreamReceived{Stream: 1, Seq: 0, Body: appendHello(nil, hello{})})
+	for n := range 3 {
+		id := ID{0xee, 0xee, byte(n)}
+		m.HandleSessionEvent(simEpoch, session.StreamReceived{Stream: 1, Seq: uint64(1 + 2*n),
+			Body: appendControl(nil, &control{kind: msgOffer, id: id, size: 1, chunkSize: MinChunkSize, name: "x"})})
+		m.HandleSessionEvent(simEpoch, session.StreamReceived{Stream: 1, Seq: uint64(2 + 2*n),
+			Body: appendControl(nil, &control{kind: msgCancel, id: id, reason: ReasonCancelled})})
+	}
+	var deleted []ID
+	for _, e := range m.Effects() {
+		if d, ok := e.(DeleteRecord); ok {
+			deleted = append(deleted, d.K.ID)
+		}
+	}
+	if len(m.Transfers()) != MaxFinished || len(deleted) != 3 || deleted[0] != (ID{0, 0}) || deleted[2] != (ID{2, 0}) {
+		t.Fatalf("%d transfers kept, deleted %v", len(m.Transfers()), deleted)
+	}
+}
