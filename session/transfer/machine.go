@@ -48,8 +48,9 @@ type Status struct {
 	Rate float64
 	Hash [32]byte
 	// Path is the source (outgoing) or, once done, the saved file
-	// (incoming).
+	// (incoming); Dir is where an accepted incoming file is saved.
 	Path string
+	Dir  string
 	// Reason, ByPeer and Detail explain StateFailed.
 	Reason Reason
 	ByPeer bool
@@ -953,6 +954,12 @@ func (m *Machine) finish(x *xfer) {
 }
 
 func (m *Machine) finished(now time.Time, x *xfer, r Finished) {
+	if x.rec.State == StateFailed && r.Err == nil {
+		// Cancelled while the file was being verified and named: the
+		// file under its final name is ours, and unwanted.
+		m.effects = append(m.effects, RemoveFile{K: r.K, Temp: r.Path})
+		return
+	}
 	if x.rec.State != StateActive || !x.finishing {
 		return
 	}
@@ -1174,7 +1181,7 @@ func (m *Machine) status(x *xfer) Status {
 		Done: x.done, Rate: x.rate, Hash: x.rec.Hash, Path: x.rec.Path,
 		Reason: x.rec.Reason, ByPeer: x.rec.ByPeer, Detail: x.rec.Detail}
 	if !x.rec.Outgoing {
-		s.Name, s.Path = SafeName(x.rec.Name), x.rec.Final
+		s.Name, s.Path, s.Dir = SafeName(x.rec.Name), x.rec.Final, x.rec.Dir
 	}
 	if x.rec.State != StateActive {
 		s.Rate = 0

@@ -588,3 +588,19 @@ func TestMaxFinished(t *testing.T) {
 		t.Fatalf("%d transfers kept, deleted %v", len(m.Transfers()), deleted)
 	}
 }
+
+// A cancel that comes while the complete file is being verified and named
+// leaves no file behind either.
+func TestCancelWhileFinishing(t *testing.T) {
+	s := pair(t, 17)
+	s.autoAccept(t)
+	id := s.offer(t, 0, simFile(t, t.TempDir(), "a.bin", 300_000, 11))
+	s.run(func() bool {
+		x := s.p[1].tm.xfers[Key{Peer: s.p[0].pub, ID: id}]
+		return x != nil && x.finishing
+	}, time.Minute)
+	if err := s.p[1].tm.Cancel(s.now, id); err != nil {
+		t.Fatal(err)
+	}
+	s.failedBoth(t, id, ReasonCancelled, true)
+}
