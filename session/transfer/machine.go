@@ -89,6 +89,8 @@ func (Progress) transferEvent()      {}
 func (Completed) transferEvent()     {}
 func (Failed) transferEvent()        {}
 
+var _ sansio.Machine = (*Machine)(nil)
+
 // Errors of the intent methods.
 var (
 	// ErrNoTransfer: no transfer has that ID.
@@ -111,6 +113,10 @@ type Stats struct {
 
 // Machine runs every file transfer with one peer; see the package doc. It
 // is not safe for concurrent use: the peer's connection machine owns it.
+//
+// It has no datagrams of its own: it writes into the session it was given
+// (SessionUp), so after every call into the Machine the owner drains that
+// session's Transmits and Events as after any other session input.
 type Machine struct {
 	cfg  Config
 	rand io.Reader
