@@ -74,27 +74,31 @@ func FuzzAckFrame(f *testing.F) {
 	for _, s := range fuzzSeeds(f).ack {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var a ackFrame
-		rest, err := parseAckFrame(b, &a)
-		if err != nil {
-			return
+	f.Fuzz(func(t *testing.T, b []byte) { checkAckParse(t, b, parseAckFrame) })
+}
+
+// checkAckParse runs one ack parser on b: what it accepts must be
+// well-formed and encode back to the same bytes.
+func checkAckParse(t *testing.T, b []byte, parse func([]byte, *ackFrame) ([]byte, error)) {
+	var a ackFrame
+	rest, err := parse(b, &a)
+	if err != nil {
+		return
+	}
+	if (b[0] == frameSAck) != (a.stream != chatStream) || a.committed > a.cum || a.cum > a.window || len(a.ranges) > MaxAckRanges {
+		t.Fatalf("accepted inconsistent ack %+v", a)
+	}
+	prev := a.cum
+	for _, r := range a.ranges {
+		if r.start <= prev || r.end <= r.start || r.end > a.window {
+			t.Fatalf("accepted bad range %+v in %+v", r, a)
 		}
-		if a.committed > a.cum || a.cum > a.window || len(a.ranges) > MaxAckRanges {
-			t.Fatalf("accepted inconsistent ack %+v", a)
-		}
-		prev := a.cum
-		for _, r := range a.ranges {
-			if r.start <= prev || r.end <= r.start || r.end > a.window {
-				t.Fatalf("accepted bad range %+v in %+v", r, a)
-			}
-			prev = r.end
-		}
-		used := b[:len(b)-len(rest)]
-		if again := appendAckFrame(nil, &a); !bytes.Equal(again, used) {
-			t.Fatalf("ack round trip: %x became %x", used, again)
-		}
-	})
+		prev = r.end
+	}
+	used := b[:len(b)-len(rest)]
+	if again := appendAnyAckFrame(nil, &a); !bytes.Equal(again, used) {
+		t.Fatalf("ack round trip: %x became %x", used, again)
+	}
 }
 
 // FuzzDataFrame checks the fragment parser the same way.
@@ -118,6 +122,41 @@ func FuzzDataFrame(f *testing.F) {
 	})
 }
 
+// FuzzStreamDataFrame checks the numbered streams' fragment parser: what it
+// accepts is within the limits and encodes back to the same bytes.
+func FuzzStreamDataFrame(f *testing.F) {
+	for _, s := range fuzzSeeds(f).sdata {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var d dataFrame
+		rest, err := parseStreamDataFrame(b, &d)
+		if err != nil {
+			return
+		}
+		if d.stream == chatStream || len(d.data) > streamFragmentSize ||
+			(d.first && (d.total > MaxStreamMessageSize || uint32(len(d.data)) > d.total)) {
+			t.Fatalf("accepted bad stream fragment %+v", d)
+		}
+		used := b[:len(b)-len(rest)]
+		if d.encodedLen() != len(used) {
+			t.Fatalf("encodedLen %d for a %d-byte frame", d.encodedLen(), len(used))
+		}
+		if again := appendAnyDataFrame(nil, &d); !bytes.Equal(again, used) {
+			t.Fatalf("stream fragment round trip: %x became %x", used, again)
+		}
+	})
+}
+
+// FuzzStreamAckFrame checks the numbered streams' ack parser like the chat
+// one.
+func FuzzStreamAckFrame(f *testing.F) {
+	for _, s := range fuzzSeeds(f).sack {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkAckParse(t, b, parseStreamAckFrame) })
+}
+
 // FuzzTransportPayload hands arbitrary plaintext, sealed with the right
 // key, to an established machine: the frame decoders and the reliable
 // layer behind them must survive anything an authenticated but hostile
@@ -136,6 +175,9 @@ func FuzzTransportPayload(f *testing.F) {
 		s.run(func() bool { return s.m[0].Established() && s.m[1].Established() }, time.Second)
 		a, b := s.m[0], s.m[1]
 		_ = b.Send(s.now, OutMessage{ID: simMsgID(1, 0), Body: make([]byte, 3000)})
+		// A numbered stream with something in flight, for SACK and STOP.
+		id, _ := b.OpenStream(s.now)
+		_, _ = b.SendStream(s.now, id, make([]byte, 3000))
 		b.Transmits()
 		// Seal as A would, with A's next counter, and deliver twice.
 		a.seal(plain)
@@ -158,6 +200,9 @@ func FuzzTransportPayload(f *testing.F) {
 				}
 			}
 		}
+		if !failed && b.inflight < 0 {
+			t.Fatalf("in-flight count went negative: %d", b.inflight)
+		}
 		if st := b.Stats(); !failed && validateFrames(plain, &frame{}) == nil && st.Replays != 1 {
 			t.Fatalf("second copy not refused as a replay: %+v", st)
 		}
@@ -165,7 +210,7 @@ func FuzzTransportPayload(f *testing.F) {
 }
 
 // fuzzCorpus holds seed inputs per target.
-type fuzzCorpus struct{ handshake, transport, ack, data, payload [][]byte }
+type fuzzCorpus struct{ handshake, transport, ack, data, sdata, sack, payload [][]byte }
 
 // fuzzSeeds records the datagrams and frames of a short real session with
 // loss, plus a few hand-made edge cases.
@@ -204,8 +249,35 @@ func fuzzSeeds(tb testing.TB) fuzzCorpus {
 	single := &dataFrame{seq: 0, first: true, last: true, id: simMsgID(0, 0), total: 5, data: []byte("hello")}
 	c.ack = [][]byte{appendAckFrame(nil, ack), appendAckFrame(nil, &ackFrame{}), {frameAck}}
 	c.data = [][]byte{appendDataFrame(nil, first), appendDataFrame(nil, last), appendDataFrame(nil, single), {frameData}}
+	// Numbered streams, with hostile lengths and counts beside real frames.
+	sfirst := &dataFrame{stream: 1, seq: 0, first: true, total: 3000, data: bytes.Repeat([]byte{'s'}, streamFragmentSize)}
+	slast := &dataFrame{stream: 1, seq: 2, last: true, data: bytes.Repeat([]byte{'t'}, 3000-2*streamFragmentSize)}
+	ssingle := &dataFrame{stream: 7, seq: 0, first: true, last: true, total: 2, data: []byte("ok")}
+	sack := &ackFrame{stream: 1, cum: 1, committed: 0, window: RecvWindowFragments, ranges: []ackRange{{2, 3}}}
+	maxLen := func(b []byte, at int) []byte { b = bytes.Clone(b); b[at], b[at+1] = 0xff, 0xff; return b }
+	c.sdata = [][]byte{
+		appendStreamDataFrame(nil, sfirst), appendStreamDataFrame(nil, slast), appendStreamDataFrame(nil, ssingle),
+		maxLen(appendStreamDataFrame(nil, ssingle), 14),                                    // len 65535
+		append(appendStreamDataFrame(nil, ssingle)[:16], 0xff, 0xff, 0xff, 0xff, 'o', 'k'), // total 4 GiB
+		{frameSData, 0, 0, 0, 0}, // stream 0
+		{frameSData},
+	}
+	manyRanges := appendStreamAckFrame(nil, &ackFrame{stream: 1, window: 1 << 20})
+	manyRanges[len(manyRanges)-1] = 255 // 255 ranges announced, none present
+	c.sack = [][]byte{
+		appendStreamAckFrame(nil, sack), manyRanges,
+		appendStreamAckFrame(nil, &ackFrame{stream: 1, cum: 5, committed: 9, window: 9}), // committed > cum
+		{frameSAck, 0, 0, 0, 0},
+	}
 	c.payload = [][]byte{
 		appendDataFrame(appendAckFrame(nil, &ackFrame{window: RecvWindowFragments}), single),
+		appendStreamDataFrame(appendStreamAckFrame(nil, sack), ssingle),
+		appendStreamAckFrame(nil, &ackFrame{stream: 1, cum: 3, window: RecvWindowFragments}), // acks what was sent
+		appendStreamAckFrame(nil, &ackFrame{stream: 1, cum: 9, window: RecvWindowFragments}), // acks what was not
+		appendStopFrame(nil, 1),
+		appendStopFrame(appendStreamDataFrame(nil, ssingle), 7),
+		appendStreamDataFrame(nil, slast), // continues nothing
+		appendStreamDataFrame(nil, &dataFrame{stream: 0xffffffff, first: true, last: true}),
 		append(appendDataFrame(nil, first), appendDataFrame([]byte{framePing, frameTyping, 1}, last)...),
 		appendDataFrame(nil, last), // continues nothing: protocol error
 		{framePing},
@@ -227,6 +299,8 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		"FuzzTransportHeader":  c.transport,
 		"FuzzAckFrame":         c.ack,
 		"FuzzDataFrame":        c.data,
+		"FuzzStreamDataFrame":  c.sdata,
+		"FuzzStreamAckFrame":   c.sack,
 		"FuzzTransportPayload": c.payload,
 	} {
 		dir := filepath.Join("testdata", "fuzz", target)

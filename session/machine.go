@@ -16,7 +16,8 @@ import (
 // Machine is one encrypted, reliable, ordered conversation with one peer over
 // the path punch selected: a Noise IK handshake followed by AEAD-protected
 // datagrams that carry fragmented messages, acknowledgements, delivery
-// receipts and a typing indicator.
+// receipts and a typing indicator, and, beside the chat, numbered streams
+// (stream.go) for file transfers.
 //
 // Machine is sans-I/O: it never reads a clock, starts a goroutine or touches
 // a socket. The caller passes every input with the current time, then sends
@@ -41,8 +42,20 @@ type Machine struct {
 	sendCounter uint64
 	replay      ReplayWindow
 
-	snd sender
-	rcv receiver
+	snd sender   // the chat stream
+	rcv receiver // the chat stream
+	rtt rttState
+	// inflight counts fragments of every stream sent and not acked.
+	inflight int
+
+	sout      []*sender   // our open numbered streams, in opening order
+	sin       []*receiver // the peer's open numbered streams
+	nextOut   StreamID    // the number OpenStream hands out next
+	inHighest StreamID    // the highest peer stream number seen
+	inSeen    uint64      // bit i: stream inHighest-i was seen
+	stops     []StreamID  // STOP frames to send
+	rr        int         // which numbered stream goes first in the next flush
+	swin      streamWindow
 
 	typingLocal     bool      // what SetTyping last said
 	typingSentAt    time.Time // when a typing frame last went out
@@ -275,11 +288,13 @@ func NewMachine(cfg Config) (*Machine, error) {
 		return nil, fmt.Errorf("new session machine: %w", err)
 	}
 	m := &Machine{cfg: cfg, timers: timers, rand: sansio.Rand(cfg.Rand)}
-	m.snd.init(m.timers)
+	m.rtt.rto, m.rtt.minRTO, m.rtt.maxRTO = timers.InitialRTO, timers.MinRTO, timers.MaxRTO
+	m.snd.init(chatStream)
+	m.rcv.init(chatStream)
+	m.swin.init()
 	if cfg.PathRTT > 0 {
-		m.snd.sample(cfg.PathRTT)
+		m.rtt.sample(cfg.PathRTT)
 	}
-	m.rcv.init()
 	return m, nil
 }
 
@@ -350,7 +365,19 @@ func (m *Machine) HandleTimeout(now time.Time) {
 		m.hs.timeout(m, now)
 		return
 	}
-	m.snd.timeout(m, now)
+	fired := m.snd.timeout(m, now)
+	for _, s := range m.sout {
+		fired = s.timeout(m, now) || fired
+	}
+	if fired {
+		// One backoff per timeout, however many streams it hit.
+		m.rtt.rto = min(2*m.rtt.rto, m.rtt.maxRTO)
+		for _, s := range append([]*sender{&m.snd}, m.sout...) {
+			if !s.rtoAt.IsZero() && !now.Before(s.rtoAt) {
+				s.rtoAt = now.Add(m.rtt.rto)
+			}
+		}
+	}
 	if m.typingRemote && !now.Before(m.typingRemoteEnd) {
 		m.typingRemote = false
 		m.events = append(m.events, Typing{Active: false})
@@ -371,7 +398,7 @@ func (m *Machine) Send(now time.Time, msg OutMessage) error {
 	if len(msg.Body) > MaxMessageSize {
 		return fmt.Errorf("send %d bytes: %w", len(msg.Body), ErrTooLarge)
 	}
-	m.snd.enqueue(now, msg)
+	m.snd.enqueue(now, msg.ID, msg.Body, msg.SentAt)
 	return nil
 }
 
@@ -432,6 +459,9 @@ func (m *Machine) Deadline() time.Time {
 		return m.hs.deadline()
 	}
 	d := m.snd.deadline()
+	for _, s := range m.sout {
+		d = sansio.Earliest(d, s.deadline())
+	}
 	if m.typingRemote {
 		d = sansio.Earliest(d, m.typingRemoteEnd)
 	}
@@ -441,7 +471,7 @@ func (m *Machine) Deadline() time.Time {
 // Stats returns the counters and the current RTT estimate.
 func (m *Machine) Stats() Stats {
 	s := m.stats
-	s.SRTT, s.RTTVar, s.RTO = m.snd.srtt, m.snd.rttvar, m.snd.rto
+	s.SRTT, s.RTTVar, s.RTO = m.rtt.srtt, m.rtt.rttvar, m.rtt.rto
 	return s
 }
 
@@ -459,6 +489,14 @@ func (m *Machine) fail(reason FailReason, detail string) {
 // is outstanding.
 func (m *Machine) deadPeerDeadline() time.Time {
 	since, waiting := m.snd.waitingSince()
+	for _, s := range m.sout {
+		if t, w := s.waitingSince(); w {
+			if !waiting || t.After(since) {
+				since = t
+			}
+			waiting = true
+		}
+	}
 	if !waiting {
 		return time.Time{}
 	}

@@ -92,6 +92,11 @@ type simLink struct {
 	jitter  time.Duration // the extra delay, which reorders datagrams
 	q       simQueue
 	ord     int
+	// rate, if set, is the link's capacity in bytes per second each way:
+	// datagrams queue behind each other (busy) before their delay starts,
+	// as at a real bottleneck.
+	rate float64
+	busy [2]time.Time
 	// tamper, if set, may rewrite or drop (return nil) a datagram.
 	tamper func(from int, b []byte) []byte
 }
@@ -112,11 +117,20 @@ func (l *simLink) send(now time.Time, from int, b []byte) {
 	if l.rng.Float64() < l.dup {
 		copies = 2
 	}
+	var queued time.Duration
+	if l.rate > 0 {
+		start := l.busy[from]
+		if start.Before(now) {
+			start = now
+		}
+		l.busy[from] = start.Add(time.Duration(float64(len(b)) / l.rate * float64(time.Second)))
+		queued = l.busy[from].Sub(now)
+	}
 	for range copies {
 		if l.rng.Float64() < l.loss {
 			continue
 		}
-		d := l.delay
+		d := l.delay + queued
 		if l.jitter > 0 && l.rng.Float64() < l.reorder {
 			d += time.Duration(l.rng.Int64N(int64(l.jitter)))
 		}

@@ -90,6 +90,24 @@ const (
 	LossReorderThreshold = 3
 	// MaxAckRanges bounds the selective-ack ranges in one ack frame.
 	MaxAckRanges = 32
+
+	// MaxStreamMessageSize is the largest message SendStream accepts
+	// (128 KiB): room for a 64 KiB file chunk and its header, and still
+	// only an eighth of the receive window, so several messages are in
+	// flight at once and a stream never runs stop-and-wait.
+	MaxStreamMessageSize = 128 << 10
+	// MaxStreams bounds the open numbered streams per direction: one per
+	// running file transfer plus control, and a peer can make us buffer
+	// at most this many receive windows.
+	MaxStreams = 16
+	// ChatReserveFragments is the part of SendWindowFragments that only the
+	// chat stream may fill, so a chat message goes out at once even while
+	// files keep the rest of the window full.
+	ChatReserveFragments = 64
+	// StreamQuantum is how many fragments a numbered stream sends before
+	// the next one gets its turn: about 9 KiB, so streams share the path
+	// fairly within a single flush.
+	StreamQuantum = 8
 )
 
 // Timers overrides the timer constants for one machine (sansio.Override):

@@ -52,8 +52,22 @@ func (m *Machine) handleTransport(now time.Time, b []byte) {
 			m.rcv.handleData(m, &f.data)
 		case frameAck:
 			m.snd.handleAck(m, now, &f.ack)
+		case frameSData:
+			if r := m.incoming(f.data.stream); r != nil {
+				r.handleData(m, &f.data)
+			}
+		case frameSAck:
+			// An ack for a stream we closed is old news.
+			if s := m.outStream(f.ack.stream); s != nil {
+				s.handleAck(m, now, &f.ack)
+			}
+		case frameStop:
+			m.handleStop(f.stream)
 		case framePing:
 			m.rcv.ackPending = true
+			for _, r := range m.sin {
+				r.ackPending = true
+			}
 		case frameTyping:
 			m.handleTyping(now, f.typing)
 		case frameClose:
@@ -76,13 +90,34 @@ func (m *Machine) handleTyping(now time.Time, active bool) {
 }
 
 // flush packs pending acks, the typing frame, probes, retransmissions and new
-// fragments into as few datagrams as fit in MaxDatagramSize.
+// fragments into as few datagrams as fit in MaxDatagramSize. Chat goes
+// before the numbered streams, which take turns.
 func (m *Machine) flush(now time.Time) {
 	p := m.payload[:0]
+	// room makes space for n more bytes, sealing the datagram when full.
+	room := func(n int) {
+		if len(p)+n > maxPayload {
+			m.seal(p)
+			p = p[:0]
+		}
+	}
 	if m.rcv.ackPending {
 		m.rcv.ackPending = false
 		p = appendAckFrame(p, m.rcv.ackFrame())
 	}
+	for _, r := range m.sin {
+		if r.ackPending {
+			r.ackPending = false
+			a := r.ackFrame()
+			room(5 + ackFixedLen + len(a.ranges)*ackRangeLen)
+			p = appendStreamAckFrame(p, a)
+		}
+	}
+	for _, id := range m.stops {
+		room(stopLen)
+		p = appendStopFrame(p, id)
+	}
+	m.stops = m.stops[:0]
 	if m.typingDirty {
 		m.typingDirty = false
 		m.typingSentAt = now
@@ -92,18 +127,45 @@ func (m *Machine) flush(now time.Time) {
 		}
 		p = append(p, frameTyping, active)
 	}
-	if m.snd.probeDue {
-		m.snd.probeDue = false
+	probe := m.snd.probeDue
+	m.snd.probeDue = false
+	for _, s := range m.sout {
+		probe = probe || s.probeDue
+		s.probeDue = false
+	}
+	if probe {
+		room(1)
 		p = append(p, framePing)
 	}
-	m.snd.emit(m, now, func(f *dataFrame) uint64 {
-		if len(p)+f.encodedLen() > maxPayload {
-			m.seal(p)
-			p = p[:0]
-		}
-		p = appendDataFrame(p, f)
+	add := func(f *dataFrame) uint64 {
+		room(f.encodedLen())
+		p = appendAnyDataFrame(p, f)
 		return m.sendCounter // the datagram p will be sealed into
-	})
+	}
+	m.snd.emitLost(m, now, add)
+	m.snd.emitNew(m, now, SendWindowFragments, int(^uint(0)>>1), add)
+	m.snd.armTimers(m, now)
+	if n := len(m.sout); n > 0 {
+		for _, s := range m.sout {
+			s.emitLost(m, now, add)
+		}
+		// Round robin, StreamQuantum fragments a turn, starting with a
+		// different stream each flush; chat keeps its reserve, and the
+		// streams together stay within their delay-based window.
+		limit := min(SendWindowFragments-ChatReserveFragments, m.snd.inflight+m.swin.window())
+		m.rr = (m.rr + 1) % n
+		for sent := true; sent && m.inflight < limit; {
+			sent = false
+			for i := range n {
+				if m.sout[(m.rr+i)%n].emitNew(m, now, limit, StreamQuantum, add) > 0 {
+					sent = true
+				}
+			}
+		}
+		for _, s := range m.sout {
+			s.armTimers(m, now)
+		}
+	}
 	if len(p) > 0 {
 		m.seal(p)
 	}

@@ -20,6 +20,14 @@ import (
 //	PING   0x03
 //	TYPING 0x04 | active 1
 //	CLOSE  0x05
+//	SDATA  0x06 | stream 4 | seq 8 | flags 1 | len 2 | [first only: total 4] | len bytes
+//	SACK   0x07 | stream 4 | cum 8 | committed 8 | window 8 | n 1 | n × (offset 2 | length 2)
+//	STOP   0x08 | stream 4
+//
+// DATA and ACK belong to the chat stream (stream 0); SDATA and SACK carry
+// the numbered streams (stream.go), whose messages have no ID or timestamp.
+// A stream number in SDATA names one of the sender's streams, in SACK and
+// STOP one of the receiver's: each direction numbers its own streams.
 //
 // Every length is checked before it is read (the discipline of Tailscale's
 // disco package); parsers never panic and never allocate except for ranges.
@@ -42,6 +50,9 @@ const (
 	framePing   byte = 0x03
 	frameTyping byte = 0x04
 	frameClose  byte = 0x05
+	frameSData  byte = 0x06
+	frameSAck   byte = 0x07
+	frameStop   byte = 0x08
 
 	dataHeaderLen      = 1 + 8 + 1 + 2
 	dataFirstHeaderLen = 16 + 8 + 4
@@ -50,12 +61,19 @@ const (
 	// size so a retransmission always fits where the original did.
 	fragmentSize = maxPayload - dataHeaderLen - dataFirstHeaderLen
 
+	streamDataHeaderLen      = 1 + 4 + 8 + 1 + 2
+	streamDataFirstHeaderLen = 4
+	// streamFragmentSize is the body bytes per fragment of a numbered
+	// stream, sized the same way as fragmentSize.
+	streamFragmentSize = maxPayload - streamDataHeaderLen - streamDataFirstHeaderLen
+
 	flagFirst byte = 1 << 0
 	flagLast  byte = 1 << 1
 
 	ackFixedLen = 1 + 8 + 8 + 8 + 1
 	ackRangeLen = 4
 	maxAckLen   = ackFixedLen + MaxAckRanges*ackRangeLen
+	stopLen     = 1 + 4
 )
 
 var (
@@ -109,6 +127,7 @@ func appendTransportHeader(b []byte, counter uint64) []byte {
 
 // dataFrame is one fragment of a message.
 type dataFrame struct {
+	stream      StreamID // chatStream: a DATA frame; otherwise SDATA
 	seq         uint64
 	first, last bool
 	// Set on the first fragment only.
@@ -119,6 +138,13 @@ type dataFrame struct {
 }
 
 func (f *dataFrame) encodedLen() int {
+	if f.stream != chatStream {
+		n := streamDataHeaderLen + len(f.data)
+		if f.first {
+			n += streamDataFirstHeaderLen
+		}
+		return n
+	}
 	n := dataHeaderLen + len(f.data)
 	if f.first {
 		n += dataFirstHeaderLen
@@ -126,7 +152,15 @@ func (f *dataFrame) encodedLen() int {
 	return n
 }
 
-func appendDataFrame(b []byte, f *dataFrame) []byte {
+// appendAnyDataFrame appends f as DATA or SDATA, by its stream.
+func appendAnyDataFrame(b []byte, f *dataFrame) []byte {
+	if f.stream != chatStream {
+		return appendStreamDataFrame(b, f)
+	}
+	return appendDataFrame(b, f)
+}
+
+func dataFlags(f *dataFrame) byte {
 	var flags byte
 	if f.first {
 		flags |= flagFirst
@@ -134,9 +168,68 @@ func appendDataFrame(b []byte, f *dataFrame) []byte {
 	if f.last {
 		flags |= flagLast
 	}
+	return flags
+}
+
+// appendStreamDataFrame appends an SDATA frame (f.stream must not be 0).
+func appendStreamDataFrame(b []byte, f *dataFrame) []byte {
+	b = append(b, frameSData)
+	b = binary.BigEndian.AppendUint32(b, uint32(f.stream))
+	b = binary.BigEndian.AppendUint64(b, f.seq)
+	b = append(b, dataFlags(f))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(f.data)))
+	if f.first {
+		b = binary.BigEndian.AppendUint32(b, f.total)
+	}
+	return append(b, f.data...)
+}
+
+// parseStreamDataFrame parses an SDATA frame at the start of b and returns
+// the rest. f.data aliases b.
+func parseStreamDataFrame(b []byte, f *dataFrame) ([]byte, error) {
+	if len(b) < streamDataHeaderLen || b[0] != frameSData {
+		return nil, fmt.Errorf("stream data frame: %w", errShort)
+	}
+	f.stream = StreamID(binary.BigEndian.Uint32(b[1:5]))
+	if f.stream == chatStream {
+		return nil, errors.New("stream data frame: stream 0 is the chat stream")
+	}
+	f.seq = binary.BigEndian.Uint64(b[5:13])
+	flags := b[13]
+	if flags&^(flagFirst|flagLast) != 0 {
+		return nil, fmt.Errorf("stream data frame: unknown flags 0x%02x", flags)
+	}
+	f.first, f.last = flags&flagFirst != 0, flags&flagLast != 0
+	n := int(binary.BigEndian.Uint16(b[14:16]))
+	b = b[streamDataHeaderLen:]
+	if n > streamFragmentSize {
+		return nil, fmt.Errorf("stream data frame: fragment of %d bytes exceeds %d", n, streamFragmentSize)
+	}
+	f.id, f.sentAt, f.total = MessageID{}, 0, 0
+	if f.first {
+		if len(b) < streamDataFirstHeaderLen {
+			return nil, fmt.Errorf("stream data frame header: %w", errShort)
+		}
+		f.total = binary.BigEndian.Uint32(b[:4])
+		b = b[streamDataFirstHeaderLen:]
+		if f.total > MaxStreamMessageSize {
+			return nil, fmt.Errorf("stream data frame: message of %d bytes exceeds %d", f.total, MaxStreamMessageSize)
+		}
+		if uint32(n) > f.total || (f.last && uint32(n) != f.total) {
+			return nil, fmt.Errorf("stream data frame: fragment of %d bytes does not match total %d", n, f.total)
+		}
+	}
+	if len(b) < n {
+		return nil, fmt.Errorf("stream data frame body: %w", errShort)
+	}
+	f.data = b[:n:n]
+	return b[n:], nil
+}
+
+func appendDataFrame(b []byte, f *dataFrame) []byte {
 	b = append(b, frameData)
 	b = binary.BigEndian.AppendUint64(b, f.seq)
-	b = append(b, flags)
+	b = append(b, dataFlags(f))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(f.data)))
 	if f.first {
 		b = append(b, f.id[:]...)
@@ -152,6 +245,7 @@ func parseDataFrame(b []byte, f *dataFrame) ([]byte, error) {
 	if len(b) < dataHeaderLen || b[0] != frameData {
 		return nil, fmt.Errorf("data frame: %w", errShort)
 	}
+	f.stream = chatStream
 	f.seq = binary.BigEndian.Uint64(b[1:9])
 	flags := b[9]
 	if flags&^(flagFirst|flagLast) != 0 {
@@ -192,14 +286,34 @@ type ackRange struct{ start, end uint64 }
 
 // ackFrame acknowledges fragments and carries the receipt and the window.
 type ackFrame struct {
-	cum       uint64 // every seq below cum was received
-	committed uint64 // every message whose fragments lie below committed was stored
-	window    uint64 // the receiver accepts seq < window
+	stream    StreamID // chatStream: an ACK frame; otherwise SACK
+	cum       uint64   // every seq below cum was received
+	committed uint64   // every message whose fragments lie below committed was stored
+	window    uint64   // the receiver accepts seq < window
 	ranges    []ackRange
+}
+
+// appendAnyAckFrame appends f as ACK or SACK, by its stream.
+func appendAnyAckFrame(b []byte, f *ackFrame) []byte {
+	if f.stream != chatStream {
+		return appendStreamAckFrame(b, f)
+	}
+	return appendAckFrame(b, f)
 }
 
 func appendAckFrame(b []byte, f *ackFrame) []byte {
 	b = append(b, frameAck)
+	return appendAckBody(b, f)
+}
+
+// appendStreamAckFrame appends a SACK frame (f.stream must not be 0).
+func appendStreamAckFrame(b []byte, f *ackFrame) []byte {
+	b = append(b, frameSAck)
+	b = binary.BigEndian.AppendUint32(b, uint32(f.stream))
+	return appendAckBody(b, f)
+}
+
+func appendAckBody(b []byte, f *ackFrame) []byte {
 	b = binary.BigEndian.AppendUint64(b, f.cum)
 	b = binary.BigEndian.AppendUint64(b, f.committed)
 	b = binary.BigEndian.AppendUint64(b, f.window)
@@ -215,14 +329,36 @@ func appendAckFrame(b []byte, f *ackFrame) []byte {
 // Ranges are appended to f.ranges[:0]; they must ascend without touching
 // each other or cum.
 func parseAckFrame(b []byte, f *ackFrame) ([]byte, error) {
-	if len(b) < ackFixedLen || b[0] != frameAck {
+	if len(b) < 1 || b[0] != frameAck {
 		return nil, fmt.Errorf("ack frame: %w", errShort)
 	}
-	f.cum = binary.BigEndian.Uint64(b[1:9])
-	f.committed = binary.BigEndian.Uint64(b[9:17])
-	f.window = binary.BigEndian.Uint64(b[17:25])
-	n := int(b[25])
-	b = b[ackFixedLen:]
+	f.stream = chatStream
+	return parseAckBody(b[1:], f)
+}
+
+// parseStreamAckFrame parses a SACK frame at the start of b and returns the
+// rest, with the same checks as parseAckFrame.
+func parseStreamAckFrame(b []byte, f *ackFrame) ([]byte, error) {
+	if len(b) < 5 || b[0] != frameSAck {
+		return nil, fmt.Errorf("stream ack frame: %w", errShort)
+	}
+	f.stream = StreamID(binary.BigEndian.Uint32(b[1:5]))
+	if f.stream == chatStream {
+		return nil, errors.New("stream ack frame: stream 0 is the chat stream")
+	}
+	return parseAckBody(b[5:], f)
+}
+
+// parseAckBody parses what follows the type byte (and stream) of an ACK.
+func parseAckBody(b []byte, f *ackFrame) ([]byte, error) {
+	if len(b) < ackFixedLen-1 {
+		return nil, fmt.Errorf("ack frame: %w", errShort)
+	}
+	f.cum = binary.BigEndian.Uint64(b[0:8])
+	f.committed = binary.BigEndian.Uint64(b[8:16])
+	f.window = binary.BigEndian.Uint64(b[16:24])
+	n := int(b[24])
+	b = b[ackFixedLen-1:]
 	if f.committed > f.cum || f.cum > f.window {
 		return nil, fmt.Errorf("ack frame: committed %d, cum %d, window %d out of order", f.committed, f.cum, f.window)
 	}
@@ -254,6 +390,7 @@ type frame struct {
 	data   dataFrame
 	ack    ackFrame
 	typing bool
+	stream StreamID // STOP
 }
 
 // nextFrame decodes the frame at the start of b into f and returns the rest.
@@ -267,6 +404,18 @@ func nextFrame(b []byte, f *frame) ([]byte, error) {
 		return parseDataFrame(b, &f.data)
 	case frameAck:
 		return parseAckFrame(b, &f.ack)
+	case frameSData:
+		return parseStreamDataFrame(b, &f.data)
+	case frameSAck:
+		return parseStreamAckFrame(b, &f.ack)
+	case frameStop:
+		if len(b) < stopLen {
+			return nil, fmt.Errorf("stop frame: %w", errShort)
+		}
+		if f.stream = StreamID(binary.BigEndian.Uint32(b[1:5])); f.stream == chatStream {
+			return nil, errors.New("stop frame: the chat stream cannot be stopped")
+		}
+		return b[stopLen:], nil
 	case framePing, frameClose:
 		return b[1:], nil
 	case frameTyping:

@@ -17,6 +17,7 @@ import (
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/private"
+	"github.com/p2ptui/p2ptui/session/transfer"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 	"golang.org/x/text/unicode/norm"
@@ -158,6 +159,7 @@ type Contact struct {
 //	convs/pub(32)/recv      msgID(16) → seq(8)   received messages (dedupe)
 //	convs/pub(32)/out       seq(8) → msgID(16)   outbox, in queue order
 //	convs/pub(32)/sent      seq(8) → time(8)     a received message's sender time
+//	transfers/pub(32)       dir(1) id(16) → transfer.Record (dir 1: ours)
 //
 // blocked and sent came after schema 1 without changing it: an older
 // p2ptui ignores buckets it does not know, and a conversation written by
@@ -175,6 +177,7 @@ var (
 	bucketOut      = []byte("out")
 	bucketSentAt   = []byte("sent")
 	bucketBlocked  = []byte("blocked")
+	bucketXfers    = []byte("transfers")
 	keySchema      = []byte("schema")
 )
 
@@ -207,7 +210,7 @@ func OpenStore(dir string) (*Store, error) {
 		} else if err := meta.Put(keySchema, []byte{storeSchema}); err != nil {
 			return err
 		}
-		for _, name := range [][]byte{bucketContacts, bucketConvs, bucketBlocked} {
+		for _, name := range [][]byte{bucketContacts, bucketConvs, bucketBlocked, bucketXfers} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -1045,4 +1048,106 @@ func (s *Store) Count(contactID string) (int, error) {
 		return err
 	})
 	return int(n), err
+}
+
+func transferKey(k transfer.Key) []byte {
+	b := make([]byte, 0, 1+len(k.ID))
+	if k.Outgoing {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return append(b, k.ID[:]...)
+}
+
+// PutTransfer stores (creates or replaces) a file transfer's record.
+func (s *Store) PutTransfer(r transfer.Record) error {
+	v, err := r.MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("store transfer %s: %w", r.ID, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.Bucket(bucketXfers).CreateBucketIfNotExists(r.Peer[:])
+		if err != nil {
+			return err
+		}
+		return b.Put(transferKey(transfer.Key{Peer: r.Peer, Outgoing: r.Outgoing, ID: r.ID}), v)
+	})
+	if err != nil {
+		return fmt.Errorf("store transfer %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// DeleteTransfer removes a transfer's record; a missing one is no error.
+func (s *Store) DeleteTransfer(k transfer.Key) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketXfers).Bucket(k.Peer[:])
+		if b == nil {
+			return nil
+		}
+		return b.Delete(transferKey(k))
+	})
+	if err != nil {
+		return fmt.Errorf("delete transfer %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+// Transfers returns the file transfers stored for one peer. A record that
+// does not decode (written by a newer p2ptui, or damaged) stays in the
+// store and is left out, and the error (wrapping transfer.ErrRecord) says
+// so beside the records that did decode.
+func (s *Store) Transfers(peer [32]byte) ([]transfer.Record, error) {
+	var out []transfer.Record
+	var bad []error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketXfers).Bucket(peer[:])
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r transfer.Record
+			if err := r.UnmarshalBinary(v); err != nil {
+				bad = append(bad, fmt.Errorf("transfer %x: %w", k, err))
+				return nil
+			}
+			if r.Peer != peer || !bytes.Equal(k, transferKey(transfer.Key{Peer: r.Peer, Outgoing: r.Outgoing, ID: r.ID})) {
+				bad = append(bad, fmt.Errorf("transfer %x: %w: stored under another key", k, transfer.ErrRecord))
+				return nil
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", err)
+	}
+	return out, errors.Join(bad...)
+}
+
+// TransferPeers returns the peers with stored transfers that have not
+// ended, so the program can reconnect to finish them.
+func (s *Store) TransferPeers() ([][32]byte, error) {
+	var peers [][32]byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketXfers).ForEachBucket(func(pk []byte) error {
+			return tx.Bucket(bucketXfers).Bucket(pk).ForEach(func(_, v []byte) error {
+				var r transfer.Record
+				if r.UnmarshalBinary(v) != nil || r.State.Terminal() || len(pk) != 32 {
+					return nil
+				}
+				var p [32]byte
+				copy(p[:], pk)
+				if len(peers) == 0 || peers[len(peers)-1] != p {
+					peers = append(peers, p)
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", err)
+	}
+	return peers, nil
 }
