@@ -417,6 +417,11 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Read before openSignaller may unset FIRESTORE_EMULATOR_HOST.
+	joinOpts := signal.JoinOptions{
+		AuthEmulator: os.Getenv("FIREBASE_AUTH_EMULATOR_HOST"), FirestoreEmulator: os.Getenv("FIRESTORE_EMULATOR_HOST"),
+		Logger: logger,
+	}
 	sig, err := openSignaller(ctx, o, profileDir, id.ID(), logger, stderr)
 	if err != nil {
 		return err
@@ -434,6 +439,15 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers, STUNNames: stunNames,
 		Name: o.name, Logger: logger, Version: version,
 		Headless: o.headless, Commands: stdin, Events: stdout,
+		Join: func(ctx context.Context, code string) (string, error) {
+			c, err := signal.ParseJoinCode(code)
+			if err != nil {
+				return "", err
+			}
+			ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+			defer cancel()
+			return c.ProjectID, signal.Join(ctx, profileDir, id.ID(), c, joinOpts)
+		},
 	})
 	defer model.Close()
 	// Signals are ours, not Bubble Tea's: its handler ends the program

@@ -34,6 +34,7 @@ import (
 //	closed     peer, words                             (the peer hung up: not a failure)
 //	health     backend, ok, words
 //	error      words
+//	note       words                                   (e.g. a group joined)
 type Event struct {
 	Ev          string         `json:"ev"`
 	ID          string         `json:"id,omitempty"`

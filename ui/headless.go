@@ -35,6 +35,7 @@ import (
 //	block ID|NAME            drop the ID's requests unseen (ends a session with it)
 //	unblock ID|NAME          let them through again
 //	blocked                  list the blocked IDs
+//	join CODE                join a group with its join code (used from the next start)
 //	quit                     leave
 //
 // Words are separated by any Unicode space. Blank lines and lines
@@ -103,9 +104,13 @@ func parseCommand(line string) (commandMsg, error) {
 			return commandMsg{}, usage(verb, "takes nothing after it")
 		}
 		return commandMsg{verb: verb, args: []string{}}, nil
-	case "remove", "connect", "cancel", "block", "unblock":
+	case "remove", "connect", "cancel", "block", "unblock", "join":
 		if len(words) != 1 {
-			return commandMsg{}, usage(verb+" ID|NAME", "takes one word")
+			what := "ID|NAME"
+			if verb == "join" {
+				what = "CODE"
+			}
+			return commandMsg{}, usage(verb+" "+what, "takes one word")
 		}
 		return commandMsg{verb: verb, args: words}, nil
 	case "decline":
@@ -152,7 +157,7 @@ func parseCommand(line string) (commandMsg, error) {
 		// The text as typed after the peer, inner spacing kept.
 		return commandMsg{verb: verb, args: []string{peer}, rest: text}, nil
 	}
-	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, quit)", verbWord)
+	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, join, quit)", verbWord)
 }
 
 // readLine reads one line of at most limit bytes. A longer one is read to
@@ -274,6 +279,8 @@ func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 		if id, ok := m.resolveBlocked(cmd.args[0]); ok {
 			m.handle(now, UnblockIntent{ID: id})
 		}
+	case "join":
+		m.handle(now, JoinIntent{Code: cmd.args[0]})
 	case "blocked":
 		list := []EventContact{}
 		for _, b := range e.BlockedIDs() {

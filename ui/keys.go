@@ -30,6 +30,8 @@ type keyMap struct {
 	Block     key.Binding
 	Blocked   key.Binding
 	Info      key.Binding
+	Join      key.Binding
+	Stop      key.Binding
 	Copy      key.Binding
 	DetailsS  key.Binding
 	HelpQ     key.Binding
@@ -72,6 +74,7 @@ func newKeyMap() keyMap {
 		Switch:  b(ks("tab"), "tab", "switch"),
 		Answer:  b(ks("ctrl+r"), "ctrl+r", "answer"),
 		Details: b(ks("ctrl+s"), "ctrl+s", "status"),
+		Stop:    b(ks("ctrl+x"), "ctrl+x", "stop"),
 		Help:    b(ks("f1"), "f1", "help"),
 
 		Up:        b(ks("up", "k"), "↑/k", "up"),
@@ -83,6 +86,7 @@ func newKeyMap() keyMap {
 		Block:     b(ks("b"), "b", "block"),
 		Blocked:   b(ks("B"), "B", "blocked"),
 		Info:      b(ks("i"), "i", "info"),
+		Join:      b(ks("g"), "g", "group"),
 		Copy:      b(ks("c"), "c", "copy"),
 		DetailsS:  b(ks("s"), "s", "status"),
 		HelpQ:     b(ks("?", "f1"), "?/f1", "help"),
@@ -206,8 +210,8 @@ type helpSection struct {
 // binding of the screen is in it.
 func (k *keyMap) helpSections() []helpSection {
 	return []helpSection{
-		{"Anywhere", []key.Binding{k.Quit, k.Switch, k.Answer, k.Details, k.Help}},
-		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.Info, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
+		{"Anywhere", []key.Binding{k.Quit, k.Switch, k.Answer, k.Details, k.Stop, k.Help}},
+		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.Info, k.Join, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
 		{"Chat", []key.Binding{k.Send, k.Newline, k.AltEnter, k.PageUp, k.PageDown, k.Wheel, k.Back}},
 		{"A chat request (ctrl+r)", []key.Binding{k.Accept, withWord(k.AcceptAndAdd, "accept and add"), k.Decline, k.BlockCaller, k.Back}},
 		{"Dialogs", []key.Binding{k.Confirm, k.NextField, k.PrevField, k.Yes, k.No, k.Unblock, k.ScrollUp, k.ScrollDn, k.Back}},

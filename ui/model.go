@@ -39,6 +39,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// Version identifies this build, for the headless ready event.
 	Version string
+	// Join tries a group's join code (sign in, claim my ID) and keeps it in
+	// the profile for the next starts; it returns the group's project. It
+	// blocks, so it runs in a Cmd. nil: joining is not offered.
+	Join func(ctx context.Context, code string) (project string, err error)
 	// Now and Rand are injected so tests run on a fake clock and seeded
 	// randomness; nil means the real ones.
 	Now  func() time.Time
@@ -321,6 +325,14 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		}
 	case UnblockIntent:
 		e.Unblock(now, msg.ID)
+	case JoinIntent:
+		m.join(msg.Code)
+	case joinedMsg:
+		if msg.err != nil {
+			m.showError("could not join the group: " + msg.err.Error() + " (nothing changed)")
+			break
+		}
+		m.obs.note("Joined the group of project " + msg.project + ". Restart p2ptui to signal through it.")
 	case QuitIntent:
 		m.quit(now)
 
@@ -487,6 +499,25 @@ func (m *Model) perform(ef conn.Effect) {
 		}
 		m.log.Error("effect without a performer", "effect", ef)
 	}
+}
+
+// joinedMsg reports a join attempt.
+type joinedMsg struct {
+	project string
+	err     error
+}
+
+// join tries a join code in a Cmd.
+func (m *Model) join(code string) {
+	if m.d.Join == nil {
+		m.showError("joining a group is not available here")
+		return
+	}
+	join, ctx := m.d.Join, m.ctx
+	m.effect(func() tea.Msg {
+		project, err := join(ctx, code)
+		return joinedMsg{project: project, err: err}
+	})
 }
 
 // quit asks the engine to say goodbye; its Stop effect ends the program.

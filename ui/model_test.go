@@ -818,3 +818,31 @@ func TestScreenObserverRowsAndStatus(t *testing.T) {
 		t.Fatalf("status after an outage %+v", o.status)
 	}
 }
+
+// A join code from the dialog or the headless command is tried in a Cmd
+// by the function main gives; the outcome is told in words.
+func TestJoinIntent(t *testing.T) {
+	u := newUnitModel(t, 16, false, nil)
+	var tried []string
+	u.m.d.Join = func(ctx context.Context, code string) (string, error) {
+		tried = append(tried, code)
+		if code == "bad" {
+			return "", fmt.Errorf("the project has no p2ptui rules")
+		}
+		return "my-group", nil
+	}
+	u.run(u.m.Init())
+	u.update(JoinIntent{Code: "good"})
+	u.update(JoinIntent{Code: "bad"})
+	if fmt.Sprint(tried) != "[good bad]" {
+		t.Fatalf("tried %v", tried)
+	}
+	if !u.has("note", func(e Event) bool { return strings.Contains(e.Words, "Joined the group of project my-group") }) {
+		t.Fatalf("no note for the join: %+v", u.events())
+	}
+	if !u.has("error", func(e Event) bool {
+		return strings.Contains(e.Words, "could not join the group: the project has no p2ptui rules (nothing changed)")
+	}) {
+		t.Fatalf("no error for the failed join: %+v", u.events())
+	}
+}

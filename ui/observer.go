@@ -16,6 +16,7 @@ import (
 type observer interface {
 	conn.Observer
 	problem(words string)
+	note(words string)
 	opened(peer string)
 	focus(peer string)
 	setNAT(words string)
@@ -144,6 +145,7 @@ func (o *screenObserver) Notify(n conn.Notification) {
 }
 
 func (o *screenObserver) problem(words string) { o.s.ShowError(words) }
+func (o *screenObserver) note(words string)    { o.s.ShowNote(words) }
 
 func (o *screenObserver) opened(peer string) {
 	delete(o.unread, peer)
@@ -309,6 +311,7 @@ func (o *jsonObserver) Notify(n conn.Notification) {
 }
 
 func (o *jsonObserver) problem(words string) { o.emit(Event{Ev: "error", Words: words}) }
+func (o *jsonObserver) note(words string)    { o.emit(Event{Ev: "note", Words: words}) }
 func (o *jsonObserver) opened(string)        {}
 func (o *jsonObserver) focus(string)         {}
 func (o *jsonObserver) setNAT(string)        {}

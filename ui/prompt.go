@@ -10,6 +10,7 @@ import (
 
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/store"
+	"github.com/p2ptui/p2ptui/signal"
 )
 
 // requests are the incoming chat requests, oldest first. They wait as a
@@ -241,6 +242,7 @@ const (
 	dlgHelp
 	dlgDetails
 	dlgBlocked
+	dlgJoin // paste a group's join code
 )
 
 // dialog is the dialog open over the panes.
@@ -265,6 +267,8 @@ func (s *Screen) openDialog(kind dialogKind) tea.Cmd {
 			newField(st, "Name: ", "what you call them", maxNameField),
 			newField(st, "ID:   ", "paste their ID", maxIDField),
 		}
+	case dlgJoin:
+		d.fields = []textinput.Model{newField(st, "Code: ", "p2ptui1.…", maxJoinCodeRunes)}
 	case dlgRename, dlgRemove, dlgBlock:
 		c, ok := s.contacts.selected()
 		if !ok {
@@ -471,6 +475,20 @@ func (s *Screen) submitDialog() tea.Cmd {
 		s.acted()
 		s.closeDialog()
 		return emit(RenameContactIntent{ID: id, Name: name})
+	case dlgJoin:
+		code := strings.Join(strings.Fields(d.fields[0].Value()), "")
+		if code == "" {
+			d.err = "Code: paste the join code your group's admin gave you."
+			return nil
+		}
+		c, err := signal.ParseJoinCode(code)
+		if err != nil {
+			d.err = "Code: " + err.Error()
+			return nil
+		}
+		s.acted()
+		s.closeDialog()
+		return emit(JoinIntent{Code: c.String()})
 	}
 	return nil
 }
@@ -495,6 +513,10 @@ func (s *Screen) dialogView(w, h int) string {
 		}
 	case dlgRename:
 		b.WriteString(st.modalTitle.Render("Rename "+ansi.Truncate(d.name, max(1, w-7), "…")) + "\n\n")
+		b.WriteString(d.fields[0].View() + "\n")
+	case dlgJoin:
+		b.WriteString(st.modalTitle.Render("Join a group") + "\n\n")
+		b.WriteString(wrapText("Signalling now: "+s.status.Backend+". Paste the join code your group's admin gave you: p2ptui signs in to the group's project and keeps the code for the next starts.", w) + "\n\n")
 		b.WriteString(d.fields[0].View() + "\n")
 	case dlgRemove:
 		b.WriteString(st.modalTitle.Render("Remove contact") + "\n\n")

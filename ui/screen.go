@@ -272,6 +272,13 @@ func (s *Screen) SetStatus(st StatusView) {
 	s.layoutInputs()
 }
 
+// ShowNote shows a passing remark (plain words) above the status bar,
+// cleared like an error by the next action.
+func (s *Screen) ShowNote(msg string) {
+	s.note = sanitizeLine(msg)
+	s.layoutInputs()
+}
+
 // ShowError shows msg (plain words) above the status bar until the next
 // ShowError("") or a SetStatus with a different Err.
 func (s *Screen) ShowError(msg string) {
@@ -385,6 +392,20 @@ func (s *Screen) handleKey(msg tea.KeyMsg) tea.Cmd {
 		return s.openDialog(dlgDetails)
 	case keyMatch(msg, k.Help):
 		return s.openDialog(dlgHelp)
+	case keyMatch(msg, k.Stop):
+		// Stop connecting to (or waiting for) the open chat's contact, or
+		// the highlighted one; a live session stays.
+		id := s.openID
+		if s.focus != focusChat || id == "" {
+			if c, ok := s.contacts.selected(); ok {
+				id = c.ID
+			}
+		}
+		if id == "" {
+			return nil
+		}
+		s.acted()
+		return emit(CancelIntent{ContactID: id})
 	}
 	if s.focus == focusChat {
 		return s.handleChatKey(msg)
@@ -422,6 +443,8 @@ func (s *Screen) handleContactsKey(msg tea.KeyMsg) tea.Cmd {
 		return s.openDialog(dlgBlock)
 	case keyMatch(msg, k.Blocked):
 		return s.openDialog(dlgBlocked)
+	case keyMatch(msg, k.Join):
+		return s.openDialog(dlgJoin)
 	case keyMatch(msg, k.Info):
 		return s.openDialog(dlgInfo)
 	case keyMatch(msg, k.Copy):

@@ -15,6 +15,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/signal"
 )
 
 // testClock is a settable clock for screens under test.
@@ -86,7 +87,7 @@ func collect(cmd tea.Cmd) []tea.Msg {
 		return out
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
 		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
-		BlockIntent, UnblockIntent:
+		BlockIntent, UnblockIntent, JoinIntent, CancelIntent:
 		return []tea.Msg{msg}
 	}
 	return nil
@@ -194,6 +195,10 @@ func TestKeysProduceIntents(t *testing.T) {
 		{"rename: the name is cleaned", nil, seq(down, "r", ctrlU, " Jose\u0301\u200b \n"),
 			[]tea.Msg{RenameContactIntent{ID: idBob, Name: "José"}}},
 		{"remove asks first: y removes", nil, seq("x", "y"), []tea.Msg{RemoveContactIntent{ID: idAlice}}},
+		{"g: a join code is checked, then joined", nil, seq("g", "p2ptui1.nope\n", ctrlU, testJoinCode+"\n"), []tea.Msg{JoinIntent{Code: testJoinCode}}},
+		{"ctrl+x stops connecting to the highlighted contact", nil, seq(down, keyT(tea.KeyCtrlX)), []tea.Msg{CancelIntent{ContactID: idBob}}},
+		{"ctrl+x in the chat stops connecting to its contact", nil, seq(enter, keyT(tea.KeyCtrlX)), []tea.Msg{OpenChatIntent{ContactID: idAlice}, CancelIntent{ContactID: idAlice}}},
+		{"g: esc goes back without joining", nil, seq("g", testJoinCode, esc, "q"), []tea.Msg{QuitIntent{}}},
 		{"remove asks first: n keeps", nil, seq("x", "n"), nil},
 		{"remove and block", nil, seq("x", "b"), []tea.Msg{BlockIntent{ID: idAlice, Name: "alice"}, RemoveContactIntent{ID: idAlice}}},
 		{"b blocks after asking", nil, seq(down, "b", "y"), []tea.Msg{BlockIntent{ID: idBob, Name: "bob"}}},
@@ -497,3 +502,12 @@ func TestMouseClicksPickAContact(t *testing.T) {
 		t.Fatalf("wheel over contacts selected %q", c.Name)
 	}
 }
+
+// testJoinCode is a well-formed join code (made by signal.NewJoinCode).
+var testJoinCode = func() string {
+	c, err := signal.NewJoinCode("my-group-chat", "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q")
+	if err != nil {
+		panic(err)
+	}
+	return c.String()
+}()
