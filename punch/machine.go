@@ -268,6 +268,15 @@ func NewMachine(cfg Config) (*Machine, error) {
 	return m, nil
 }
 
+// RTT is the latest round trip measured by a probe on the selected path
+// (zero: none yet; the path may have been chosen on the peer's probe).
+func (m *Machine) RTT() time.Duration {
+	if m.state != stateSelected {
+		return 0
+	}
+	return m.rtt
+}
+
 // Tag is the routing tag every packet of this machine carries.
 func (m *Machine) Tag() Tag { return m.tag }
 

@@ -39,6 +39,8 @@ type handshake struct {
 
 	rto      time.Duration // initiator: current message 1 interval
 	resendAt time.Time     // initiator: next message 1 retransmission
+	sentAt   time.Time     // initiator: when message 1 last went out
+	rttKnown bool          // initiator: rto follows a measured path RTT
 	giveUpAt time.Time
 }
 
@@ -92,8 +94,10 @@ func (h *handshake) start(m *Machine, now time.Time) error {
 	if rtt := m.cfg.PathRTT; rtt > 0 {
 		// The probes just measured this path: a lost message 1 is worth
 		// resending after a few round trips, not after half a second.
-		h.rto = min(max(HandshakeRTTFactor*rtt, HandshakeMinRTO), m.timers.HandshakeInitialRTO)
+		h.rto = rttRTO(m, rtt)
+		h.rttKnown = true
 	}
+	h.sentAt = now
 	h.resendAt = now.Add(h.rto)
 	m.out = append(m.out, bytes.Clone(h.msg1))
 	m.stats.DatagramsSent++
@@ -101,6 +105,26 @@ func (h *handshake) start(m *Machine, now time.Time) error {
 }
 
 func (h *handshake) deadline() time.Time { return sansio.Earliest(h.resendAt, h.giveUpAt) }
+
+// rttRTO is the first message 1 interval for a measured round trip.
+func rttRTO(m *Machine, rtt time.Duration) time.Duration {
+	return min(max(HandshakeRTTFactor*rtt, HandshakeMinRTO), m.timers.HandshakeInitialRTO)
+}
+
+// learnRTT takes a round trip measured after the handshake started (the
+// path was chosen on the peer's probe, before a reply of ours timed one):
+// a message 1 still waiting on the unmeasured default is resent after a
+// few round trips instead.
+func (h *handshake) learnRTT(m *Machine, now time.Time, rtt time.Duration) {
+	if !m.cfg.Initiator || h.rttKnown || h.msg2 != nil || h.resendAt.IsZero() || rtt <= 0 {
+		return
+	}
+	h.rttKnown = true
+	if r := rttRTO(m, rtt); r < h.rto {
+		h.rto = r
+		h.resendAt = sansio.Earliest(h.resendAt, h.sentAt.Add(r))
+	}
+}
 
 func (h *handshake) timeout(m *Machine, now time.Time) {
 	if !now.Before(h.giveUpAt) {
@@ -110,6 +134,7 @@ func (h *handshake) timeout(m *Machine, now time.Time) {
 	if !h.resendAt.IsZero() && !now.Before(h.resendAt) {
 		h.rto = min(2*h.rto, m.timers.HandshakeMaxRTO)
 		h.resendAt = now.Add(h.rto)
+		h.sentAt = now
 		m.out = append(m.out, bytes.Clone(h.msg1))
 		m.stats.DatagramsSent++
 		m.stats.HandshakeRetransmits++

@@ -325,6 +325,22 @@ func (m *Machine) Close(now time.Time) {
 	m.out = out
 }
 
+// SetPathRTT gives the machine a round trip measured on its path after it
+// started (when Config.PathRTT was zero: the path was chosen before any
+// probe of ours was answered). A handshake still waiting on the default
+// retransmission interval switches to one that follows it, and the RTT
+// estimate takes it as its first sample if it has none.
+func (m *Machine) SetPathRTT(now time.Time, rtt time.Duration) {
+	m.now = now
+	if rtt <= 0 || m.state == stateFailed {
+		return
+	}
+	m.hs.learnRTT(m, now, rtt)
+	if !m.rtt.hasRTT {
+		m.rtt.sample(rtt)
+	}
+}
+
 // Established reports whether the handshake completed and the session is
 // still alive.
 func (m *Machine) Established() bool { return m.state == stateEstablished }

@@ -579,3 +579,36 @@ func TestTimerOverrides(t *testing.T) {
 		}
 	}
 }
+
+// A round trip learnt after the handshake started (the path was chosen on
+// the peer's probe) brings the pending message 1 retransmission forward;
+// one learnt later changes nothing.
+func TestHandshakeLearnsRTTLate(t *testing.T) {
+	aPriv, aPub := simKey(t, 1)
+	_, bPub := simKey(t, 2)
+	a, err := NewMachine(Config{Initiator: true, LocalPrivate: aPriv, LocalPublic: aPub, RemoteStatic: bPub, SessionID: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Start(simEpoch)
+	a.Transmits()
+	if d := a.Deadline(); !d.Equal(simEpoch.Add(HandshakeInitialRTO)) {
+		t.Fatalf("deadline %v after start, want the unmeasured default", d.Sub(simEpoch))
+	}
+	a.SetPathRTT(simEpoch.Add(5*time.Millisecond), 10*time.Millisecond)
+	if d, want := a.Deadline(), simEpoch.Add(30*time.Millisecond); !d.Equal(want) {
+		t.Fatalf("deadline %v after start, want %v (3 RTT after message 1)", d.Sub(simEpoch), want.Sub(simEpoch))
+	}
+	a.HandleTimeout(simEpoch.Add(30 * time.Millisecond))
+	if n := len(a.Transmits()); n != 1 {
+		t.Fatalf("%d datagrams at 3 RTT, want message 1 again", n)
+	}
+	// A second RTT does not reset the doubling.
+	a.SetPathRTT(simEpoch.Add(31*time.Millisecond), time.Millisecond)
+	if d, want := a.Deadline(), simEpoch.Add(90*time.Millisecond); !d.Equal(want) {
+		t.Fatalf("deadline %v after start, want %v (doubled)", d.Sub(simEpoch), want.Sub(simEpoch))
+	}
+	if st := a.Stats(); st.SRTT != 10*time.Millisecond {
+		t.Fatalf("SRTT %v, want the first sample 10ms", st.SRTT)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -582,4 +583,29 @@ func TestBlockedPeerIsDroppedUnseen(t *testing.T) {
 		}
 	})
 	w.runUntil("connected after unblocking", 10*time.Second, func() bool { return connected(a, b) })
+}
+
+// Asking to connect to a contact whose last presence read said offline
+// reads it again at once: both may have started a moment apart, and
+// waiting a whole poll for the next read would be seconds for nothing.
+func TestConnectRereadsAStaleOfflinePresence(t *testing.T) {
+	w, a, b := quietWorld(t)
+	b.st.contacts[0].AskEachTime = true // so bob does not reconnect by himself
+	a.start()
+	w.runFor(time.Second)
+	if st := a.eng.Peer(b.idStr); st.Online {
+		t.Fatal("bob online before he started")
+	}
+	b.start()
+	w.runFor(100 * time.Millisecond) // his presence is written; alice's read of it is old
+	na := len(a.notes)
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
+	w.runUntil("alice offered", time.Second, func() bool {
+		for _, c := range notesSince[Connecting](a, na) {
+			if strings.HasPrefix(c.Words, "offer sent") {
+				return true
+			}
+		}
+		return false
+	})
 }

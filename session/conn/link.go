@@ -272,7 +272,9 @@ func (e *Engine) maybeConnect(now time.Time, l *link, tr trigger) {
 	l.connect(now, auto)
 }
 
-// enterWaiting shows "waiting for NAME" and polls the peer's presence.
+// enterWaiting shows "waiting for NAME" and polls the peer's presence. A
+// presence read older than a poll is read again at once: it may predate
+// the peer's start by a moment (both started together, say).
 func (l *link) enterWaiting(now time.Time) {
 	if l.st != stWaiting {
 		l.st = stWaiting
@@ -281,6 +283,10 @@ func (l *link) enterWaiting(now time.Time) {
 	}
 	l.retryAt = time.Time{}
 	l.pollAt = now.Add(l.e.t.WaitingPoll)
+	if now.Sub(l.presenceAt) >= l.e.t.WaitingPoll/5 {
+		l.pollAt = now
+		l.lookup()
+	}
 }
 
 // connect starts an attempt: an offer, once my public address is known.
@@ -546,6 +552,14 @@ func (l *link) pump(now time.Time) {
 			}
 		}
 		if s := l.sess; s != nil {
+			if l.rtt == 0 && l.pm != nil {
+				if rtt := l.pm.RTT(); rtt > 0 {
+					// Measured just after the path was chosen on the
+					// peer's probe: the handshake can follow it.
+					l.rtt = rtt
+					s.SetPathRTT(now, rtt)
+				}
+			}
 			l.writeSession()
 			for _, ev := range s.Events() {
 				quiet = false
