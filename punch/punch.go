@@ -12,15 +12,24 @@ import (
 	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
-// Datagram is one packet read from the socket, with where and when it came.
+// Datagram is one packet read from a socket, with where and when it came
+// and which of the owner's sockets read it (the zero value: the main one).
 type Datagram struct {
-	From netip.AddrPort
-	Data []byte
-	At   time.Time
+	From   netip.AddrPort
+	Data   []byte
+	At     time.Time
+	Socket SocketID
 }
 
-// Transmit is a packet a machine wants written to the socket.
+// Transmit is a packet a machine wants written to one of the owner's
+// sockets (Transmit.Socket; the zero value is the main socket).
 type Transmit = sansio.Transmit
+
+// SocketID names one of the owner's local sockets (sansio.SocketID).
+type SocketID = sansio.SocketID
+
+// MainSocket is the owner's main socket: the zero SocketID.
+const MainSocket = sansio.MainSocket
 
 // Class is what kind of protocol a datagram belongs to, judged by its first
 // bytes so STUN, punching and the chat session can share one socket (the
