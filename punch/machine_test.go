@@ -252,11 +252,11 @@ func TestControlledWaitsForNomination(t *testing.T) {
 func TestFailureReasons(t *testing.T) {
 	var (
 		none = NATBehavior{Mapping: MappingNone}
-		full = NATBehavior{MappingEndpointIndependent, FilteringEndpointIndependent}
-		cone = NATBehavior{MappingEndpointIndependent, FilteringUnknown}
-		port = NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}
-		sym  = NATBehavior{MappingAddressAndPortDependent, FilteringAddressAndPortDependent}
-		symA = NATBehavior{MappingAddressDependent, FilteringUnknown}
+		full = NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringEndpointIndependent}
+		cone = NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringUnknown}
+		port = NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringAddressAndPortDependent}
+		sym  = NATBehavior{Mapping: MappingAddressAndPortDependent, Filtering: FilteringAddressAndPortDependent}
+		symA = NATBehavior{Mapping: MappingAddressDependent, Filtering: FilteringUnknown}
 		unk  = NATBehavior{}
 	)
 	cases := []struct {
