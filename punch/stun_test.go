@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -356,6 +357,14 @@ func TestResolveSTUNServers(t *testing.T) {
 	}
 	if _, err := ResolveSTUNServers(context.Background(), []string{"bad"}); err == nil {
 		t.Error("no name resolved, yet no error")
+	}
+	got, err = ResolveSTUNServers6(context.Background(), []string{"127.0.0.1:3478", "[::1]:3479"})
+	if err != nil || fmt.Sprint(got) != "[[::1]:3479]" {
+		t.Errorf("IPv6: got %v, %v; want [::1]:3479 alone", got, err)
+	}
+	if _, err := ResolveSTUNServers6(context.Background(), []string{"127.0.0.1:3478"}); err == nil ||
+		!strings.Contains(err.Error(), "IPv6") {
+		t.Errorf("no IPv6 server: err %v", err)
 	}
 }
 
