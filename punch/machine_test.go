@@ -485,7 +485,7 @@ func TestPeerReflexiveSelected(t *testing.T) {
 	if p, _ := parsePacket(out[1].Data); p.typ != typeProbe || p.flags != flagControlling|flagSelected {
 		t.Fatalf("nomination %+v", p)
 	}
-	if a.target(prflx) == nil || a.target(prflx).label != "prflx" {
+	if a.target(MainSocket, prflx) == nil || a.target(MainSocket, prflx).label != "prflx" {
 		t.Fatal("peer-reflexive address not learned")
 	}
 }

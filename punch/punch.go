@@ -1,8 +1,15 @@
-// Package punch owns the UDP socket and everything needed to get a direct
-// path to a peer through NATs: STUN discovery (pion/stun/v2), candidate
-// gathering and encoding, NAT behaviour probing, and the sans-I/O hole-punch
-// machine with its keepalives. It knows nothing about chat messages: once a
-// path is selected, the session layer uses that address pair.
+// Package punch owns the UDP sockets and everything needed to get a path
+// to a peer through NATs: STUN discovery (pion/stun/v2) over IPv4 and
+// IPv6, candidate gathering and encoding, NAT behaviour probing, and the
+// sans-I/O hole-punch machine with its keepalives. One machine punches one
+// kind of path (PathKind): direct (host and reflexive pairs, IPv6
+// preferred), relayed (pairs through a TURN relay; the relay itself lives
+// in punch/relay) or predicted (birthday probing between a symmetric and a
+// cone NAT, over extra sockets the owner opens when the machine asks).
+// Every packet names the local socket it uses (SocketID), so one owner
+// runs all the kinds over its sockets at once. It knows nothing about chat
+// messages: once a path is selected, the session layer uses that socket
+// and address.
 package punch
 
 import (
