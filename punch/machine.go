@@ -467,7 +467,11 @@ func (m *Machine) Start(now time.Time) {
 		m.bd.start(m, now)
 		return
 	}
-	if len(m.targets) == 0 {
+	// With a relay of its own, a relayed machine may have nothing to
+	// probe (the peer's addresses are all private) and still work: the
+	// peer probes the relayed address, and the answers go back through
+	// the relay to wherever they came from.
+	if len(m.targets) == 0 && !(m.cfg.Kind == PathRelayed && m.hasRelay()) {
 		detail := "the peer's candidate list had no usable address"
 		if m.cfg.Kind == PathRelayed {
 			detail = "no pair through a TURN relay: neither side offered a relayed address this side can use"
@@ -622,6 +626,11 @@ func (m *Machine) HandleDatagramOn(at time.Time, socket SocketID, from netip.Add
 	m.send(socket, from, packet{typ: typeReply, txid: p.txid})
 	m.stats.RepliesSent++
 	m.nominateIfDue(at)
+}
+
+// hasRelay reports whether one of this side's sockets is a TURN relay.
+func (m *Machine) hasRelay() bool {
+	return slices.ContainsFunc(m.cfg.Sockets, func(s LocalSocket) bool { return s.Relayed.IsValid() })
 }
 
 // socketRelay is the relayed address of a local socket, if it is a relay.
