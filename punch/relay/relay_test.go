@@ -524,3 +524,52 @@ func drive(t *testing.T, sides []*punchSide, limit <-chan time.Time) {
 }
 
 func sansioDue(d time.Time) bool { return !d.IsZero() && !time.Now().Before(d) }
+
+// TestRelayRefresh: with coturn granting allocations of 4 s only, the
+// client's refreshes (every half lifetime) keep the allocation relaying
+// well past three lifetimes.
+func TestRelayRefresh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("holds an allocation for 12 s")
+	}
+	srv := startTURN(t, "--lt-cred-mech", "--user="+testUser+":"+testPassword, "--max-allocate-lifetime=4")
+	checkNoLeak(t)
+	r := allocate(t, Config{Server: srv, Credentials: longTerm(t, testUser, testPassword)})
+	peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	if err := r.Permit(context.Background(), []netip.AddrPort{peerAddr}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the refreshes themselves, not for a time span.
+	deadline := time.Now().Add(30 * time.Second)
+	for r.Stats().Refresh < 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d refreshes of a 4 s allocation in 30 s, want 6 (three lifetimes)", r.Stats().Refresh)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := r.WriteTo([]byte("still here"), peerAddr); err != nil {
+		t.Fatal(err)
+	}
+	if got, from := recvFrom(t, peer); string(got) != "still here" || from != r.Addr() {
+		t.Fatalf("after the refreshes the peer got %q from %v", got, from)
+	}
+	if _, err := peer.WriteTo([]byte("back"), net.UDPAddrFromAddrPort(r.Addr())); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-r.Datagrams():
+		if string(d.Data) != "back" {
+			t.Fatalf("got %q", d.Data)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the allocation stopped relaying after its refreshes")
+	}
+	if st := r.Stats(); st.Errors > 1 {
+		t.Errorf("refreshes met errors: %+v", st)
+	}
+}
