@@ -718,19 +718,24 @@ func (r *simRun) verify(t testing.TB, s simScenario, wantConnect bool, wantReaso
 	if s.sameNAT && (!b.selected.Remote.Addr().IsPrivate() || !a.selected.Remote.Addr().IsPrivate()) {
 		t.Fatalf("%v: same-NAT peers not on host candidates: A %+v, B %+v", s, *a.selected, *b.selected)
 	}
-	start := a.startAt
-	if b.startAt.After(start) {
-		start = b.startAt
-	}
-	end := a.selectedAt
-	if b.selectedAt.After(end) {
-		end = b.selectedAt
-	}
 	rtt := 2 * (r.net.delay + r.net.jitter/2)
 	if s.sameNAT {
 		rtt = 2 * r.net.lan
 	}
-	return float64(end.Sub(start)) / float64(rtt)
+	return float64(r.timeToSelect()) / float64(rtt)
+}
+
+// timeToSelect is the time from the later start to both sides selected.
+func (r *simRun) timeToSelect() time.Duration {
+	start := r.a.startAt
+	if r.b.startAt.After(start) {
+		start = r.b.startAt
+	}
+	end := r.a.selectedAt
+	if r.b.selectedAt.After(end) {
+		end = r.b.selectedAt
+	}
+	return end.Sub(start)
 }
 
 // TestSimNATMatrix runs every ordered pair of NAT kinds, lossless and
@@ -1057,15 +1062,7 @@ func runBirthday(t testing.TB, s simScenario) simBirthdayRun {
 	if a.selected.Kind != PathPredicted || !r.checkPath(a, b) || !r.checkPath(b, a) {
 		t.Fatalf("%v: the predicted path does not work: A %+v, B %+v", s, *a.selected, *b.selected)
 	}
-	start := a.startAt
-	if b.startAt.After(start) {
-		start = b.startAt
-	}
-	end := a.selectedAt
-	if b.selectedAt.After(end) {
-		end = b.selectedAt
-	}
-	return simBirthdayRun{ok: true, elapsed: end.Sub(start)}
+	return simBirthdayRun{ok: true, elapsed: r.timeToSelect()}
 }
 
 // simBirthdayScenario draws a symmetric-facing-cone scenario from seed.

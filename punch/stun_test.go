@@ -10,13 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v2"
+
+	"github.com/p2ptui/p2ptui/punch/internal/coturntest"
 )
 
 var (
@@ -418,57 +419,14 @@ func freeUDPPort(t *testing.T, ips ...string) int {
 // test and returns its two addresses once both answer.
 func startCoturn(t *testing.T) []netip.AddrPort {
 	t.Helper()
-	bin := needTool(t, "turnserver", "apt-get install coturn")
-	dir := t.TempDir()
 	port := freeUDPPort(t, "127.0.0.1", "127.0.0.2")
-	ctx, cancel := context.WithCancel(context.Background())
-	// -n: ignore /etc/turnserver.conf (Debian's sets options we do not want).
-	cmd := exec.CommandContext(ctx, bin, "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp",
-		"--no-auth", "-L", "127.0.0.1", "-L", "127.0.0.2", "--listening-port="+strconv.Itoa(port),
-		"--userdb="+filepath.Join(dir, "turndb"), "--pidfile="+filepath.Join(dir, "pid"),
-		"--log-file="+filepath.Join(dir, "log"), "--simple-log", "--no-stdout-log", "--relay-threads=1")
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start turnserver: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel() // SIGKILL: coturn has nothing to flush
-		<-exited
-	})
+	srv := coturntest.Start(t, "--stun-only", "--no-tcp", "--no-auth", "-L", "127.0.0.1", "-L", "127.0.0.2",
+		"--listening-port="+strconv.Itoa(port), "--relay-threads=1")
 	servers := []netip.AddrPort{
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)),
 	}
-	// Ready when both addresses answer a Binding request.
-	probe, err := ListenUDP(context.Background(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	deadline := time.After(10 * time.Second)
-	for _, s := range servers {
-		for ready := false; !ready; {
-			req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
-			if err := probe.WriteTo(req.Raw, s); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-exited:
-				exited <- err
-				log, _ := os.ReadFile(filepath.Join(dir, "log"))
-				t.Fatalf("turnserver exited (%v):\n%s", err, log)
-			case d := <-probe.Datagrams():
-				ready = d.From == s
-			case <-time.After(50 * time.Millisecond):
-			case <-deadline:
-				log, _ := os.ReadFile(filepath.Join(dir, "log"))
-				t.Fatalf("turnserver not answering on %v within 10 s; log:\n%s", s, log)
-			}
-		}
-	}
+	srv.WaitAnswering(t, servers...)
 	return servers
 }
 

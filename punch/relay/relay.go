@@ -300,13 +300,10 @@ func (r *Relay) readServer() {
 	for {
 		n, from, err := r.conn.ReadFrom(buf)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			// Anything but a closed socket concerns one datagram (an
+			// ICMP error, a buffer shortage): read on, a little later.
+			if errors.Is(err, net.ErrClosed) || !r.pause() {
 				return
-			}
-			select {
-			case <-r.done:
-				return
-			case <-time.After(readErrorPause):
 			}
 			continue
 		}
@@ -352,18 +349,11 @@ func (r *Relay) readRelayed() {
 	for {
 		n, from, err := r.relayed.ReadFrom(buf)
 		if err != nil {
-			select {
-			case <-r.done:
-				return
-			default:
-			}
 			// pion's relayed conn fails only once closed (by stop, after
 			// done) or on a datagram too big for buf, which readBuffer
 			// rules out: wait for done rather than spin.
-			select {
-			case <-r.done:
+			if !r.pause() {
 				return
-			case <-time.After(readErrorPause):
 			}
 			continue
 		}
@@ -383,6 +373,17 @@ func (r *Relay) readRelayed() {
 		case <-r.done:
 			return
 		}
+	}
+}
+
+// pause waits a little before a reader tries again; false once the relay
+// is stopping.
+func (r *Relay) pause() bool {
+	select {
+	case <-r.done:
+		return false
+	case <-time.After(readErrorPause):
+		return true
 	}
 }
 

@@ -7,18 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pion/stun/v3"
-
 	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/punch/internal/coturntest"
 )
 
 // Tests against a real TURN server: coturn ("turnserver", Debian's coturn
@@ -48,18 +44,6 @@ func checkNoLeak(t *testing.T) {
 	})
 }
 
-func needTurnserver(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("turnserver")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("turnserver not found (apt-get install coturn); CI must have it")
-		}
-		t.Skip("turnserver not found (apt-get install coturn)")
-	}
-	return p
-}
-
 // freePort is a UDP port nothing listens on at 127.0.0.1 right now.
 func freePort(t *testing.T) uint16 {
 	t.Helper()
@@ -75,57 +59,12 @@ func freePort(t *testing.T) uint16 {
 // flags and returns its Server once it answers a Binding request.
 func startTURN(t *testing.T, auth ...string) Server {
 	t.Helper()
-	bin := needTurnserver(t)
-	dir := t.TempDir()
 	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"-n", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp",
-		"-L", "127.0.0.1", "--relay-ip=127.0.0.1", "--listening-port=" + strconv.Itoa(int(port)),
-		"--realm=" + testRealm, "--allow-loopback-peers", "--relay-threads=1",
-		"--userdb=" + filepath.Join(dir, "turndb"), "--pidfile=" + filepath.Join(dir, "pid"),
-		"--log-file=" + filepath.Join(dir, "log"), "--simple-log", "--no-stdout-log"}, auth...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start turnserver: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel() // SIGKILL: coturn has nothing to flush
-		<-exited
-	})
-	srv := Server{Host: "127.0.0.1", Port: port}
-	probe, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: int(port)}
-	deadline := time.Now().Add(10 * time.Second)
-	buf := make([]byte, 1500)
-	for {
-		req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
-		if _, err := probe.WriteTo(req.Raw, to); err != nil {
-			t.Fatal(err)
-		}
-		probe.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		if n, _, err := probe.ReadFrom(buf); err == nil && stun.IsMessage(buf[:n]) {
-			return srv
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("turnserver exited (%v):\n%s", err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "log"))
-			t.Fatalf("turnserver not answering on %v within 10 s; log:\n%s", to, log)
-		}
-	}
+	args := append([]string{"--no-tcp", "-L", "127.0.0.1", "--relay-ip=127.0.0.1",
+		"--listening-port=" + strconv.Itoa(int(port)), "--realm=" + testRealm, "--allow-loopback-peers",
+		"--relay-threads=1"}, auth...)
+	coturntest.Start(t, args...).WaitAnswering(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port))
+	return Server{Host: "127.0.0.1", Port: port}
 }
 
 func longTerm(t *testing.T, user, password string) Credentials {
