@@ -86,7 +86,7 @@ func needNATLab(t *testing.T) natlab {
 		}
 		t.Skip("the NAT lab needs root (network namespaces, iptables)")
 	}
-	for _, tool := range []string{"ip", "iptables", "conntrack", "turnserver", "sysctl"} {
+	for _, tool := range []string{"ip", "iptables", "ip6tables", "conntrack", "turnserver", "sysctl"} {
 		needTool(t, tool, "apt-get install iproute2 iptables conntrack coturn procps")
 	}
 	sh, err := filepath.Abs("../testdata/natlab/lab.sh")
