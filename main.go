@@ -30,6 +30,7 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/punch/relay"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/private"
 	"github.com/p2ptui/p2ptui/session/store"
@@ -67,6 +68,9 @@ type options struct {
 	listen        string
 	logFile       string
 	version       bool
+	// turn is the TURN relay configuration (servers, credentials); the
+	// zero value is none.
+	turn relay.Settings
 }
 
 // usageError is a configuration mistake: exit status 2.
@@ -100,6 +104,9 @@ func haveTerminal(stdin io.Reader) error {
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
+	if err := relay.CheckArgs(args); err != nil {
+		return o, usageError{err}
+	}
 	fs := flag.NewFlagSet("p2ptui", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -119,6 +126,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "UDP `address` to listen on")
 	fs.StringVar(&o.logFile, "log", "", "log `FILE` (default on this system: p2ptui-PROFILE.log in "+defaultLogDir()+")")
 	fs.BoolVar(&o.version, "version", false, "print the version of this build and exit")
+	var turn relay.Input
+	fs.Func("turn", "TURN relay `URI` turn:HOST[:PORT] for peers no direct path reaches (repeatable, or comma-separated)", func(v string) error {
+		turn.URIs = append(turn.URIs, v)
+		return nil
+	})
+	fs.StringVar(&turn.User, "turn-user", "", "TURN user `NAME` (the password comes from $"+relay.EnvPassword+" or --turn-password-file, never the command line)")
+	fs.StringVar(&turn.PasswordFile, "turn-password-file", "", "`FILE` whose first line is the TURN password")
+	fs.StringVar(&turn.SecretFile, "turn-secret-file", "", "`FILE` whose first line is a secret shared with the TURN server (coturn use-auth-secret; also $"+relay.EnvSecret+")")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -168,6 +183,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if _, err := netip.ParseAddrPort(o.listen); err != nil {
 		return o, usageError{fmt.Errorf("--listen %q: want IP:PORT, e.g. 0.0.0.0:0: %v", o.listen, err)}
+	}
+	turn.EnvPassword, turn.EnvSecret = os.Getenv(relay.EnvPassword), os.Getenv(relay.EnvSecret)
+	var err error
+	if o.turn, err = relay.ParseSettings(turn); err != nil {
+		return o, usageError{err}
 	}
 	if o.name == "" {
 		o.name = os.Getenv("USER")
@@ -414,6 +434,11 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger.Info("start", "profile", o.profile, "dir", profileDir, "id", id.ID())
+	if o.turn.Enabled() {
+		// Parsed and checked; the per-peer connection machine allocates
+		// on these servers once it takes over from the engine.
+		logger.Info("TURN relay configured", "servers", fmt.Sprint(o.turn.Servers), "credentials", o.turn.Credentials.String())
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -17,6 +17,9 @@ const (
 	// CandidateServerReflexive is the address a STUN server saw: the NAT's
 	// public mapping of the socket.
 	CandidateServerReflexive
+	// CandidateRelayed is an address allocated on a TURN server (RFC 8656):
+	// what reaches it is relayed to the socket that allocated it.
+	CandidateRelayed
 )
 
 // String is the RFC 8445 short name.
@@ -26,6 +29,8 @@ func (t CandidateType) String() string {
 		return "host"
 	case CandidateServerReflexive:
 		return "srflx"
+	case CandidateRelayed:
+		return "relay"
 	}
 	return fmt.Sprintf("type%d", int(t))
 }
@@ -48,7 +53,13 @@ func (c Candidate) String() string {
 const MaxCandidates = 16
 
 // candidatesVersion is the first byte of an encoded candidate list.
-const candidatesVersion = 1
+// Version 2 added relayed candidates and the NAT's port step; a peer with
+// version 1 is told "unsupported candidate list version" rather than
+// misreading the list.
+const candidatesVersion = 2
+
+// candidatesHeaderLen is the fixed part before the candidates.
+const candidatesHeaderLen = 6
 
 // Address families on the wire.
 const (
@@ -63,26 +74,35 @@ var (
 	ErrTooManyCandidates   = errors.New("punch: too many candidates")
 )
 
+// knownType reports whether t is a candidate type the wire format carries.
+func knownType(t CandidateType) bool {
+	return t == CandidateHost || t == CandidateServerReflexive || t == CandidateRelayed
+}
+
 // EncodeCandidates packs candidates and this side's NAT behaviour into a
 // compact binary form for the signalling payload:
 //
-//	version(1) mapping(1) filtering(1) count(1)
-//	count × { type(1) family(1: 4|6) addr(4|16) port(2) priority(4) }
+//	version(1) mapping(1) filtering(1) port step(2, signed) count(1)
+//	count × { type(1: 0 host, 1 srflx, 2 relay) family(1: 4|6) addr(4|16) port(2) priority(4) }
 //
 // Candidates beyond MaxCandidates, unknown types and addresses the other
-// side could not use (invalid, unspecified, port 0) are left out.
+// side could not use (invalid, unspecified, port 0) are left out; a port
+// step that is out of range or comes without a symmetric mapping is sent
+// as 0 (not known).
 func EncodeCandidates(c []Candidate, nat NATBehavior) []byte {
-	b := make([]byte, 4, 4+len(c)*24)
+	b := make([]byte, candidatesHeaderLen, candidatesHeaderLen+len(c)*24)
 	b[0] = candidatesVersion
 	b[1] = byte(nat.Mapping)
 	b[2] = byte(nat.Filtering)
+	if nat.validStep() {
+		binary.BigEndian.PutUint16(b[3:], uint16(int16(nat.PortStep)))
+	}
 	n := 0
 	for _, cand := range c {
 		if n == MaxCandidates {
 			break
 		}
-		if !cand.Addr.IsValid() || cand.Addr.Port() == 0 || cand.Addr.Addr().IsUnspecified() ||
-			(cand.Type != CandidateHost && cand.Type != CandidateServerReflexive) {
+		if !cand.Addr.IsValid() || cand.Addr.Port() == 0 || cand.Addr.Addr().IsUnspecified() || !knownType(cand.Type) {
 			continue
 		}
 		addr := cand.Addr.Addr().Unmap()
@@ -103,37 +123,42 @@ func EncodeCandidates(c []Candidate, nat NATBehavior) []byte {
 		b = binary.BigEndian.AppendUint32(b, cand.Priority)
 		n++
 	}
-	b[3] = byte(n)
+	b[5] = byte(n)
 	return b
 }
 
 // DecodeCandidates is the inverse of EncodeCandidates. It checks every
 // length before reading, refuses more than MaxCandidates, unknown candidate
-// types, unspecified addresses and port 0, and trailing bytes.
+// types, unspecified addresses and port 0, a port step out of range or
+// without a symmetric mapping, and trailing bytes.
 func DecodeCandidates(b []byte) ([]Candidate, NATBehavior, error) {
 	var nat NATBehavior
-	if len(b) < 4 {
-		return nil, nat, fmt.Errorf("%w: %d bytes", ErrCandidatesMalformed, len(b))
-	}
-	if b[0] != candidatesVersion {
+	if len(b) >= 1 && b[0] != candidatesVersion {
 		return nil, nat, fmt.Errorf("%w: %d", ErrCandidatesVersion, b[0])
+	}
+	if len(b) < candidatesHeaderLen {
+		return nil, nat, fmt.Errorf("%w: %d bytes", ErrCandidatesMalformed, len(b))
 	}
 	if b[1] > byte(MappingNone) || b[2] > byte(FilteringAddressAndPortDependent) {
 		return nil, nat, fmt.Errorf("%w: NAT behaviour %d/%d", ErrCandidatesMalformed, b[1], b[2])
 	}
-	nat = NATBehavior{Mapping: MappingBehavior(b[1]), Filtering: FilteringBehavior(b[2])}
-	n := int(b[3])
+	nat = NATBehavior{Mapping: MappingBehavior(b[1]), Filtering: FilteringBehavior(b[2]),
+		PortStep: int(int16(binary.BigEndian.Uint16(b[3:])))}
+	if nat.PortStep != 0 && !nat.validStep() {
+		return nil, NATBehavior{}, fmt.Errorf("%w: port step %d with %v mapping", ErrCandidatesMalformed, nat.PortStep, nat.Mapping)
+	}
+	n := int(b[5])
 	if n > MaxCandidates {
 		return nil, NATBehavior{}, fmt.Errorf("%w: %d > %d", ErrTooManyCandidates, n, MaxCandidates)
 	}
-	rest := b[4:]
+	rest := b[candidatesHeaderLen:]
 	out := make([]Candidate, 0, n)
 	for i := range n {
 		if len(rest) < 2 {
 			return nil, NATBehavior{}, fmt.Errorf("%w: candidate %d truncated", ErrCandidatesMalformed, i)
 		}
 		typ, fam := CandidateType(rest[0]), rest[1]
-		if typ != CandidateHost && typ != CandidateServerReflexive {
+		if !knownType(typ) {
 			return nil, NATBehavior{}, fmt.Errorf("%w: candidate %d type %d", ErrCandidatesMalformed, i, typ)
 		}
 		rest = rest[2:]

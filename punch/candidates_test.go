@@ -31,6 +31,35 @@ func TestCandidatesRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCandidatesRelayedAndPortStep: a relayed candidate and a sequential
+// symmetric NAT's port step (negative too) survive the trip; a step the
+// format cannot carry (out of range, or with a cone mapping) goes as 0.
+func TestCandidatesRelayedAndPortStep(t *testing.T) {
+	in := []Candidate{
+		{Type: CandidateServerReflexive, Addr: netip.MustParseAddrPort("198.51.100.11:40000"), Priority: 7},
+		{Type: CandidateRelayed, Addr: netip.MustParseAddrPort("203.0.113.20:50000"), Priority: 1},
+	}
+	for _, step := range []int{1, -3, MaxPortStep, -MaxPortStep} {
+		nat := NATBehavior{Mapping: MappingAddressAndPortDependent, PortStep: step}
+		out, got, err := DecodeCandidates(EncodeCandidates(in, nat))
+		if err != nil || !reflect.DeepEqual(out, in) || got != nat {
+			t.Fatalf("step %d: got %v %+v %v", step, out, got, err)
+		}
+	}
+	if got := in[1].String(); got != "relay 203.0.113.20:50000" {
+		t.Errorf("String() = %q", got)
+	}
+	for _, nat := range []NATBehavior{
+		{Mapping: MappingAddressAndPortDependent, PortStep: MaxPortStep + 1},
+		{Mapping: MappingEndpointIndependent, PortStep: 1},
+	} {
+		_, got, err := DecodeCandidates(EncodeCandidates(in, nat))
+		if err != nil || got.PortStep != 0 || got.Mapping != nat.Mapping {
+			t.Errorf("%+v: decoded %+v, %v; want the step dropped", nat, got, err)
+		}
+	}
+}
+
 func TestEncodeCandidatesSkipsUnusable(t *testing.T) {
 	in := []Candidate{
 		{Type: CandidateHost, Addr: netip.AddrPort{}},
@@ -75,17 +104,30 @@ func TestDecodeCandidatesRejects(t *testing.T) {
 		want error
 	}{
 		"empty":     {nil, ErrCandidatesMalformed},
-		"short":     {good[:3], ErrCandidatesMalformed},
+		"short":     {good[:5], ErrCandidatesMalformed},
 		"version":   {mut(func(b []byte) []byte { b[0] = 9; return b }), ErrCandidatesVersion},
+		"version 1": {mut(func(b []byte) []byte { b[0] = 1; return b }), ErrCandidatesVersion},
 		"mapping":   {mut(func(b []byte) []byte { b[1] = 99; return b }), ErrCandidatesMalformed},
 		"filtering": {mut(func(b []byte) []byte { b[2] = 99; return b }), ErrCandidatesMalformed},
-		"too many":  {mut(func(b []byte) []byte { b[3] = 17; return b }), ErrTooManyCandidates},
-		"count":     {mut(func(b []byte) []byte { b[3] = 2; return b }), ErrCandidatesMalformed},
+		// A port step needs a symmetric mapping, and a small one.
+		"step without symmetric": {mut(func(b []byte) []byte { b[4] = 1; return b }), ErrCandidatesMalformed},
+		"step too big": {mut(func(b []byte) []byte {
+			b[1] = byte(MappingAddressAndPortDependent)
+			b[4] = MaxPortStep + 1
+			return b
+		}), ErrCandidatesMalformed},
+		"step too small": {mut(func(b []byte) []byte {
+			b[1] = byte(MappingAddressAndPortDependent)
+			b[3], b[4] = 0xff, byte(256-MaxPortStep-1)
+			return b
+		}), ErrCandidatesMalformed},
+		"too many":  {mut(func(b []byte) []byte { b[5] = 17; return b }), ErrTooManyCandidates},
+		"count":     {mut(func(b []byte) []byte { b[5] = 2; return b }), ErrCandidatesMalformed},
 		"truncated": {good[:len(good)-1], ErrCandidatesMalformed},
 		"trailing":  {append(bytes.Clone(good), 0), ErrCandidatesMalformed},
-		"type":      {mut(func(b []byte) []byte { b[4] = 5; return b }), ErrCandidatesMalformed},
-		"family":    {mut(func(b []byte) []byte { b[5] = 5; return b }), ErrCandidatesMalformed},
-		"port 0":    {mut(func(b []byte) []byte { b[10], b[11] = 0, 0; return b }), ErrCandidatesMalformed},
+		"type":      {mut(func(b []byte) []byte { b[6] = 5; return b }), ErrCandidatesMalformed},
+		"family":    {mut(func(b []byte) []byte { b[7] = 5; return b }), ErrCandidatesMalformed},
+		"port 0":    {mut(func(b []byte) []byte { b[12], b[13] = 0, 0; return b }), ErrCandidatesMalformed},
 	}
 	for name, tc := range cases {
 		if _, _, err := DecodeCandidates(tc.b); !errors.Is(err, tc.want) {
@@ -99,6 +141,9 @@ func FuzzDecodeCandidates(f *testing.F) {
 		{Addr: netip.MustParseAddrPort("10.0.0.1:9"), Priority: 3},
 		{Type: CandidateServerReflexive, Addr: netip.MustParseAddrPort("[2001:db8::2]:9")},
 	}, NATBehavior{Mapping: MappingEndpointIndependent}))
+	f.Add(EncodeCandidates([]Candidate{
+		{Type: CandidateRelayed, Addr: netip.MustParseAddrPort("203.0.113.20:50000"), Priority: 1},
+	}, NATBehavior{Mapping: MappingAddressAndPortDependent, PortStep: -2}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, nat, err := DecodeCandidates(b)
 		if err != nil {
@@ -121,12 +166,12 @@ func TestNATBehaviorWords(t *testing.T) {
 		phrase          string
 	}{
 		{NATBehavior{Mapping: MappingNone}, false, true, "no NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringEndpointIndependent}, false, true, "full-cone NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}, false, false, "port-restricted cone NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringAddressDependent}, false, false, "address-restricted cone NAT"},
-		{NATBehavior{MappingEndpointIndependent, FilteringUnknown}, false, false, "cone NAT"},
-		{NATBehavior{MappingAddressDependent, FilteringUnknown}, true, false, "symmetric NAT"},
-		{NATBehavior{MappingAddressAndPortDependent, FilteringEndpointIndependent}, true, false, "symmetric NAT"},
+		{NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringEndpointIndependent}, false, true, "full-cone NAT"},
+		{NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringAddressAndPortDependent}, false, false, "port-restricted cone NAT"},
+		{NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringAddressDependent}, false, false, "address-restricted cone NAT"},
+		{NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringUnknown}, false, false, "cone NAT"},
+		{NATBehavior{Mapping: MappingAddressDependent, Filtering: FilteringUnknown}, true, false, "symmetric NAT"},
+		{NATBehavior{Mapping: MappingAddressAndPortDependent, Filtering: FilteringEndpointIndependent}, true, false, "symmetric NAT"},
 		{NATBehavior{}, false, false, "NAT type unknown"},
 	}
 	for _, tc := range cases {

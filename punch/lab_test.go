@@ -8,6 +8,7 @@ package punch
 //
 //	go test -race -run TestNATLab -v ./punch/
 //	go test -count=1 -run TestNATLabBench -v ./punch/ -args -natlab.bench   # the figures
+//	go test -count=1 -run TestNATLabPathsBench -v ./punch/ -args -natlab.bench   # per path kind
 
 import (
 	"bufio"
@@ -30,8 +31,8 @@ import (
 )
 
 var (
-	natlabBench = flag.Bool("natlab.bench", false, "run TestNATLabBench: time punching over the NAT lab and print a table")
-	natlabRuns  = flag.Int("natlab.runs", 20, "TestNATLabBench: punches per NAT pair")
+	natlabBench = flag.Bool("natlab.bench", false, "run TestNATLabBench and TestNATLabPathsBench: time punching over the NAT lab and print tables")
+	natlabRuns  = flag.Int("natlab.runs", 20, "TestNATLabBench, TestNATLabPathsBench and the birthday test: punches per setup")
 )
 
 // labKinds are the NAT kinds lab.sh builds.
@@ -85,7 +86,7 @@ func needNATLab(t *testing.T) natlab {
 		}
 		t.Skip("the NAT lab needs root (network namespaces, iptables)")
 	}
-	for _, tool := range []string{"ip", "iptables", "conntrack", "turnserver", "sysctl"} {
+	for _, tool := range []string{"ip", "iptables", "ip6tables", "conntrack", "turnserver", "sysctl"} {
 		needTool(t, tool, "apt-get install iproute2 iptables conntrack coturn procps")
 	}
 	sh, err := filepath.Abs("../testdata/natlab/lab.sh")
@@ -106,6 +107,8 @@ type lab struct {
 	nl   natlab
 	name string
 	info map[string]string
+	// env is added to the peers' environment (the TURN password).
+	env []string
 }
 
 // upLab builds a lab and removes it when the test ends, failed or not.
@@ -132,7 +135,29 @@ func (nl natlab) up(t *testing.T, args ...string) *lab {
 	if l.info["STUN1"] == "" || l.info["STUN2"] == "" {
 		t.Fatalf("lab.sh up printed no STUN addresses:\n%s", out)
 	}
+	switch {
+	case l.info["TURN_PASSWORD"] != "":
+		l.env = append(l.env, "P2PTUI_TURN_PASSWORD="+l.info["TURN_PASSWORD"])
+	case l.info["TURN_SECRET"] != "":
+		l.env = append(l.env, "P2PTUI_TURN_SECRET="+l.info["TURN_SECRET"])
+	}
 	return l
+}
+
+// labFlags are the peer flags a lab's extras call for: IPv6 discovery and
+// a dual-stack socket with --ipv6, the relay and its user with --turn.
+func (l *lab) labFlags() []string {
+	var f []string
+	if s6 := l.info["STUN6"]; s6 != "" {
+		f = append(f, "-ipv6", "-stun6", s6)
+	}
+	if l.info["TURN_PASSWORD"] != "" || l.info["TURN_SECRET"] != "" {
+		f = append(f, "-turn", "turn:"+l.info["TURN"])
+		if u := l.info["TURN_USER"]; u != "" {
+			f = append(f, "-turn-user", u)
+		}
+	}
+	return f
 }
 
 // sh runs a lab.sh subcommand and returns its stdout.
@@ -165,6 +190,14 @@ type peerEvent struct {
 	Reason    string `json:"reason"`
 	Detail    string `json:"detail"`
 	Err       string `json:"err"`
+	// Kind is the path kind of path, failed, ping_ok and path_lost.
+	Kind     string   `json:"kind"`
+	Socket   int      `json:"socket"`
+	Relay    string   `json:"relay"`
+	Owd      *float64 `json:"owd"`
+	Mapped6  string   `json:"mapped6"`
+	Count    int      `json:"count"`
+	Requests int      `json:"requests"`
 }
 
 // peerRun is what one peer process printed.
@@ -179,6 +212,16 @@ type peerRun struct {
 func (p peerRun) find(run int, ev string) (peerEvent, bool) {
 	for _, e := range p.events {
 		if e.Run == run && e.Ev == ev {
+			return e, true
+		}
+	}
+	return peerEvent{}, false
+}
+
+// findKind returns the first event named ev of a path kind in run.
+func (p peerRun) findKind(run int, ev, kind string) (peerEvent, bool) {
+	for _, e := range p.events {
+		if e.Run == run && e.Ev == ev && e.Kind == kind {
 			return e, true
 		}
 	}
@@ -224,8 +267,10 @@ func (l *lab) peers(timeout time.Duration, extra ...string) (a, b peerRun) {
 	for i, side := range []string{"a", "b"} {
 		args := append([]string{l.nl.sh, "exec", l.name, side, l.nl.peer, "-side", side,
 			"-stun", l.info["STUN1"] + "," + l.info["STUN2"], "-rendezvous", dir, "-session", "lab",
-			"-secret", hex.EncodeToString(secret[:]), "-timeout", timeout.String()}, extra...)
+			"-secret", hex.EncodeToString(secret[:]), "-timeout", timeout.String()}, l.labFlags()...)
+		args = append(args, extra...)
 		cmd := exec.CommandContext(ctx, "bash", args...)
+		cmd.Env = append(os.Environ(), l.env...)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		cmd.WaitDelay = time.Second
@@ -280,6 +325,10 @@ func TestNATLab(t *testing.T) {
 	t.Run("same-nat", func(t *testing.T) {
 		t.Parallel()
 		testLabSameNAT(t, nl)
+	})
+	t.Run("paths", func(t *testing.T) {
+		t.Parallel()
+		testLabPaths(t, nl)
 	})
 }
 

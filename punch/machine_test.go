@@ -252,11 +252,11 @@ func TestControlledWaitsForNomination(t *testing.T) {
 func TestFailureReasons(t *testing.T) {
 	var (
 		none = NATBehavior{Mapping: MappingNone}
-		full = NATBehavior{MappingEndpointIndependent, FilteringEndpointIndependent}
-		cone = NATBehavior{MappingEndpointIndependent, FilteringUnknown}
-		port = NATBehavior{MappingEndpointIndependent, FilteringAddressAndPortDependent}
-		sym  = NATBehavior{MappingAddressAndPortDependent, FilteringAddressAndPortDependent}
-		symA = NATBehavior{MappingAddressDependent, FilteringUnknown}
+		full = NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringEndpointIndependent}
+		cone = NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringUnknown}
+		port = NATBehavior{Mapping: MappingEndpointIndependent, Filtering: FilteringAddressAndPortDependent}
+		sym  = NATBehavior{Mapping: MappingAddressAndPortDependent, Filtering: FilteringAddressAndPortDependent}
+		symA = NATBehavior{Mapping: MappingAddressDependent, Filtering: FilteringUnknown}
 		unk  = NATBehavior{}
 	)
 	cases := []struct {
@@ -485,7 +485,7 @@ func TestPeerReflexiveSelected(t *testing.T) {
 	if p, _ := parsePacket(out[1].Data); p.typ != typeProbe || p.flags != flagControlling|flagSelected {
 		t.Fatalf("nomination %+v", p)
 	}
-	if a.target(prflx) == nil || a.target(prflx).label != "prflx" {
+	if a.target(MainSocket, prflx) == nil || a.target(MainSocket, prflx).label != "prflx" {
 		t.Fatal("peer-reflexive address not learned")
 	}
 }
@@ -565,20 +565,20 @@ func TestHeardOnlyAfterTheMAC(t *testing.T) {
 		forged[len(forged)-1] ^= 1
 		ma.HandleDatagram(t0, stranger, forged)
 	}
-	if ma.Heard(stranger) {
+	if ma.Heard(MainSocket, stranger) {
 		t.Fatal("a forged probe made its source count as heard")
 	}
 	if n := len(ma.targets); n != 1 {
 		t.Fatalf("%d targets after forged probes, want 1 (the candidate)", n)
 	}
-	if ma.Heard(machAddrB) {
+	if ma.Heard(MainSocket, machAddrB) {
 		t.Fatal("heard B before anything of B's arrived")
 	}
 	mb.HandleTimeout(t0.Add(time.Second))
 	for _, tx := range mb.Transmits() {
 		ma.HandleDatagram(t0.Add(time.Second), machAddrB, tx.Data)
 	}
-	if !ma.Heard(machAddrB) {
+	if !ma.Heard(MainSocket, machAddrB) {
 		t.Fatal("B's authentic probes did not make it heard")
 	}
 }

@@ -1,8 +1,15 @@
-// Package punch owns the UDP socket and everything needed to get a direct
-// path to a peer through NATs: STUN discovery (pion/stun/v2), candidate
-// gathering and encoding, NAT behaviour probing, and the sans-I/O hole-punch
-// machine with its keepalives. It knows nothing about chat messages: once a
-// path is selected, the session layer uses that address pair.
+// Package punch owns the UDP sockets and everything needed to get a path
+// to a peer through NATs: STUN discovery (pion/stun/v2) over IPv4 and
+// IPv6, candidate gathering and encoding, NAT behaviour probing, and the
+// sans-I/O hole-punch machine with its keepalives. One machine punches one
+// kind of path (PathKind): direct (host and reflexive pairs, IPv6
+// preferred), relayed (pairs through a TURN relay; the relay itself lives
+// in punch/relay) or predicted (birthday probing between a symmetric and a
+// cone NAT, over extra sockets the owner opens when the machine asks).
+// Every packet names the local socket it uses (SocketID), so one owner
+// runs all the kinds over its sockets at once. It knows nothing about chat
+// messages: once a path is selected, the session layer uses that socket
+// and address.
 package punch
 
 import (
@@ -12,15 +19,24 @@ import (
 	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
-// Datagram is one packet read from the socket, with where and when it came.
+// Datagram is one packet read from a socket, with where and when it came
+// and which of the owner's sockets read it (the zero value: the main one).
 type Datagram struct {
-	From netip.AddrPort
-	Data []byte
-	At   time.Time
+	From   netip.AddrPort
+	Data   []byte
+	At     time.Time
+	Socket SocketID
 }
 
-// Transmit is a packet a machine wants written to the socket.
+// Transmit is a packet a machine wants written to one of the owner's
+// sockets (Transmit.Socket; the zero value is the main socket).
 type Transmit = sansio.Transmit
+
+// SocketID names one of the owner's local sockets (sansio.SocketID).
+type SocketID = sansio.SocketID
+
+// MainSocket is the owner's main socket: the zero SocketID.
+const MainSocket = sansio.MainSocket
 
 // Class is what kind of protocol a datagram belongs to, judged by its first
 // bytes so STUN, punching and the chat session can share one socket (the

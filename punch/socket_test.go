@@ -3,6 +3,8 @@ package punch
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -166,11 +168,14 @@ func TestHostCandidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if s.Family() != FamilyIPv4 {
+		t.Errorf("0.0.0.0:0 socket is %v, want IPv4", s.Family())
+	}
 	cands := s.HostCandidates()
 	if len(cands) == 0 {
 		t.Fatal("no host candidates (loopback at least is expected)")
 	}
-	usable, loop := interfaceAddrs()
+	_, v4, _, loop := interfaceAddrs()
 	for i, c := range cands {
 		if c.Type != CandidateHost {
 			t.Errorf("%v: type %v, want host", c, c.Type)
@@ -178,8 +183,8 @@ func TestHostCandidates(t *testing.T) {
 		if c.Addr.Port() != s.LocalAddr().Port() || !c.Addr.Addr().Is4() {
 			t.Errorf("%v: want an IPv4 address with the socket's port %d", c, s.LocalAddr().Port())
 		}
-		if c.Addr.Addr().IsLoopback() && len(usable) > 0 {
-			t.Errorf("%v: loopback listed although %v exist", c, usable)
+		if c.Addr.Addr().IsLoopback() && len(v4) > 0 {
+			t.Errorf("%v: loopback listed although %v exist", c, v4)
 		}
 		if i > 0 && c.Priority >= cands[i-1].Priority {
 			t.Errorf("priorities not decreasing: %v after %v", c.Priority, cands[i-1].Priority)
@@ -188,7 +193,7 @@ func TestHostCandidates(t *testing.T) {
 			t.Errorf("host priority %d not above server-reflexive %d", c.Priority, srflxCandidatePriority())
 		}
 	}
-	if len(usable) == 0 && len(cands) != len(loop) {
+	if len(v4) == 0 && len(cands) == 0 {
 		t.Errorf("only loopback exists: got %v, want %v", cands, loop)
 	}
 
@@ -196,5 +201,146 @@ func TestHostCandidates(t *testing.T) {
 	b := listenLoopback(t, context.Background())
 	if got := b.HostCandidates(); len(got) != 1 || got[0].Addr != b.LocalAddr() {
 		t.Errorf("bound to %v: candidates %v", b.LocalAddr(), got)
+	}
+}
+
+// needIPv6 skips a test on a host without IPv6 loopback.
+func needIPv6(t *testing.T) {
+	t.Helper()
+	c, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	c.Close()
+}
+
+// TestDualStackSocket: one "[::]:0" socket talks to IPv4 and IPv6 peers,
+// reports their addresses unmapped, and offers its global IPv6 addresses
+// (never link-local ones) before its IPv4 ones.
+func TestDualStackSocket(t *testing.T) {
+	needIPv6(t)
+	checkNoLeak(t)
+	s, err := ListenUDP(context.Background(), "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Family() != FamilyAny {
+		t.Fatalf("[::]:0 socket is %v, want dual-stack", s.Family())
+	}
+	v4 := listenLoopback(t, context.Background())
+	v6, err := ListenUDP(context.Background(), "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v6.Close()
+	if v6.Family() != FamilyIPv6 {
+		t.Errorf("[::1]:0 socket is %v, want IPv6", v6.Family())
+	}
+	port := s.LocalAddr().Port()
+	for _, peer := range []*Socket{v4, v6} {
+		to := netip.AddrPortFrom(peer.LocalAddr().Addr(), peer.LocalAddr().Port())
+		if err := s.WriteTo([]byte("out"), to); err != nil {
+			t.Fatalf("dual-stack write to %v: %v", to, err)
+		}
+		d := recv(t, peer)
+		if d.From.Port() != port || d.From.Addr() != peer.LocalAddr().Addr() {
+			t.Errorf("%v got it from %v", to, d.From)
+		}
+		back := netip.AddrPortFrom(peer.LocalAddr().Addr(), port)
+		if err := peer.WriteTo([]byte("back"), back); err != nil {
+			t.Fatal(err)
+		}
+		d = recv(t, s)
+		if d.From != peer.LocalAddr() {
+			t.Errorf("dual-stack socket got %q from %v, want %v (unmapped)", d.Data, d.From, peer.LocalAddr())
+		}
+	}
+	prevV6 := true
+	for _, c := range s.HostCandidates() {
+		a := c.Addr.Addr()
+		if a.IsLinkLocalUnicast() || a.Zone() != "" {
+			t.Errorf("link-local candidate %v", c)
+		}
+		global6 := a.Is6() && !a.IsPrivate() && !a.IsLoopback()
+		if global6 && !prevV6 {
+			t.Errorf("global IPv6 %v listed after another family", c)
+		}
+		prevV6 = global6
+	}
+	if got := v4.Family().Allows(netip.MustParseAddr("::1")); got {
+		t.Error("an IPv4 socket allows IPv6")
+	}
+	if !FamilyAny.Allows(netip.MustParseAddr("::1")) || !FamilyAny.Allows(netip.MustParseAddr("10.0.0.1")) ||
+		FamilyIPv6.Allows(netip.MustParseAddr("10.0.0.1")) {
+		t.Error("Family.Allows is wrong")
+	}
+}
+
+// TestSocketSet: one channel carries every socket's datagrams stamped
+// with its ID; Send routes by Transmit.Socket; a closed socket is gone.
+func TestSocketSet(t *testing.T) {
+	checkNoLeak(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := NewSocketSet(ctx)
+	defer set.CloseAll()
+	main, err := set.Listen("127.0.0.1:0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if main.ID() != MainSocket || main.Datagrams() != nil {
+		t.Fatalf("first socket: ID %d, own channel %v", main.ID(), main.Datagrams() != nil)
+	}
+	extra, err := set.ListenMany("127.0.0.1:0", 3, 2048)
+	if err != nil || len(extra) != 3 || extra[0] != 1 || extra[2] != 3 {
+		t.Fatalf("ListenMany: %v %v", extra, err)
+	}
+	peer := listenLoopback(t, context.Background())
+	for _, id := range append([]SocketID{MainSocket}, extra...) {
+		if err := set.Send(Transmit{Socket: id, To: peer.LocalAddr(), Data: []byte{byte(id)}}); err != nil {
+			t.Fatal(err)
+		}
+		d := recv(t, peer)
+		if d.Data[0] != byte(id) || d.From.Port() != set.Get(id).LocalAddr().Port() {
+			t.Errorf("socket %d: datagram %v from %v", id, d.Data, d.From)
+		}
+		if err := peer.WriteTo([]byte("hi"), set.Get(id).LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-set.Datagrams():
+			if d.Socket != id || d.From != peer.LocalAddr() {
+				t.Errorf("datagram for socket %d arrived as %d from %v", id, d.Socket, d.From)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("nothing on socket %d within 5 s", id)
+		}
+	}
+	// A datagram bigger than a small buffer is cut, never spilled.
+	big := bytes.Repeat([]byte{0x60}, 3000)
+	if err := peer.WriteTo(big, set.Get(extra[0]).LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-set.Datagrams(); len(d.Data) != 2048 {
+		t.Errorf("a 3000-byte datagram on a 2048-byte socket read as %d bytes", len(d.Data))
+	}
+	if err := set.Close(extra[1], 99); err != nil {
+		t.Fatal(err)
+	}
+	if set.Get(extra[1]) != nil || set.Len() != 3 {
+		t.Fatalf("closed socket still there (%d sockets)", set.Len())
+	}
+	if err := set.Send(Transmit{Socket: extra[1], To: peer.LocalAddr()}); !errors.Is(err, ErrUnknownSocket) {
+		t.Errorf("send from a closed socket: %v", err)
+	}
+	if err := set.CloseAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set.Listen("127.0.0.1:0", 0); err == nil {
+		t.Error("Listen on a closed set succeeded")
+	}
+	if _, err := (ListenConfig{BufferSize: -1}).Listen(ctx, "127.0.0.1:0"); err == nil {
+		t.Error("negative buffer size accepted")
 	}
 }

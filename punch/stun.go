@@ -53,8 +53,13 @@ func DefaultSTUNServers() []string {
 type DiscoveryConfig struct {
 	// Rand supplies transaction IDs; nil: crypto/rand.
 	Rand io.Reader
-	// Servers are the STUN servers to ask (IPv4; duplicates are asked once).
+	// Servers are the STUN servers to ask (duplicates are asked once):
+	// IPv4 ones, and IPv6 ones for a socket that can send IPv6 (a
+	// dual-stack socket); each family's answers are compared apart.
 	Servers []netip.AddrPort
+	// Socket is the socket the requests go out from (Transmit.Socket),
+	// whose datagrams the caller feeds in; zero is the main socket.
+	Socket SocketID
 	// Local are the socket's own addresses (its host candidates): a mapped
 	// address among them means there is no NAT (MappingNone).
 	Local []netip.AddrPort
@@ -86,15 +91,24 @@ type ServerAnswer struct {
 
 // DiscoveryResult is what STUN discovery found.
 type DiscoveryResult struct {
-	// Reflexive is the public address of the socket as the first answering
-	// server (in configuration order) saw it.
+	// Reflexive is the public IPv4 address of the socket as the first
+	// answering IPv4 server (in configuration order) saw it; zero if no
+	// IPv4 server answered.
 	Reflexive Candidate
 	// NAT is the mapping behaviour found by comparing the servers' answers,
 	// and the filtering behaviour found by the RFC 5780 section 4.4 tests
 	// when the first server advertises OTHER-ADDRESS (most public servers
 	// do not: filtering is then unknown, as it is when the server answers
-	// CHANGE-REQUEST with an error).
+	// CHANGE-REQUEST with an error). NAT.PortStep is set when the two
+	// first servers' mappings were a few ports apart: a NAT handing out
+	// ports in sequence. All of it concerns IPv4.
 	NAT NATBehavior
+	// Reflexive6 is the IPv6 address as the first answering IPv6 server
+	// saw it (zero if none answered): usually the host's own, as IPv6
+	// rarely has NAT. NAT6 is the IPv6 mapping behaviour (MappingNone when
+	// the answer is one of DiscoveryConfig.Local; filtering unmeasured).
+	Reflexive6 Candidate
+	NAT6       NATBehavior
 	// Servers is each server's answer, in configuration order.
 	Servers []ServerAnswer
 	// Err is set when no server gave a mapped address.
@@ -210,7 +224,7 @@ func (d *Discovery) rto(k int) time.Duration {
 }
 
 func (d *Discovery) send(t *stunTransaction, now time.Time) {
-	d.out = append(d.out, Transmit{To: t.server, Data: t.req})
+	d.out = append(d.out, Transmit{To: t.server, Data: t.req, Socket: d.cfg.Socket})
 	t.next = now.Add(d.rto(t.sent))
 	t.sent++
 }
@@ -267,9 +281,22 @@ func (d *Discovery) HandleDatagram(at time.Time, from netip.AddrPort, b []byte) 
 	if d.firstAnswer.IsZero() {
 		d.firstAnswer = at
 	}
-	if t == d.txns[0] {
+	if t == d.filterServer() {
 		d.startFiltering(at, t.server, m)
 	}
+}
+
+// filterServer is the transaction whose server runs the RFC 5780 filtering
+// tests: the first IPv4 one, since the NAT's filtering is what decides
+// punching (IPv6 paths cross firewalls, which filter like port-restricted
+// NATs whatever a test says).
+func (d *Discovery) filterServer() *stunTransaction {
+	for _, t := range d.txns {
+		if t.server.Addr().Is4() {
+			return t
+		}
+	}
+	return nil
 }
 
 // mappedAddress reads XOR-MAPPED-ADDRESS, or the RFC 3489 MAPPED-ADDRESS an
@@ -371,17 +398,21 @@ func (d *Discovery) Mapped() (DiscoveryResult, bool) {
 		return DiscoveryResult{}, false
 	}
 	var res DiscoveryResult
-	var answered []ServerAnswer
+	var answered4, answered6 []ServerAnswer
 	for _, t := range d.txns {
 		if !t.done {
 			return DiscoveryResult{}, false
 		}
 		res.Servers = append(res.Servers, t.answer)
-		if t.answer.Err == nil {
-			answered = append(answered, t.answer)
+		switch {
+		case t.answer.Err != nil:
+		case t.server.Addr().Is4():
+			answered4 = append(answered4, t.answer)
+		default:
+			answered6 = append(answered6, t.answer)
 		}
 	}
-	if len(answered) == 0 {
+	if len(answered4)+len(answered6) == 0 {
 		errs := []error{ErrNoSTUNAnswer}
 		for _, a := range res.Servers {
 			errs = append(errs, a.Err)
@@ -389,12 +420,34 @@ func (d *Discovery) Mapped() (DiscoveryResult, bool) {
 		res.Err = errors.Join(errs...)
 		return res, true
 	}
-	res.Reflexive = Candidate{Type: CandidateServerReflexive, Addr: answered[0].Mapped, Priority: srflxCandidatePriority()}
-	res.NAT.Mapping = d.mapping(answered)
-	if d.filter != nil && d.filter.done {
-		res.NAT.Filtering = d.filter.result
+	if len(answered4) > 0 {
+		res.Reflexive = Candidate{Type: CandidateServerReflexive, Addr: answered4[0].Mapped, Priority: srflxCandidatePriority()}
+		res.NAT.Mapping = d.mapping(answered4)
+		res.NAT.PortStep = portStep(res.NAT, answered4)
+		if d.filter != nil && d.filter.done {
+			res.NAT.Filtering = d.filter.result
+		}
+	}
+	if len(answered6) > 0 {
+		res.Reflexive6 = Candidate{Type: CandidateServerReflexive, Addr: answered6[0].Mapped, Priority: srflxCandidatePriority()}
+		res.NAT6.Mapping = d.mapping(answered6)
 	}
 	return res, true
+}
+
+// portStep is the difference between the first two servers' mapped ports
+// when the NAT is symmetric and they are close: the requests left at once
+// in configuration order, so a NAT allocating in sequence gave the second
+// the next port (or a few further on, if other mappings came between).
+func portStep(nat NATBehavior, answered []ServerAnswer) int {
+	if !nat.Symmetric() || len(answered) < 2 || answered[0].Mapped.Addr() != answered[1].Mapped.Addr() {
+		return 0
+	}
+	step := int(answered[1].Mapped.Port()) - int(answered[0].Mapped.Port())
+	if step == 0 || step < -MaxPortStep || step > MaxPortStep {
+		return 0
+	}
+	return step
 }
 
 // mapping compares the servers' answers (RFC 5780 section 4.3 in spirit,

@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/stun/v2"
+
+	"github.com/p2ptui/p2ptui/punch/internal/coturntest"
 )
 
 var (
@@ -357,6 +359,14 @@ func TestResolveSTUNServers(t *testing.T) {
 	if _, err := ResolveSTUNServers(context.Background(), []string{"bad"}); err == nil {
 		t.Error("no name resolved, yet no error")
 	}
+	got, err = ResolveSTUNServers6(context.Background(), []string{"127.0.0.1:3478", "[::1]:3479"})
+	if err != nil || fmt.Sprint(got) != "[[::1]:3479]" {
+		t.Errorf("IPv6: got %v, %v; want [::1]:3479 alone", got, err)
+	}
+	if _, err := ResolveSTUNServers6(context.Background(), []string{"127.0.0.1:3478"}); err == nil ||
+		!strings.Contains(err.Error(), "IPv6") {
+		t.Errorf("no IPv6 server: err %v", err)
+	}
 }
 
 // needTool skips (or, under CI, fails) a test that needs a program.
@@ -409,57 +419,14 @@ func freeUDPPort(t *testing.T, ips ...string) int {
 // test and returns its two addresses once both answer.
 func startCoturn(t *testing.T) []netip.AddrPort {
 	t.Helper()
-	bin := needTool(t, "turnserver", "apt-get install coturn")
-	dir := t.TempDir()
 	port := freeUDPPort(t, "127.0.0.1", "127.0.0.2")
-	ctx, cancel := context.WithCancel(context.Background())
-	// -n: ignore /etc/turnserver.conf (Debian's sets options we do not want).
-	cmd := exec.CommandContext(ctx, bin, "-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls", "--no-tcp",
-		"--no-auth", "-L", "127.0.0.1", "-L", "127.0.0.2", "--listening-port="+strconv.Itoa(port),
-		"--userdb="+filepath.Join(dir, "turndb"), "--pidfile="+filepath.Join(dir, "pid"),
-		"--log-file="+filepath.Join(dir, "log"), "--simple-log", "--no-stdout-log", "--relay-threads=1")
-	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start turnserver: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cancel() // SIGKILL: coturn has nothing to flush
-		<-exited
-	})
+	srv := coturntest.Start(t, "--stun-only", "--no-tcp", "--no-auth", "-L", "127.0.0.1", "-L", "127.0.0.2",
+		"--listening-port="+strconv.Itoa(port), "--relay-threads=1")
 	servers := []netip.AddrPort{
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)),
 		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), uint16(port)),
 	}
-	// Ready when both addresses answer a Binding request.
-	probe, err := ListenUDP(context.Background(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	deadline := time.After(10 * time.Second)
-	for _, s := range servers {
-		for ready := false; !ready; {
-			req := stun.MustBuild(stun.TransactionID, stun.BindingRequest)
-			if err := probe.WriteTo(req.Raw, s); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-exited:
-				exited <- err
-				log, _ := os.ReadFile(filepath.Join(dir, "log"))
-				t.Fatalf("turnserver exited (%v):\n%s", err, log)
-			case d := <-probe.Datagrams():
-				ready = d.From == s
-			case <-time.After(50 * time.Millisecond):
-			case <-deadline:
-				log, _ := os.ReadFile(filepath.Join(dir, "log"))
-				t.Fatalf("turnserver not answering on %v within 10 s; log:\n%s", s, log)
-			}
-		}
-	}
+	srv.WaitAnswering(t, servers...)
 	return servers
 }
 
@@ -531,5 +498,83 @@ func TestDiscoveryAgainstCoturn(t *testing.T) {
 	res = runDiscovery(t, sock, NewDiscovery(DiscoveryConfig{Servers: servers, Rand: seeded(10)}))
 	if res.Err != nil || res.NAT.Mapping != MappingEndpointIndependent {
 		t.Errorf("without local addresses: mapping %v, err %v; want endpoint-independent", res.NAT.Mapping, res.Err)
+	}
+}
+
+// TestDiscoveryPortStep: a symmetric NAT whose two mappings are a few
+// ports apart is reported as sequential with that step (either way);
+// ports far apart, or a cone NAT, give no step.
+func TestDiscoveryPortStep(t *testing.T) {
+	pub := netip.MustParseAddr("198.51.100.11")
+	cases := []struct {
+		first, second uint16
+		want          int
+	}{
+		{40000, 40001, 1},
+		{40000, 39998, -2},
+		{40000, 40000 + MaxPortStep, MaxPortStep},
+		{40000, 40000 + MaxPortStep + 1, 0},
+		{40000, 51234, 0},
+		{40000, 40000, 0}, // a cone NAT
+	}
+	for _, c := range cases {
+		d := NewDiscovery(DiscoveryConfig{Rand: seeded(2), Servers: []netip.AddrPort{stunA, stunB}})
+		d.Start(t0)
+		ids := requests(t, d.Transmits())
+		d.HandleDatagram(t0, stunA, answer(t, ids[stunA], netip.AddrPortFrom(pub, c.first)))
+		d.HandleDatagram(t0, stunB, answer(t, ids[stunB], netip.AddrPortFrom(pub, c.second)))
+		res, ok := d.Result()
+		if !ok || res.Err != nil || res.NAT.PortStep != c.want {
+			t.Errorf("mapped %d then %d: step %d (%v), want %d", c.first, c.second, res.NAT.PortStep, res.Err, c.want)
+		}
+	}
+}
+
+// TestDiscoveryBothFamilies: IPv4 and IPv6 servers asked from one
+// dual-stack socket are judged apart (an IPv6 answer differing from the
+// IPv4 ones is no sign of a symmetric NAT); the filtering tests go to the
+// first IPv4 server even when an IPv6 one is listed first; every request
+// leaves from the configured socket.
+func TestDiscoveryBothFamilies(t *testing.T) {
+	stun6 := netip.MustParseAddrPort("[2001:db8:ffff::20]:3478")
+	own6 := netip.MustParseAddrPort("[2001:db8:a::2]:4000")
+	mapped4 := netip.MustParseAddrPort("198.51.100.11:40000")
+	d := NewDiscovery(DiscoveryConfig{Rand: seeded(3), Servers: []netip.AddrPort{stun6, stunA, stunB},
+		Local: []netip.AddrPort{own6, netip.MustParseAddrPort("10.1.0.2:4000")}, Socket: 7})
+	d.Start(t0)
+	txs := d.Transmits()
+	for _, tx := range txs {
+		if tx.Socket != 7 {
+			t.Fatalf("request to %v from socket %d, want 7", tx.To, tx.Socket)
+		}
+	}
+	ids := requests(t, txs)
+	other := netip.MustParseAddrPort("203.0.113.99:3479")
+	d.HandleDatagram(t0, stun6, answer(t, ids[stun6], own6))
+	d.HandleDatagram(t0, stunA, answerOther(t, ids[stunA], mapped4, otherValue(other)))
+	d.HandleDatagram(t0, stunB, answer(t, ids[stunB], mapped4))
+	filt := d.Transmits()
+	if len(filt) != 2 || filt[0].To != stunA || filt[0].Socket != 7 {
+		t.Fatalf("filtering requests %v, want two to %v from socket 7", filt, stunA)
+	}
+	res, ok := d.Mapped()
+	if !ok || res.Err != nil {
+		t.Fatalf("Mapped: %v %v", ok, res.Err)
+	}
+	if res.Reflexive.Addr != mapped4 || res.NAT.Mapping != MappingEndpointIndependent {
+		t.Errorf("IPv4: %v %v, want %v endpoint-independent", res.Reflexive.Addr, res.NAT.Mapping, mapped4)
+	}
+	if res.Reflexive6.Addr != own6 || res.NAT6.Mapping != MappingNone {
+		t.Errorf("IPv6: %v %v, want %v none", res.Reflexive6.Addr, res.NAT6.Mapping, own6)
+	}
+
+	// IPv6 alone: no IPv4 reflexive address, no error.
+	d = NewDiscovery(DiscoveryConfig{Rand: seeded(4), Servers: []netip.AddrPort{stun6}})
+	d.Start(t0)
+	ids = requests(t, d.Transmits())
+	d.HandleDatagram(t0, stun6, answer(t, ids[stun6], own6))
+	res, ok = d.Result()
+	if !ok || res.Err != nil || res.Reflexive.Addr.IsValid() || res.Reflexive6.Addr != own6 || res.NAT6.Mapping != MappingUnknown {
+		t.Errorf("IPv6 only: %+v", res)
 	}
 }

@@ -124,7 +124,7 @@ func (d *Discovery) startFiltering(now time.Time, server netip.AddrPort, m *stun
 }
 
 func (d *Discovery) sendFilter(t *filterTest, now time.Time) {
-	d.out = append(d.out, Transmit{To: d.filter.server, Data: t.req})
+	d.out = append(d.out, Transmit{To: d.filter.server, Data: t.req, Socket: d.cfg.Socket})
 	t.sent++
 	t.next = now.Add(d.cfg.FilteringRTO)
 }

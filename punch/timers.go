@@ -26,6 +26,53 @@ const (
 	// clear "no direct path" than by waiting. (ICE implementations use
 	// similar figures: pion/ice checks for 5-25 s.)
 	DefaultPunchTimeout = 8 * time.Second
+
+	// DefaultPredictTimeout bounds birthday probing: the cone side's
+	// 2,048 probes at 250 a second take 8.2 s, and an answer to the last
+	// needs a round trip more.
+	DefaultPredictTimeout = 10 * time.Second
+)
+
+// ipv6Grace is how long the controlling side holds a working IPv4 pair
+// while an IPv6 pair, probed at the same moment, may still answer: both
+// sides have global IPv6 addresses, and IPv6 pairs cross no NAT (RFC 8421
+// prefers them). RFC 8305 section 3 waits 50 ms for an IPv6 answer before
+// taking IPv4 when resolving names; the same patience here costs a direct
+// IPv4 path at most 50 ms, and only on dual-stack pairs.
+const ipv6Grace = 50 * time.Millisecond
+
+// Birthday probing (PathPredicted). With n mappings open on the
+// symmetric side and k random ports probed out of the 64,512 a Linux NAT
+// chooses from (1024-65535), a probe hits with probability about n/64,512
+// each: 256 sockets and 1,024 probes give 1 - e^(-256*1024/64512), 98%;
+// 2,048 probes, 99.97%.
+const (
+	// birthdaySockets is how many extra sockets the symmetric side asks
+	// for: the bound, and the descriptors a process can spare.
+	birthdaySockets = 256
+	// birthdayRate is the cone side's probes per second: fast enough for
+	// 90% within 5 s, slow enough (250 × 55 bytes ≈ 14 kB/s) not to look
+	// like a flood to the NATs and networks in between.
+	birthdayRate = 250
+	// birthdayMaxProbes bounds the cone side's probes in all.
+	birthdayMaxProbes = 2048
+	// birthdayTick batches the cone side's probes: 5 probes every 20 ms
+	// keep the rate without a timer per probe.
+	birthdayTick = 20 * time.Millisecond
+	// birthdayPredictions is how many predicted ports the cone side tries
+	// first when the peer's NAT allocates in sequence: the 256 sockets'
+	// mappings plus four times as many allocated by other traffic in
+	// between.
+	birthdayPredictions = 1280
+	// birthdayResendMax caps the doubling gap (from 500 ms) between the
+	// symmetric side's rounds over its extra sockets. A round renews
+	// their mappings (Linux forgets an unanswered one after 30 s) and
+	// catches collisions where the cone side probed a port before the
+	// mapping existed: its own NAT then admits that port's next packet.
+	birthdayResendMax = 4 * time.Second
+	// birthdayLowPort is the first port a NAT hands out (Linux maps
+	// source ports of 1024 and above into 1024-65535).
+	birthdayLowPort = 1024
 )
 
 // The probe schedule: a round sends one probe to every target address.
@@ -52,9 +99,12 @@ const (
 	// reject replays: far more than a peer sends during punching (about
 	// 25 rounds × 32 targets) plus hours of keepalives.
 	replayWindow = 4096
-	// maxTargets bounds probe targets: the peer's candidates plus
-	// peer-reflexive addresses learned from authenticated probes.
-	maxTargets = 2 * MaxCandidates
+	// maxPairs bounds the pairs made from the peer's candidates and this
+	// side's sockets; maxTargets bounds them together with the
+	// peer-reflexive addresses learned from authenticated probes (plus
+	// birthdaySockets for the symmetric side of birthday probing).
+	maxPairs   = 2 * MaxCandidates
+	maxTargets = maxPairs + MaxCandidates
 	// maxOutstanding bounds remembered probes awaiting a reply.
 	maxOutstanding = 4096
 )

@@ -121,12 +121,18 @@ func (m *macer) sum(header []byte) []byte {
 	return m.h.Sum(m.buf[:0])[:macLen]
 }
 
-// deriveKeys derives the routing tag and the MAC key from the punch secret
-// and the session ID, with distinct labels so neither reveals the other.
-func deriveKeys(secret [32]byte, sessionID string) (Tag, macKey) {
+// deriveKeys derives the routing tag and the MAC key of one path kind's
+// packets from the punch secret and the session ID, with distinct labels
+// so neither reveals the other and no kind's packets pass for another's.
+// The direct kind keeps the labels of the first version.
+func deriveKeys(secret [32]byte, sessionID string, kind PathKind) (Tag, macKey) {
+	suffix := ""
+	if kind != PathDirect {
+		suffix = " " + kind.String()
+	}
 	derive := func(label string) []byte {
 		h := hmac.New(sha256.New, secret[:])
-		h.Write([]byte(label))
+		h.Write([]byte(label + suffix))
 		h.Write([]byte{0})
 		h.Write([]byte(sessionID))
 		return h.Sum(nil)

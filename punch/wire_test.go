@@ -11,7 +11,7 @@ func wireKey(t testing.TB) (Tag, *macer) {
 	t.Helper()
 	var secret [32]byte
 	secret[0] = 7
-	tag, key := deriveKeys(secret, "wire-test")
+	tag, key := deriveKeys(secret, "wire-test", PathDirect)
 	return tag, newMacer(&key)
 }
 
@@ -61,18 +61,25 @@ func TestPacketMACCoversEveryHeaderByte(t *testing.T) {
 			t.Fatalf("flipping byte %d keeps the MAC valid", i)
 		}
 	}
-	_, otherKey := deriveKeys([32]byte{7}, "wire-test2")
+	_, otherKey := deriveKeys([32]byte{7}, "wire-test2", PathDirect)
 	if verifyMAC(newMacer(&otherKey), b) {
 		t.Fatal("another session's key verifies the packet")
 	}
 }
 
 func TestDeriveKeysDiffer(t *testing.T) {
-	t1, k1 := deriveKeys([32]byte{1}, "a")
-	t2, k2 := deriveKeys([32]byte{1}, "b")
-	t3, k3 := deriveKeys([32]byte{2}, "a")
+	t1, k1 := deriveKeys([32]byte{1}, "a", PathDirect)
+	t2, k2 := deriveKeys([32]byte{1}, "b", PathDirect)
+	t3, k3 := deriveKeys([32]byte{2}, "a", PathDirect)
 	if t1 == t2 || t1 == t3 || k1 == k2 || k1 == k3 {
 		t.Fatal("keys do not depend on both secret and session")
+	}
+	// Each path kind has its own tag and key, so an owner running one
+	// machine per kind routes every packet to one machine only.
+	t4, k4 := deriveKeys([32]byte{1}, "a", PathRelayed)
+	t5, k5 := deriveKeys([32]byte{1}, "a", PathPredicted)
+	if t4 == t1 || t5 == t1 || t4 == t5 || k4 == k1 || k5 == k1 || k4 == k5 {
+		t.Fatal("path kinds share keys")
 	}
 	if [8]byte(k1[:8]) == [8]byte(t1) {
 		t.Fatal("the tag reveals the MAC key")

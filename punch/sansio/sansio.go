@@ -20,6 +20,11 @@
 //     forgets it. A machine whose owner decides the destination (the
 //     session, which follows the path the connection machine chose)
 //     returns bare datagrams; the others return Transmit values.
+//   - A machine that uses several local sockets (the main one, a TURN
+//     relay, extra sockets for birthday probing, an IPv6 one) names the
+//     socket of each Transmit, and is told the socket of each datagram it
+//     is given. Sockets are the owner's: it numbers them (SocketID, 0 for
+//     the main socket), opens and closes them; a machine only asks.
 //   - Deadline() is the instant HandleTimeout must next be called; the
 //     zero time means no timer is running. Calling HandleTimeout early or
 //     late is harmless: it runs what is due at now.
@@ -36,10 +41,20 @@ import (
 	"time"
 )
 
-// Transmit is one datagram a machine wants sent, and where to.
+// SocketID names one of the owner's local sockets. The owner assigns the
+// numbers; MainSocket is the one every machine uses unless told otherwise.
+type SocketID uint16
+
+// MainSocket is the owner's main socket, the zero SocketID: a machine that
+// knows of no other socket sends everything from it.
+const MainSocket SocketID = 0
+
+// Transmit is one datagram a machine wants sent, where to, and from which
+// of the owner's local sockets (the zero value: the main socket).
 type Transmit struct {
-	To   netip.AddrPort
-	Data []byte
+	To     netip.AddrPort
+	Data   []byte
+	Socket SocketID
 }
 
 // Machine is the part of the contract a driver needs to keep time for any

@@ -719,7 +719,7 @@ func (e *Engine) HandleDatagram(now time.Time, dg punch.Datagram) {
 		// moment before my punch machine did: hold a few for the link
 		// whose authenticated probes came from there.
 		for _, l := range e.sortedLinks() {
-			if l.st == stPunching && l.pm != nil && l.pm.Heard(dg.From) {
+			if l.st == stPunching && l.pm != nil && l.pm.Heard(dg.Socket, dg.From) {
 				l.holdEarly(dg)
 				return
 			}

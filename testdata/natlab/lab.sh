@@ -2,7 +2,7 @@
 # NAT lab: two hosts behind real Linux NATs (network namespaces, iptables)
 # and a STUN server (coturn) on a simulated internet, all on one machine.
 #
-#   lab.sh up NAME KIND_A KIND_B [--same-nat]
+#   lab.sh up NAME KIND_A KIND_B [--same-nat] [--ipv6] [--turn lt|secret]
 #   lab.sh down NAME
 #   lab.sh exec NAME NODE CMD...      NODE: a b ra rb inet
 #   lab.sh loss NAME PERCENT [NODE..] random UDP loss (0 = off): on each NAT's WAN side, or
@@ -18,16 +18,34 @@
 # behind one NAT of KIND_A (KIND_B must equal KIND_A or be "-"); a
 # full-cone NAT then forwards unsolicited UDP to host a only.
 #
+# --ipv6 adds an IPv6 internet (2001:db8:ffff::/64 on the bridge) and a
+# global IPv6 address for each host, with no NAT but a stateful ip6tables
+# firewall in front of it (in its router, or in the host itself for kind
+# none): only return traffic of flows the host started comes in. A second
+# coturn on TURN_IP/TURN_IP6 answers STUN over IPv6.
+#
+# --turn lt|secret makes that second coturn a TURN relay (203.0.113.20 and,
+# with --ipv6, 2001:db8:ffff::20, UDP 3478) with long-term credentials
+# (TURN_USER/TURN_PASSWORD) or a shared secret for time-limited ones
+# (TURN_SECRET, coturn's use-auth-secret). Without --turn, TURN_IP exists
+# but nothing listens there: a TURN server that is down.
+#
 # Topology (every address is TEST-NET or 10.x and lives only in namespaces
 # this script creates; nothing touches the root namespace's interfaces):
 #
 #   NAME-inet  bridge br0: 203.0.113.1/24 (gateway for the routers),
-#              203.0.113.10 and 203.0.113.11 (coturn, UDP 3478), 198.51.100.1/24
+#              203.0.113.10 and 203.0.113.11 (coturn, UDP 3478), 198.51.100.1/24,
+#              203.0.113.20 (the TURN coturn, with --turn)
+#              IPv6: 2001:db8:ffff::1/64, ::20 (second coturn)
 #   NAME-ra    wan 198.51.100.11/24 (default via 198.51.100.1), lan 10.1.0.1/24
 #   NAME-rb    wan 198.51.100.12/24, lan 10.2.0.1/24
 #   NAME-a     eth0 10.1.0.2/24 behind ra, or 198.51.100.21/24 for kind none
 #   NAME-b     eth0 10.2.0.2/24 behind rb (10.1.0.3 with --same-nat), or
 #              198.51.100.22/24 for kind none
+#   IPv6       ra wan 2001:db8:ffff::11, lan 2001:db8:a::1/64; rb wan ::12,
+#              lan 2001:db8:b::1/64; a 2001:db8:a::2 (kind none:
+#              2001:db8:ffff::21), b 2001:db8:b::2 (2001:db8:a::3 with
+#              --same-nat; kind none: 2001:db8:ffff::22)
 #
 # Interfaces are created directly inside their namespaces, so their names
 # (br0, wan, lan, ha, hb, eth0) never clash between labs running at once.
@@ -39,6 +57,12 @@ STATE_ROOT=${NATLAB_STATE:-/tmp/natlab}
 STUN1=203.0.113.10
 STUN2=203.0.113.11
 STUN_PORT=3478
+TURN_IP=203.0.113.20
+INET6=2001:db8:ffff
+TURN_IP6=$INET6::20
+TURN_USER=lab
+TURN_PASSWORD=lab-relay-password
+TURN_SECRET=lab-shared-secret
 
 die() {
 	echo "lab.sh: $*" >&2
@@ -63,7 +87,7 @@ check_kind() {
 
 need_tools() {
 	local t
-	for t in ip iptables conntrack turnserver sysctl; do
+	for t in ip iptables ip6tables conntrack turnserver sysctl; do
 		command -v "$t" >/dev/null || die "$t not found (apt-get install iproute2 iptables conntrack coturn procps)"
 	done
 	[ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces and iptables)"
@@ -99,9 +123,10 @@ new_ns() {
 	nsx "$1" ip link set lo up
 }
 
-# setup_router NS WAN_IP LAN_CIDR KIND DNAT_TARGET
+# setup_router NS WAN_IP LAN_CIDR KIND DNAT_TARGET WAN_IP6 LAN6_CIDR (the
+# last two empty without --ipv6)
 setup_router() {
-	local ns=$1 wan_ip=$2 lan=$3 kind=$4 target=$5
+	local ns=$1 wan_ip=$2 lan=$3 kind=$4 target=$5 wan6=$6 lan6=$7
 	nsx "$ns" ip addr add "$wan_ip/24" dev wan
 	nsx "$ns" ip link set wan up
 	nsx "$ns" ip link add lan type bridge
@@ -146,12 +171,39 @@ setup_router() {
 	# A packet dropped in filter/INPUT never confirms its conntrack entry.
 	nsx "$ns" iptables -A INPUT -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 	nsx "$ns" iptables -A INPUT -i wan -j DROP
+	if [ -n "$wan6" ]; then
+		# IPv6: routed, no NAT, and a stateful firewall like a home
+		# router's: out anything, in only what belongs to a flow the
+		# inside host started (ESTABLISHED: the host has sent from that
+		# address:port to that address:port).
+		nsx "$ns" ip -6 addr add "$wan6/64" dev wan nodad
+		nsx "$ns" ip -6 addr add "$lan6" dev lan nodad
+		nsx "$ns" ip -6 route add default via "$INET6::1"
+		nsx "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
+		if nsx "$ns" test -e /proc/sys/net/bridge/bridge-nf-call-ip6tables; then
+			nsx "$ns" sysctl -qw net.bridge.bridge-nf-call-ip6tables=0
+		fi
+		nsx "$ns" ip6tables -A FORWARD -o wan -j ACCEPT
+		nsx "$ns" ip6tables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+		nsx "$ns" ip6tables -A FORWARD -i wan -j DROP
+	fi
 }
 
-# add_host NAME SIDE KIND ROUTER_NS LAN_IP PUBLIC_IP: create host NAME-SIDE
-# either behind ROUTER_NS (on its LAN bridge) or directly on the internet.
+# host_firewall6 NS: the stateful IPv6 firewall of a host on the internet
+# itself (kind none): neighbour discovery and return traffic only.
+host_firewall6() {
+	local ns=$1
+	nsx "$ns" ip6tables -A INPUT -i lo -j ACCEPT
+	nsx "$ns" ip6tables -A INPUT -p ipv6-icmp -j ACCEPT
+	nsx "$ns" ip6tables -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	nsx "$ns" ip6tables -A INPUT -j DROP
+}
+
+# add_host NAME SIDE KIND ROUTER_NS LAN_IP PUBLIC_IP LAN_IP6 PUBLIC_IP6:
+# create host NAME-SIDE either behind ROUTER_NS (on its LAN bridge) or
+# directly on the internet (the IPv6 addresses empty without --ipv6).
 add_host() {
-	local name=$1 side=$2 kind=$3 router=$4 lan_ip=$5 pub_ip=$6
+	local name=$1 side=$2 kind=$3 router=$4 lan_ip=$5 pub_ip=$6 lan_ip6=$7 pub_ip6=$8
 	local ns=$name-$side
 	new_ns "$ns"
 	if [ "$kind" = none ]; then
@@ -161,6 +213,12 @@ add_host() {
 		nsx "$ns" ip link set eth0 up
 		nsx "$ns" ip route add default via 198.51.100.1
 		echo "HOST_${side^^}_IP=$pub_ip"
+		if [ -n "$pub_ip6" ]; then
+			nsx "$ns" ip -6 addr add "$pub_ip6/64" dev eth0 nodad
+			nsx "$ns" ip -6 route add default via "$INET6::1"
+			host_firewall6 "$ns"
+			echo "HOST_${side^^}_IP6=$pub_ip6"
+		fi
 	else
 		nsx "$router" ip link add "h$side" type veth peer name eth0 netns "$ns"
 		nsx "$router" ip link set "h$side" master lan up
@@ -168,16 +226,25 @@ add_host() {
 		nsx "$ns" ip link set eth0 up
 		nsx "$ns" ip route add default via "${lan_ip%.*}.1"
 		echo "HOST_${side^^}_IP=$lan_ip"
+		if [ -n "$lan_ip6" ]; then
+			nsx "$ns" ip -6 addr add "$lan_ip6/64" dev eth0 nodad
+			nsx "$ns" ip -6 route add default via "${lan_ip6%::*}::1"
+			echo "HOST_${side^^}_IP6=$lan_ip6"
+		fi
 	fi
 	echo "HOST_${side^^}_NS=$ns"
 }
 
 add_router() {
-	local name=$1 r=$2 wan_ip=$3 lan=$4 kind=$5 target=$6
+	local name=$1 r=$2 wan_ip=$3 lan=$4 kind=$5 target=$6 wan6=$7 lan6=$8
 	new_ns "$name-$r"
 	nsx "$name-inet" ip link add "$r" type veth peer name wan netns "$name-$r"
 	nsx "$name-inet" ip link set "$r" master br0 up
-	setup_router "$name-$r" "$wan_ip" "$lan" "$kind" "$target"
+	setup_router "$name-$r" "$wan_ip" "$lan" "$kind" "$target" "$wan6" "$lan6"
+	if [ -n "$wan6" ]; then
+		# The internet's route to the router's LAN prefix.
+		nsx "$name-inet" ip -6 route add "${lan6%::*}::/64" via "$wan6"
+	fi
 	echo "ROUTER_${r^^}_NS=$name-$r"
 	echo "ROUTER_${r^^}_IP=$wan_ip"
 }
@@ -217,13 +284,54 @@ start_stun() {
 	die "coturn did not start listening on $STUN1 and $STUN2 (ports $STUN_PORT and $((STUN_PORT + 1))) within 5 s (log above)"
 }
 
+# start_turn NAME AUTH IPV6: the second coturn, on TURN_IP (and TURN_IP6):
+# a TURN relay with AUTH lt (long-term user) or secret (use-auth-secret),
+# or, with AUTH empty, a plain STUN server for IPv6 discovery.
+start_turn() {
+	local name=$1 auth=$2 ipv6=$3 dir=$STATE_ROOT/$1 i want=1
+	local -a args=(-n --no-cli --no-tls --no-dtls --no-tcp --listening-port="$STUN_PORT" -L "$TURN_IP"
+		--userdb="$dir/turn2db" --pidfile="$dir/turn2.pid" --log-file="$dir/turn2.log" --simple-log
+		--no-software-attribute --no-rfc5780 --realm=natlab)
+	if [ "$ipv6" = 1 ]; then
+		args+=(-L "$TURN_IP6")
+		want=2
+	fi
+	case $auth in
+	lt) args+=(--relay-ip="$TURN_IP" --lt-cred-mech --user="$TURN_USER:$TURN_PASSWORD") ;;
+	secret) args+=(--relay-ip="$TURN_IP" --use-auth-secret --static-auth-secret="$TURN_SECRET") ;;
+	*) args+=(--stun-only --no-auth) ;;
+	esac
+	: >"$dir/turn2.log"
+	(
+		for fd in $(ls "/proc/$BASHPID/fd"); do
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		exec ip netns exec "$name-inet" turnserver "${args[@]}"
+	) </dev/null >/dev/null 2>&1 &
+	for i in $(seq 1 100); do
+		if [ "$(nsx "$name-inet" ss -Hlun "( sport = :$STUN_PORT )" | awk '{print $4}' | sort -u | grep -c -e "^$TURN_IP:" -e "^\[$TURN_IP6\]:" || true)" -ge "$want" ]; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	cat "$dir/turn2.log" >&2 || true
+	die "the second coturn did not start listening on $TURN_IP (and $TURN_IP6) within 5 s (log above)"
+}
+
 cmd_up() {
 	[ $# -ge 3 ] || usage
-	local name=$1 ka=$2 kb=$3 same=0
+	local name=$1 ka=$2 kb=$3 same=0 ipv6=0 turn=""
 	shift 3
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--same-nat) same=1 ;;
+		--ipv6) ipv6=1 ;;
+		--turn)
+			[ $# -ge 2 ] || die "--turn needs lt or secret"
+			turn=$2
+			shift
+			case $turn in lt | secret) ;; *) die "--turn '$turn' must be lt or secret" ;; esac
+			;;
 		*) die "unknown option '$1'" ;;
 		esac
 		shift
@@ -252,35 +360,59 @@ cmd_up() {
 		echo "STUN1=$STUN1:$STUN_PORT"
 		echo "STUN2=$STUN2:$STUN_PORT"
 		echo "INET_NS=$name-inet"
+		echo "TURN=$TURN_IP:$STUN_PORT"
+		if [ "$ipv6" = 1 ]; then
+			echo "STUN6=[$TURN_IP6]:$STUN_PORT"
+			echo "TURN6=[$TURN_IP6]:$STUN_PORT"
+		fi
+		case $turn in
+		lt) echo "TURN_USER=$TURN_USER" && echo "TURN_PASSWORD=$TURN_PASSWORD" ;;
+		secret) echo "TURN_SECRET=$TURN_SECRET" ;;
+		esac
 
 		new_ns "$name-inet"
 		nsx "$name-inet" ip link add br0 type bridge
 		nsx "$name-inet" ip addr add 203.0.113.1/24 dev br0
 		nsx "$name-inet" ip addr add "$STUN1/24" dev br0
 		nsx "$name-inet" ip addr add "$STUN2/24" dev br0
+		nsx "$name-inet" ip addr add "$TURN_IP/24" dev br0
 		nsx "$name-inet" ip addr add 198.51.100.1/24 dev br0
 		nsx "$name-inet" ip link set br0 up
 		nsx "$name-inet" sysctl -qw net.ipv4.ip_forward=1
 		if nsx "$name-inet" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then
 			nsx "$name-inet" sysctl -qw net.bridge.bridge-nf-call-iptables=0
 		fi
+		local wa6="" la6="" wb6="" lb6="" ha6="" hb6="" pa6="" pb6=""
+		if [ "$ipv6" = 1 ]; then
+			nsx "$name-inet" ip -6 addr add "$INET6::1/64" dev br0 nodad
+			nsx "$name-inet" ip -6 addr add "$TURN_IP6/64" dev br0 nodad
+			nsx "$name-inet" sysctl -qw net.ipv6.conf.all.forwarding=1
+			if nsx "$name-inet" test -e /proc/sys/net/bridge/bridge-nf-call-ip6tables; then
+				nsx "$name-inet" sysctl -qw net.bridge.bridge-nf-call-ip6tables=0
+			fi
+			wa6=$INET6::11 la6=2001:db8:a::1/64 wb6=$INET6::12 lb6=2001:db8:b::1/64
+			ha6=2001:db8:a::2 hb6=2001:db8:b::2 pa6=$INET6::21 pb6=$INET6::22
+		fi
 
 		if [ "$same" = 1 ]; then
-			add_router "$name" ra 198.51.100.11 10.1.0.1/24 "$ka" 10.1.0.2
-			add_host "$name" a "$ka" "$name-ra" 10.1.0.2 ""
-			add_host "$name" b "$kb" "$name-ra" 10.1.0.3 ""
+			add_router "$name" ra 198.51.100.11 10.1.0.1/24 "$ka" 10.1.0.2 "$wa6" "$la6"
+			add_host "$name" a "$ka" "$name-ra" 10.1.0.2 "" "$ha6" ""
+			add_host "$name" b "$kb" "$name-ra" 10.1.0.3 "" "${ha6:+2001:db8:a::3}" ""
 		else
 			if [ "$ka" != none ]; then
-				add_router "$name" ra 198.51.100.11 10.1.0.1/24 "$ka" 10.1.0.2
+				add_router "$name" ra 198.51.100.11 10.1.0.1/24 "$ka" 10.1.0.2 "$wa6" "$la6"
 			fi
-			add_host "$name" a "$ka" "$name-ra" 10.1.0.2 198.51.100.21
+			add_host "$name" a "$ka" "$name-ra" 10.1.0.2 198.51.100.21 "$ha6" "$pa6"
 			if [ "$kb" != none ]; then
-				add_router "$name" rb 198.51.100.12 10.2.0.1/24 "$kb" 10.2.0.2
+				add_router "$name" rb 198.51.100.12 10.2.0.1/24 "$kb" 10.2.0.2 "$wb6" "$lb6"
 			fi
-			add_host "$name" b "$kb" "$name-rb" 10.2.0.2 198.51.100.22
+			add_host "$name" b "$kb" "$name-rb" 10.2.0.2 198.51.100.22 "$hb6" "$pb6"
 		fi
 	} >"$STATE_ROOT/$name/info.tmp"
 	start_stun "$name"
+	if [ -n "$turn" ] || [ "$ipv6" = 1 ]; then
+		start_turn "$name" "$turn" "$ipv6"
+	fi
 	mv "$STATE_ROOT/$name/info.tmp" "$STATE_ROOT/$name/info"
 	UP_OK=1
 	cat "$STATE_ROOT/$name/info"

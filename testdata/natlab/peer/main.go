@@ -1,27 +1,40 @@
 // Command peer is one end of a NAT lab experiment: it runs this
-// repository's punch package for real — the UDP socket, STUN discovery and
-// NAT behaviour probe against the lab's coturn, candidate encoding, and the
-// sans-I/O hole-punch machine in a small event loop of its own — and prints
-// what happens as JSON lines on stdout, one object per event:
+// repository's punch package for real — the sockets, STUN discovery and
+// NAT behaviour probe against the lab's coturn, candidate encoding, a TURN
+// allocation (punch/relay) when asked, and the sans-I/O hole-punch
+// machines, one per path kind (direct; relayed when either side has a
+// relay; predicted, birthday probing, with -predict where it applies), in
+// a small event loop of its own — and prints what happens as JSON lines
+// on stdout, one object per event:
 //
-//	stun         STUN discovery done: ms, mapped, mapping, filtering, phrase
-//	candidates   own candidates published to the rendezvous
-//	have_remote  the other side's candidates arrived (t is the instant)
-//	path         the machine selected a path: local, remote, ms since have_remote
-//	failed       the machine gave up: reason ("symmetric-nat", ...), detail, ms
-//	ping_ok      side a's first ping over the path came back: ms is the RTT
-//	ping_timeout no answer to side a's first ping within 3 s
-//	hold_ping    a ping while holding the path: ms (RTT), or reason "timeout"
-//	path_lost    the machine declared the selected path dead
-//	error        setup broke (err); the process then exits with status 1
+//	stun           STUN discovery done: ms, mapped, mapped6, mapping, filtering, phrase
+//	relay          TURN allocation done: local (relayed address), ms, requests so far
+//	relay_failed   TURN allocation or permission failed: err, in words
+//	candidates     own candidates published to the rendezvous
+//	have_remote    the other side's candidates arrived (t is the instant)
+//	path           a machine selected a path: kind, socket, local, remote, relay, ms since have_remote
+//	failed         a machine gave up: kind, reason ("symmetric-nat", ...), detail, ms
+//	sockets_opened the birthday machine's extra sockets were opened: count
+//	ping_ok        side a's first ping over a path came back: kind, ms (RTT), owd (one-way, ms)
+//	ping_timeout   no answer to side a's first ping over a path within 3 s: kind
+//	owd            with -latency-pings N, each of N more pings over every path: kind, ms (RTT), owd
+//	hold_ping      a ping while holding the first path: ms (RTT), or reason "timeout"
+//	path_lost      a machine declared its selected path dead: kind
+//	sockets_left   at the end of a run, extra sockets still open: count
+//	relay_stats    at the end of a run, after the release: requests (to the TURN server, in all)
+//	error          setup broke (err); the process then exits with status 1
 //
 // Every object carries t (Unix nanoseconds, wall clock: both peers run on one
 // machine, so their instants compare), side and run. Side a is the
 // controlling (offering) side; b answers pings and never starts one, so a
 // dead NAT mapping cannot be re-opened from b's side by the test itself.
+// The first path a side selects carries the hold and its pings; every
+// path gets one ping, so paths of different kinds can be compared.
 //
 // The two peers find each other through a rendezvous directory both can
 // read: each writes its encoded candidates there and waits for the other's.
+// The TURN password or shared secret comes from $P2PTUI_TURN_PASSWORD or
+// $P2PTUI_TURN_SECRET, as for p2ptui itself.
 //
 // Built and driven by punch/lab_test.go; by hand:
 //
@@ -52,33 +65,47 @@ import (
 	"time"
 
 	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/punch/relay"
+	"github.com/p2ptui/p2ptui/punch/sansio"
 )
 
-// The lab's own packets on the path (pings), in the session range of first
+// The lab's own packets on a path (pings), in the session range of first
 // bytes (RFC 7983-style demultiplexing in punch.Classify): the lab peer runs
-// no session, so it borrows that range. 0x6F 'L' 'A' 'B', kind, sequence.
+// no session, so it borrows that range:
+//
+//	0x6F 'L' 'A' 'B', kind(1), sequence(4), path kind(1),
+//	sent(8, Unix ns), received(8, Unix ns; pong only)
 const (
 	labMagic   = "\x6fLAB"
 	labPing    = 1
 	labPong    = 2
 	labBye     = 3
-	labPktSize = len(labMagic) + 1 + 4
+	labPktSize = len(labMagic) + 1 + 4 + 1 + 8 + 8
 )
 
 // Timings of the lab peer's own protocol (not the punch machine's).
 const (
-	pingRetry   = 200 * time.Millisecond // resend an unanswered first ping
-	pingGiveUp  = 3 * time.Second        // no answer to the first ping: report it
-	holdTries   = 3                      // tries per hold ping
-	holdRetry   = 300 * time.Millisecond // between tries of a hold ping
-	byeCopies   = 3                      // side a says bye this many times
-	lingerAfter = 3 * time.Second        // side b waits this long past the hold for a bye
-	pollEvery   = 2 * time.Millisecond   // rendezvous directory polling
+	pingRetry    = 200 * time.Millisecond // resend an unanswered first ping
+	pingGiveUp   = 3 * time.Second        // no answer to the first ping: report it
+	holdTries    = 3                      // tries per hold ping
+	holdRetry    = 300 * time.Millisecond // between tries of a hold ping
+	byeCopies    = 3                      // side a says bye this many times
+	lingerAfter  = 3 * time.Second        // side b waits this long past the hold for a bye
+	pollEvery    = 2 * time.Millisecond   // rendezvous directory polling
+	relayWait    = 3 * time.Second        // how long the TURN allocation may take
+	extraSockBuf = 2048                   // read buffer of birthday sockets
+	latencyGap   = 10 * time.Millisecond  // between latency pings
 )
 
 type options struct {
 	side         string
 	servers      []netip.AddrPort
+	servers6     []netip.AddrPort
+	ipv6         bool
+	turn         relay.Settings
+	predict      bool
+	waitAll      bool
+	latency      int
 	dir          string
 	session      string
 	secret       [32]byte
@@ -96,13 +123,20 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var stun, secret, keepalive string
+	var stun, stun6, secret, keepalive, turnURI, turnUser string
 	fs.StringVar(&o.side, "side", "", "a (controlling, offers) or b (controlled, answers)")
 	fs.StringVar(&stun, "stun", "", "comma-separated STUN servers ip:port (two, to probe mapping behaviour)")
+	fs.StringVar(&stun6, "stun6", "", "comma-separated IPv6 STUN servers [ip]:port (with -ipv6)")
+	fs.BoolVar(&o.ipv6, "ipv6", false, "one dual-stack socket ([::]:0) instead of an IPv4 one")
+	fs.StringVar(&turnURI, "turn", "", "TURN server turn:HOST[:PORT]; password or secret from $"+relay.EnvPassword+" / $"+relay.EnvSecret)
+	fs.StringVar(&turnUser, "turn-user", "", "TURN user name")
+	fs.BoolVar(&o.predict, "predict", false, "run birthday probing too where it applies (symmetric NAT facing a cone)")
+	fs.BoolVar(&o.waitAll, "wait-all", false, "before ending a run, wait until every machine has selected or failed")
+	fs.IntVar(&o.latency, "latency-pings", 0, "after the first ping, side a sends this many more over every path, 10 ms apart, for one-way latency")
 	fs.StringVar(&o.dir, "rendezvous", "", "directory shared with the other peer for exchanging candidates")
 	fs.StringVar(&o.session, "session", "", "session name shared with the other peer ([a-z0-9], 1-40)")
 	fs.StringVar(&secret, "secret", "", "punch secret shared with the other peer, 64 hex digits")
-	fs.IntVar(&o.runs, "runs", 1, "punch this many times, each with a fresh socket")
+	fs.IntVar(&o.runs, "runs", 1, "punch this many times, each with fresh sockets")
 	fs.DurationVar(&o.hold, "hold", 0, "after the path is selected, keep it this long (idle but for pings)")
 	fs.DurationVar(&o.pingEvery, "ping-every", 0, "while holding, side a pings this often (0: once, at the end)")
 	fs.StringVar(&keepalive, "keepalive", "", `punch keepalive interval, or "off" (default: the machine's)`)
@@ -118,12 +152,21 @@ func parseFlags(args []string) (options, error) {
 	if o.side != "a" && o.side != "b" {
 		return o, fmt.Errorf("-side must be a or b, not %q", o.side)
 	}
-	for _, s := range strings.Split(stun, ",") {
-		ap, err := netip.ParseAddrPort(strings.TrimSpace(s))
-		if err != nil {
-			return o, fmt.Errorf("-stun %q: %w", s, err)
+	var err error
+	if o.servers, err = parseAddrs("-stun", stun); err != nil {
+		return o, err
+	}
+	if stun6 != "" {
+		if o.servers6, err = parseAddrs("-stun6", stun6); err != nil {
+			return o, err
 		}
-		o.servers = append(o.servers, ap)
+	}
+	if turnURI != "" {
+		o.turn, err = relay.ParseSettings(relay.Input{URIs: []string{turnURI}, User: turnUser,
+			EnvPassword: os.Getenv(relay.EnvPassword), EnvSecret: os.Getenv(relay.EnvSecret)})
+		if err != nil {
+			return o, err
+		}
 	}
 	if o.dir == "" {
 		return o, errors.New("-rendezvous directory is required")
@@ -151,6 +194,18 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
+func parseAddrs(flagName, list string) ([]netip.AddrPort, error) {
+	var out []netip.AddrPort
+	for _, s := range strings.Split(list, ",") {
+		ap, err := netip.ParseAddrPort(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flagName, s, err)
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
 func validName(s string) bool {
 	if len(s) < 1 || len(s) > 40 {
 		return false
@@ -170,16 +225,23 @@ type event struct {
 	Side       string   `json:"side"`
 	Run        int      `json:"run"`
 	Ms         *float64 `json:"ms,omitempty"`
+	Owd        *float64 `json:"owd,omitempty"`
 	Mapped     string   `json:"mapped,omitempty"`
+	Mapped6    string   `json:"mapped6,omitempty"`
 	Mapping    string   `json:"mapping,omitempty"`
 	Filtering  string   `json:"filtering,omitempty"`
 	Phrase     string   `json:"phrase,omitempty"`
 	Candidates []string `json:"candidates,omitempty"`
+	Kind       string   `json:"kind,omitempty"`
+	Socket     int      `json:"socket,omitempty"`
 	Local      string   `json:"local,omitempty"`
 	Remote     string   `json:"remote,omitempty"`
+	Relay      string   `json:"relay,omitempty"`
 	Reason     string   `json:"reason,omitempty"`
 	Detail     string   `json:"detail,omitempty"`
 	Seq        int      `json:"seq,omitempty"`
+	Count      int      `json:"count,omitempty"`
+	Requests   int      `json:"requests,omitempty"`
 	Err        string   `json:"err,omitempty"`
 }
 
@@ -221,23 +283,84 @@ func main() {
 	}
 }
 
-// runOnce is one complete experiment: fresh socket, STUN, rendezvous, punch,
-// ping, hold.
+// allocation is the outcome of the TURN allocation goroutine.
+type allocation struct {
+	r    *relay.Relay
+	err  error
+	took time.Duration
+}
+
+// runOnce is one complete experiment: fresh sockets, STUN (and TURN),
+// rendezvous, punch, ping, hold.
 func runOnce(ctx context.Context, o options, run int, out *printer) error {
-	sock, err := punch.ListenUDP(ctx, "0.0.0.0:0")
+	set := punch.NewSocketSet(ctx)
+	defer set.CloseAll()
+	listen := "0.0.0.0:0"
+	if o.ipv6 {
+		listen = "[::]:0"
+	}
+	sock, err := set.Listen(listen, 0)
 	if err != nil {
 		return fmt.Errorf("open the UDP socket: %w", err)
 	}
-	defer sock.Close()
 
-	nat, srflx, err := discover(ctx, o, run, sock, out)
-	if err != nil {
-		return err
+	// The allocation runs while STUN does; its goroutine always ends
+	// within relayWait, and is always waited for below.
+	var allocated chan allocation
+	relayID := set.Reserve()
+	if o.turn.Enabled() {
+		allocated = make(chan allocation, 1)
+		go func() {
+			actx, cancel := context.WithTimeout(ctx, relayWait)
+			defer cancel()
+			start := time.Now()
+			r, err := relay.Allocate(actx, relay.Config{Server: o.turn.Servers[0], Credentials: o.turn.Credentials,
+				Socket: relayID, Deliver: set.Deliver()})
+			allocated <- allocation{r: r, err: err, took: time.Since(start)}
+		}()
 	}
+
+	res, err := discover(ctx, o, run, set, sock, out)
+	var rel *relay.Relay
+	if allocated != nil {
+		a := <-allocated
+		switch {
+		case a.err != nil:
+			out.emit(run, event{Ev: "relay_failed", Err: a.err.Error()})
+		case set.Add(relayID, a.r) != nil:
+			a.r.Close()
+		default:
+			rel = a.r
+			out.emit(run, event{Ev: "relay", Local: rel.Addr().String(), Ms: ms(a.took), Requests: rel.Stats().Requests()})
+			// Released before the socket set closes the rest, so the
+			// count includes the release.
+			defer func() {
+				rel.Close()
+				out.emit(run, event{Ev: "relay_stats", Requests: rel.Stats().Requests()})
+			}()
+		}
+	}
+	return punchRun(ctx, o, run, out, set, sock, res, rel, err)
+}
+
+// punchRun publishes the candidates, waits for the other side's and runs
+// the machines.
+func punchRun(ctx context.Context, o options, run int, out *printer, set *punch.SocketSet, sock *punch.Socket,
+	res punch.DiscoveryResult, rel *relay.Relay, discErr error) error {
+	if discErr != nil {
+		return discErr
+	}
+	nat := res.NAT
 	local := sock.HostCandidates()
 	if nat.Mapping != punch.MappingNone {
 		// With no NAT the mapped address is a host candidate already.
-		local = append(local, srflx)
+		local = append(local, res.Reflexive)
+	}
+	if res.Reflexive6.Addr.IsValid() && res.NAT6.Mapping != punch.MappingNone {
+		local = append(local, res.Reflexive6)
+	}
+	if rel != nil {
+		local = append(local, rel.Candidate())
 	}
 	var names []string
 	for _, c := range local {
@@ -265,62 +388,64 @@ func runOnce(ctx context.Context, o options, run int, out *printer) error {
 	}
 	out.emit(run, event{Ev: "have_remote", Candidates: rnames})
 
-	l := &loop{
-		o: o, run: run, out: out, sock: sock, haveRemote: haveRemote,
-	}
-	return l.punch(ctx, session, local, remote, nat, remoteNAT)
+	l := &loop{o: o, run: run, out: out, set: set, relay: rel, haveRemote: haveRemote, byTag: map[punch.Tag]*path{}}
+	defer func() {
+		n := set.Len() - 1
+		if rel != nil {
+			n--
+		}
+		out.emit(run, event{Ev: "sockets_left", Count: n})
+	}()
+	return l.punch(ctx, session, sock, local, remote, nat, remoteNAT)
 }
 
-// discover runs the STUN discovery machine over sock until it has a result.
-func discover(ctx context.Context, o options, run int, sock *punch.Socket, out *printer) (punch.NATBehavior, punch.Candidate, error) {
+// discover runs the STUN discovery machine over the main socket until it
+// has a result.
+func discover(ctx context.Context, o options, run int, set *punch.SocketSet, sock *punch.Socket, out *printer) (punch.DiscoveryResult, error) {
 	start := time.Now()
 	// The socket's own addresses let discovery tell "no NAT" apart.
 	var own []netip.AddrPort
 	for _, c := range sock.HostCandidates() {
 		own = append(own, c.Addr)
 	}
-	d := punch.NewDiscovery(punch.DiscoveryConfig{Rand: rand.Reader, Servers: o.servers, Local: own})
+	servers := o.servers
+	if o.ipv6 {
+		servers = append(servers, o.servers6...)
+	}
+	d := punch.NewDiscovery(punch.DiscoveryConfig{Rand: rand.Reader, Servers: servers, Local: own, Socket: sock.ID()})
 	d.Start(start)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		for _, tx := range d.Transmits() {
-			if err := sock.WriteTo(tx.Data, tx.To); err != nil {
-				return punch.NATBehavior{}, punch.Candidate{}, fmt.Errorf("send a STUN request to %v: %w", tx.To, err)
+			if err := set.Send(tx); err != nil {
+				return punch.DiscoveryResult{}, fmt.Errorf("send a STUN request to %v: %w", tx.To, err)
 			}
 		}
 		if res, done := d.Result(); done {
 			if res.Err != nil {
-				return punch.NATBehavior{}, punch.Candidate{}, fmt.Errorf("STUN discovery: %w", res.Err)
+				return res, fmt.Errorf("STUN discovery: %w", res.Err)
 			}
-			mapping, filtering := natWords(res.NAT)
-			out.emit(run, event{
-				Ev: "stun", Ms: ms(time.Since(start)), Mapped: res.Reflexive.Addr.String(),
-				Mapping: mapping, Filtering: filtering, Phrase: res.NAT.Phrase(),
-			})
-			return res.NAT, res.Reflexive, nil
+			e := event{Ev: "stun", Ms: ms(time.Since(start)), Mapped: res.Reflexive.Addr.String(),
+				Mapping: res.NAT.Mapping.String(), Filtering: res.NAT.Filtering.String(), Phrase: res.NAT.Phrase()}
+			if res.Reflexive6.Addr.IsValid() {
+				e.Mapped6 = res.Reflexive6.Addr.String()
+			}
+			out.emit(run, e)
+			return res, nil
 		}
 		resetTimer(timer, d.Deadline())
 		select {
 		case <-ctx.Done():
-			return punch.NATBehavior{}, punch.Candidate{}, fmt.Errorf("STUN discovery: %w", ctx.Err())
-		case dg, ok := <-sock.Datagrams():
-			if !ok {
-				return punch.NATBehavior{}, punch.Candidate{}, errors.New("STUN discovery: the socket closed")
-			}
-			if punch.Classify(dg.Data) == punch.ClassSTUN {
+			return punch.DiscoveryResult{}, fmt.Errorf("STUN discovery: %w", ctx.Err())
+		case dg := <-set.Datagrams():
+			if punch.Classify(dg.Data) == punch.ClassSTUN && dg.Socket == sock.ID() {
 				d.HandleDatagram(dg.At, dg.From, dg.Data)
 			}
 		case now := <-timer.C:
 			d.HandleTimeout(now)
 		}
 	}
-}
-
-// natWords names the probe's findings in RFC 4787 terms, the vocabulary the
-// lab test asserts on.
-func natWords(b punch.NATBehavior) (mapping, filtering string) {
-	return b.Mapping.String(), b.Filtering.String()
 }
 
 // resetTimer arms t for deadline; a zero deadline means none.
@@ -378,30 +503,48 @@ func await(ctx context.Context, dir, session, side string) ([]byte, error) {
 	}
 }
 
-// loop is the peer's event loop around the hole-punch machine.
-type loop struct {
-	o          options
-	run        int
-	out        *printer
-	sock       *punch.Socket
-	haveRemote time.Time
+// path is one machine (one path kind) and what became of it.
+type path struct {
+	kind    punch.PathKind
+	m       *punch.Machine
+	sel     *punch.PathSelected
+	selAt   time.Time
+	settled bool // selected or failed
 
-	m        *punch.Machine
-	path     netip.AddrPort // selected remote; valid once selected
-	selected time.Time
-
+	// Side a's pings over this path.
 	pingSeq   uint32
 	pingSent  time.Time // first try of the outstanding ping
 	pingFirst bool      // the outstanding ping is the first one
 	pingTries int
 	pingNext  time.Time // next try or next hold ping; zero: none planned
+	pinged    bool      // the first ping came back or was given up
+	samples   int       // latency pings answered or given up (-latency-pings)
+	sampling  bool      // latency pings are under way
+}
+
+// loop is the peer's event loop around the hole-punch machines.
+type loop struct {
+	o          options
+	run        int
+	out        *printer
+	set        *punch.SocketSet
+	relay      *relay.Relay
+	haveRemote time.Time
+
+	paths     []*path
+	byTag     map[punch.Tag]*path
+	primary   *path // the first path selected: it carries the hold
+	permitted chan error
+	pending   *punch.Config // the relayed machine, waiting for permissions
 	holdEnd   time.Time
+	settledAt time.Time // when the last machine settled
 	done      bool
 }
 
-func (l *loop) punch(ctx context.Context, session string, local, remote []punch.Candidate, nat, remoteNAT punch.NATBehavior) error {
-	cfg := punch.Config{
+func (l *loop) punch(ctx context.Context, session string, sock *punch.Socket, local, remote []punch.Candidate, nat, remoteNAT punch.NATBehavior) error {
+	base := punch.Config{
 		Role:      punch.Controlled,
+		Sockets:   []punch.LocalSocket{{ID: sock.ID(), Family: sock.Family()}},
 		Local:     local,
 		Remote:    remote,
 		Secret:    l.o.secret,
@@ -410,33 +553,65 @@ func (l *loop) punch(ctx context.Context, session string, local, remote []punch.
 		RemoteNAT: remoteNAT,
 	}
 	if l.o.side == "a" {
-		cfg.Role = punch.Controlling
+		base.Role = punch.Controlling
 	}
 	if l.o.keepalive > 0 {
-		cfg.KeepaliveInterval = l.o.keepalive
+		base.KeepaliveInterval = l.o.keepalive
 	}
 	if l.o.noKeepalive {
-		cfg.KeepaliveInterval = -1
+		base.KeepaliveInterval = -1
 	}
 	if l.o.pathTimeout > 0 {
-		cfg.PathTimeout = l.o.pathTimeout
+		base.PathTimeout = l.o.pathTimeout
 	}
 	if l.o.punchTimeout > 0 {
-		cfg.PunchTimeout = l.o.punchTimeout
+		base.PunchTimeout = l.o.punchTimeout
 	}
-	m, err := punch.NewMachine(cfg)
-	if err != nil {
-		return fmt.Errorf("start the hole-punch machine: %w", err)
+	now := time.Now()
+	if err := l.add(now, base, punch.PathDirect); err != nil {
+		return err
 	}
-	l.m = m
-	m.Start(time.Now())
+	remoteRelay := false
+	for _, c := range remote {
+		remoteRelay = remoteRelay || c.Type == punch.CandidateRelayed
+	}
+	if l.relay != nil {
+		// Permissions first (one round trip to the server, in the
+		// background): the direct machine does not wait for them.
+		cfg := base
+		cfg.Sockets = append(cfg.Sockets, l.relay.LocalSocket())
+		l.pending = &cfg
+		l.permitted = make(chan error, 1)
+		var peers []netip.AddrPort
+		for _, c := range remote {
+			if a := c.Addr.Addr(); c.Type == punch.CandidateRelayed || (a.IsGlobalUnicast() && !a.IsPrivate()) {
+				peers = append(peers, c.Addr)
+			}
+		}
+		go func() { l.permitted <- l.relay.Permit(ctx, peers) }()
+	} else if remoteRelay {
+		if err := l.add(now, base, punch.PathRelayed); err != nil {
+			return err
+		}
+	}
+	if _, ok := punch.PredictionSide(nat, remoteNAT); ok && l.o.predict {
+		if err := l.add(now, base, punch.PathPredicted); err != nil {
+			return err
+		}
+	}
+	// The permission goroutine ends within ctx or the relay's close; wait
+	// for it so nothing outlives the run.
+	defer func() {
+		if l.permitted != nil {
+			l.relay.Close()
+			<-l.permitted
+		}
+	}()
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for !l.done {
-		if err := l.flush(); err != nil {
-			return err
-		}
+		l.flush()
 		if l.done {
 			break
 		}
@@ -444,128 +619,247 @@ func (l *loop) punch(ctx context.Context, session string, local, remote []punch.
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("punch: %w", ctx.Err())
-		case dg, ok := <-l.sock.Datagrams():
-			if !ok {
-				return errors.New("punch: the socket closed")
+		case err := <-l.permitted:
+			l.permitted = nil
+			cfg := *l.pending
+			l.pending = nil
+			if err != nil {
+				l.out.emit(l.run, event{Ev: "relay_failed", Err: err.Error()})
+				if !remoteRelay {
+					l.noteSettled(time.Now())
+					break
+				}
+				cfg.Sockets = cfg.Sockets[:1]
 			}
+			if err := l.add(time.Now(), cfg, punch.PathRelayed); err != nil {
+				return err
+			}
+		case dg := <-l.set.Datagrams():
 			l.handle(dg)
 		case <-timer.C:
 			now := time.Now()
-			m.HandleTimeout(now)
+			for _, p := range l.paths {
+				if sansio.Due(p.m.Deadline(), now) {
+					p.m.HandleTimeout(now)
+				}
+			}
 			l.tick(now)
 		}
 	}
 	return nil
 }
 
-// flush sends what the machine wants sent and reports its events.
-func (l *loop) flush() error {
-	for _, tx := range l.m.Transmits() {
-		// A write error to one candidate (say, an unreachable network) must
-		// not end the experiment: the machine tries the others.
-		_ = l.sock.WriteTo(tx.Data, tx.To)
+// add starts a machine of the given kind.
+func (l *loop) add(now time.Time, cfg punch.Config, kind punch.PathKind) error {
+	cfg.Kind = kind
+	m, err := punch.NewMachine(cfg)
+	if err != nil {
+		return fmt.Errorf("start the %v hole-punch machine: %w", kind, err)
 	}
-	for _, ev := range l.m.Events() {
-		now := time.Now()
-		switch ev := ev.(type) {
-		case punch.PathSelected:
-			if !l.path.IsValid() {
-				l.path = ev.Remote
-				l.selected = now
-				l.out.emit(l.run, event{Ev: "path", Local: ev.Local.String(), Remote: ev.Remote.String(), Ms: ms(now.Sub(l.haveRemote))})
-				l.afterSelect(now)
-			}
-		case punch.Failed:
-			reason := ev.Reason.String()
-			if ev.Reason == punch.ReasonSymmetricNAT {
-				reason = "symmetric-nat"
-			}
-			l.out.emit(l.run, event{Ev: "failed", Reason: reason, Detail: ev.Reason.Message() + ": " + ev.Detail, Ms: ms(now.Sub(l.haveRemote))})
-			l.done = true
-		case punch.PathLost:
-			l.out.emit(l.run, event{Ev: "path_lost", Ms: ms(now.Sub(l.selected))})
-		}
-	}
+	p := &path{kind: kind, m: m}
+	l.paths = append(l.paths, p)
+	l.byTag[m.Tag()] = p
+	m.Start(now)
 	return nil
 }
 
-// afterSelect plans the pings: side a pings at once; both hold the path.
-func (l *loop) afterSelect(now time.Time) {
-	l.holdEnd = now.Add(l.o.hold)
-	if l.o.side == "a" {
-		l.pingFirst = true
-		l.sendPing(now)
+// flush sends what the machines want sent and acts on their events.
+func (l *loop) flush() {
+	for again := true; again; {
+		again = false
+		for _, p := range l.paths {
+			for _, tx := range p.m.Transmits() {
+				// A write error to one candidate (say, an unreachable
+				// network) must not end the experiment: the machine
+				// tries the others.
+				_ = l.set.Send(tx)
+			}
+			for _, ev := range p.m.Events() {
+				if l.event(p, ev) {
+					again = true
+				}
+			}
+		}
+	}
+	l.checkDone(time.Now())
+}
+
+// event acts on one machine's event; it reports whether the machine got
+// something (sockets) that makes it send.
+func (l *loop) event(p *path, ev punch.Event) bool {
+	now := time.Now()
+	switch ev := ev.(type) {
+	case punch.PathSelected:
+		p.sel, p.selAt, p.settled = &ev, now, true
+		e := event{Ev: "path", Kind: ev.Kind.String(), Socket: int(ev.Socket), Local: ev.Local.String(),
+			Remote: ev.Remote.String(), Ms: ms(now.Sub(l.haveRemote))}
+		if ev.Relay.IsValid() {
+			e.Relay = ev.Relay.String()
+		}
+		l.out.emit(l.run, e)
+		l.noteSettled(now)
+		if l.primary == nil {
+			l.primary = p
+			l.holdEnd = now.Add(l.o.hold)
+			if l.o.side == "b" {
+				// Side b only answers; it leaves on bye or when a has
+				// surely gone.
+				l.holdEnd = l.holdEnd.Add(pingGiveUp + lingerAfter)
+			}
+		}
+		if l.o.side == "a" {
+			p.pingFirst = true
+			l.sendPing(p, now)
+		}
+	case punch.Failed:
+		p.settled = true
+		l.out.emit(l.run, event{Ev: "failed", Kind: p.kind.String(), Reason: ev.Reason.String(),
+			Detail: ev.Reason.Message() + ": " + ev.Detail, Ms: ms(now.Sub(l.haveRemote))})
+		l.noteSettled(now)
+	case punch.PathLost:
+		l.out.emit(l.run, event{Ev: "path_lost", Kind: p.kind.String(), Ms: ms(now.Sub(p.selAt))})
+	case punch.SocketsWanted:
+		ids, err := l.set.ListenMany("0.0.0.0:0", ev.Count, extraSockBuf)
+		if err != nil {
+			l.out.emit(l.run, event{Ev: "error", Err: err.Error()})
+		}
+		l.out.emit(l.run, event{Ev: "sockets_opened", Count: len(ids)})
+		p.m.SocketsOpened(now, ids)
+		return true
+	case punch.SocketsDone:
+		_ = l.set.Close(ev.IDs...)
+	}
+	return false
+}
+
+func (l *loop) noteSettled(now time.Time) {
+	for _, p := range l.paths {
+		if !p.settled {
+			return
+		}
+	}
+	if l.pending == nil && l.settledAt.IsZero() {
+		l.settledAt = now
+	}
+}
+
+// allSettled reports whether every machine (the pending relayed one
+// included) has selected or failed.
+func (l *loop) allSettled() bool { return !l.settledAt.IsZero() }
+
+// checkDone ends the run when there is nothing left to wait for.
+func (l *loop) checkDone(now time.Time) {
+	if l.done {
 		return
 	}
-	// Side b only answers; it leaves on bye or when a has surely gone.
-	l.holdEnd = l.holdEnd.Add(pingGiveUp + lingerAfter)
+	if l.primary == nil {
+		if l.allSettled() {
+			l.done = true // every machine failed
+		}
+		return
+	}
+	if l.o.side == "b" {
+		// Side b leaves on bye; failing that, once a has surely gone.
+		if !now.Before(l.holdEnd) && (l.allSettled() || !l.o.waitAll) &&
+			(l.settledAt.IsZero() || !now.Before(l.settledAt.Add(pingGiveUp+lingerAfter))) {
+			l.done = true
+		}
+		return
+	}
+	if now.Before(l.holdEnd) || l.primary.pingTries > 0 {
+		return
+	}
+	if l.o.waitAll && !l.allSettled() {
+		return
+	}
+	for _, p := range l.paths {
+		if p.sel != nil && (!p.pinged || p.sampling) {
+			return
+		}
+	}
+	l.finish()
 }
 
 func (l *loop) deadline() time.Time {
-	d := l.m.Deadline()
-	for _, t := range []time.Time{l.pingNext, l.holdEnd} {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
+	var d time.Time
+	for _, p := range l.paths {
+		d = sansio.Earliest(d, p.m.Deadline(), p.pingNext)
+	}
+	if l.primary != nil {
+		d = sansio.Earliest(d, l.holdEnd)
+		if l.o.side == "b" && !l.settledAt.IsZero() {
+			d = sansio.Earliest(d, l.settledAt.Add(pingGiveUp+lingerAfter))
 		}
 	}
 	return d
 }
 
-func (l *loop) sendPing(now time.Time) {
-	if l.pingTries == 0 {
-		l.pingSeq++
-		l.pingSent = now
+func (l *loop) sendPing(p *path, now time.Time) {
+	if p.pingTries == 0 {
+		p.pingSeq++
+		p.pingSent = now
 	}
-	l.pingTries++
-	l.writeLab(labPing, l.pingSeq)
-	if l.pingFirst {
-		l.pingNext = now.Add(pingRetry)
+	p.pingTries++
+	l.writeLab(p, labPing, p.pingSeq, now.UnixNano(), 0)
+	if p.pingFirst {
+		p.pingNext = now.Add(pingRetry)
 	} else {
-		l.pingNext = now.Add(holdRetry)
+		p.pingNext = now.Add(holdRetry)
 	}
 }
 
-func (l *loop) writeLab(kind byte, seq uint32) {
+func (l *loop) writeLab(p *path, kind byte, seq uint32, sent, recv int64) {
 	b := make([]byte, 0, labPktSize)
 	b = append(b, labMagic...)
 	b = append(b, kind)
 	b = binary.BigEndian.AppendUint32(b, seq)
-	_ = l.sock.WriteTo(b, l.path) // a lost ping is what the test measures
+	b = append(b, byte(p.kind))
+	b = binary.BigEndian.AppendUint64(b, uint64(sent))
+	b = binary.BigEndian.AppendUint64(b, uint64(recv))
+	// A lost ping is what the test measures.
+	_ = l.set.Send(punch.Transmit{Socket: p.sel.Socket, To: p.sel.Remote, Data: b})
 }
 
 // tick runs the lab peer's own timers.
 func (l *loop) tick(now time.Time) {
-	if !l.path.IsValid() {
-		return
-	}
-	if !l.pingNext.IsZero() && !now.Before(l.pingNext) {
-		l.pingNext = time.Time{}
+	for _, p := range l.paths {
+		if p.sel == nil || p.pingNext.IsZero() || now.Before(p.pingNext) {
+			continue
+		}
+		p.pingNext = time.Time{}
 		switch {
-		case l.pingTries == 0:
-			l.sendPing(now) // a scheduled hold ping
-		case l.pingFirst && now.Sub(l.pingSent) < pingGiveUp:
-			l.sendPing(now)
-		case l.pingFirst:
-			l.out.emit(l.run, event{Ev: "ping_timeout"})
-			l.pingFirst, l.pingTries = false, 0
-			l.planHoldPing(now)
-		case l.pingTries < holdTries:
-			l.sendPing(now)
+		case p.sampling && p.pingTries == 0:
+			l.sendPing(p, now)
+			p.pingNext = now.Add(holdRetry)
+		case p.sampling:
+			// A lost latency ping is a lost sample: on to the next.
+			p.pingTries = 0
+			l.nextSample(p, now)
+		case p.pingTries == 0:
+			l.sendPing(p, now) // a scheduled hold ping
+		case p.pingFirst && now.Sub(p.pingSent) < pingGiveUp:
+			l.sendPing(p, now)
+		case p.pingFirst:
+			l.out.emit(l.run, event{Ev: "ping_timeout", Kind: p.kind.String()})
+			p.pingFirst, p.pingTries, p.pinged = false, 0, true
+			l.planHoldPing(p, now)
+			l.startSampling(p, now)
+		case p.pingTries < holdTries:
+			l.sendPing(p, now)
 		default:
-			l.out.emit(l.run, event{Ev: "hold_ping", Seq: int(l.pingSeq), Reason: "timeout"})
-			l.pingTries = 0
-			l.planHoldPing(now)
+			l.out.emit(l.run, event{Ev: "hold_ping", Kind: p.kind.String(), Seq: int(p.pingSeq), Reason: "timeout"})
+			p.pingTries = 0
+			l.planHoldPing(p, now)
 		}
 	}
-	if !l.holdEnd.IsZero() && !now.Before(l.holdEnd) && l.pingTries == 0 {
-		l.finish()
-	}
+	l.checkDone(now)
 }
 
-// planHoldPing schedules the next ping while holding: every -ping-every, and
-// always one at the end of the hold so the test sees the final state.
-func (l *loop) planHoldPing(now time.Time) {
-	if l.o.hold <= 0 {
+// planHoldPing schedules the next ping over the primary path while
+// holding: every -ping-every, and always one at the end of the hold so the
+// test sees the final state.
+func (l *loop) planHoldPing(p *path, now time.Time) {
+	if l.o.hold <= 0 || p != l.primary {
 		return
 	}
 	next := l.holdEnd
@@ -576,52 +870,93 @@ func (l *loop) planHoldPing(now time.Time) {
 		}
 	}
 	if now.Before(l.holdEnd) {
-		l.pingNext = next
+		p.pingNext = next
 	}
 }
 
+// startSampling begins the latency pings over a path (side a, with
+// -latency-pings); they do not mix with hold pings, which the bench does
+// not use.
+func (l *loop) startSampling(p *path, now time.Time) {
+	if l.o.latency > 0 && l.o.hold == 0 {
+		p.sampling = true
+		p.pingNext = now.Add(latencyGap)
+	}
+}
+
+// nextSample counts one latency sample and plans the next.
+func (l *loop) nextSample(p *path, now time.Time) {
+	p.samples++
+	if p.samples >= l.o.latency {
+		p.sampling = false
+		return
+	}
+	p.pingNext = now.Add(latencyGap)
+}
+
 func (l *loop) finish() {
-	if l.o.side == "a" {
+	if l.o.side == "a" && l.primary != nil {
 		for range byeCopies {
-			l.writeLab(labBye, l.pingSeq)
+			l.writeLab(l.primary, labBye, l.primary.pingSeq, 0, 0)
 		}
 	}
 	l.done = true
 }
 
-// handle routes one datagram: punch packets to the machine, the lab's own
-// pings to the ping logic.
+// onPath finds the selected path a datagram arrived on.
+func (l *loop) onPath(dg punch.Datagram) *path {
+	for _, p := range l.paths {
+		if p.sel != nil && p.sel.Socket == dg.Socket && p.sel.Remote == dg.From {
+			return p
+		}
+	}
+	return nil
+}
+
+// handle routes one datagram: punch packets to the machine whose tag they
+// carry, the lab's own pings to the ping logic.
 func (l *loop) handle(dg punch.Datagram) {
 	now := time.Now()
 	switch punch.Classify(dg.Data) {
 	case punch.ClassPunch:
-		l.m.HandleDatagram(dg.At, dg.From, dg.Data)
+		tag, _ := punch.PacketTag(dg.Data)
+		if p := l.byTag[tag]; p != nil {
+			p.m.HandleDatagramOn(dg.At, dg.Socket, dg.From, dg.Data)
+		}
 	case punch.ClassSession:
-		kind, seq, ok := parseLab(dg.Data)
-		if !ok || !l.path.IsValid() || dg.From != l.path {
+		kind, seq, pathKind, sent, recv, ok := parseLab(dg.Data)
+		p := l.onPath(dg)
+		if !ok || p == nil {
 			return
 		}
-		l.m.NoteReceived(dg.At)
+		p.m.NoteReceived(dg.At)
 		switch kind {
 		case labPing:
-			l.writeLab(labPong, seq)
+			// Answered on the path it came in on, whatever our own
+			// selection says, with the instant it arrived.
+			l.writeLab(&path{kind: punch.PathKind(pathKind), sel: p.sel}, labPong, seq, sent, dg.At.UnixNano())
 		case labPong:
-			if seq != l.pingSeq || l.pingTries == 0 {
+			if seq != p.pingSeq || p.pingTries == 0 {
 				return // an answer to a try already given up on
 			}
-			rtt := now.Sub(l.pingSent)
-			if l.pingFirst {
-				l.out.emit(l.run, event{Ev: "ping_ok", Ms: ms(rtt)})
-				l.pingFirst = false
-			} else {
-				l.out.emit(l.run, event{Ev: "hold_ping", Seq: int(seq), Ms: ms(rtt)})
+			rtt := now.Sub(p.pingSent)
+			owd := time.Duration(recv - sent)
+			p.pingTries = 0
+			p.pingNext = time.Time{}
+			switch {
+			case p.pingFirst:
+				l.out.emit(l.run, event{Ev: "ping_ok", Kind: p.kind.String(), Ms: ms(rtt), Owd: ms(owd)})
+				p.pingFirst, p.pinged = false, true
+				l.planHoldPing(p, now)
+				l.startSampling(p, now)
+			case p.sampling:
+				l.out.emit(l.run, event{Ev: "owd", Kind: p.kind.String(), Ms: ms(rtt), Owd: ms(owd)})
+				l.nextSample(p, now)
+			default:
+				l.out.emit(l.run, event{Ev: "hold_ping", Kind: p.kind.String(), Seq: int(seq), Ms: ms(rtt)})
+				l.planHoldPing(p, now)
 			}
-			l.pingTries = 0
-			l.pingNext = time.Time{}
-			l.planHoldPing(now)
-			if !now.Before(l.holdEnd) {
-				l.finish()
-			}
+			l.checkDone(now)
 		case labBye:
 			if l.o.side == "b" {
 				l.done = true
@@ -630,9 +965,10 @@ func (l *loop) handle(dg punch.Datagram) {
 	}
 }
 
-func parseLab(b []byte) (kind byte, seq uint32, ok bool) {
+func parseLab(b []byte) (kind byte, seq uint32, pathKind byte, sent, recv int64, ok bool) {
 	if len(b) != labPktSize || string(b[:len(labMagic)]) != labMagic {
-		return 0, 0, false
+		return 0, 0, 0, 0, 0, false
 	}
-	return b[len(labMagic)], binary.BigEndian.Uint32(b[len(labMagic)+1:]), true
+	r := b[len(labMagic):]
+	return r[0], binary.BigEndian.Uint32(r[1:]), r[5], int64(binary.BigEndian.Uint64(r[6:])), int64(binary.BigEndian.Uint64(r[14:])), true
 }
