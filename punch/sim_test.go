@@ -50,30 +50,24 @@ import (
 	"time"
 
 	"github.com/p2ptui/p2ptui/punch/sansio"
+	"github.com/p2ptui/p2ptui/punch/simnet"
 )
 
-type simKind int
+type simKind = simnet.Kind
 
 const (
-	simOpen simKind = iota
-	simFullCone
-	simAddrRestricted
-	simPortRestricted
-	simSymmetric
-	simSequential
-	simKinds = 6
+	simOpen           = simnet.Open
+	simFullCone       = simnet.FullCone
+	simAddrRestricted = simnet.AddrRestricted
+	simPortRestricted = simnet.PortRestricted
+	simSymmetric      = simnet.Symmetric
+	simSequential     = simnet.Sequential
+	simKinds          = simnet.Kinds
 )
 
-func (k simKind) String() string {
-	return [...]string{"open", "full-cone", "address-restricted", "port-restricted", "symmetric", "sequential"}[k]
-}
-
-// symmetric reports whether the kind maps per destination.
-func (k simKind) symmetric() bool { return k == simSymmetric || k == simSequential }
-
-// behavior is what our STUN discovery would report for the kind; with
+// simBehavior is what our STUN discovery would report for the kind; with
 // filteringKnown, also the filtering (as an RFC 5780-capable server would).
-func (k simKind) behavior(filteringKnown bool) NATBehavior {
+func simBehavior(k simKind, filteringKnown bool) NATBehavior {
 	b := NATBehavior{}
 	switch k {
 	case simOpen:
@@ -90,112 +84,15 @@ func (k simKind) behavior(filteringKnown bool) NATBehavior {
 	return b
 }
 
-// simExpectConnect is the outcome the model above predicts.
-func simExpectConnect(a, b simKind) bool {
-	if a.symmetric() && b.symmetric() {
-		return false
-	}
-	if a.symmetric() {
-		a, b = b, a
-	}
-	if b.symmetric() {
-		return a != simPortRestricted
-	}
-	return true
-}
+// simExpectConnect is the outcome the model predicts.
+func simExpectConnect(a, b simKind) bool { return simnet.ExpectConnect(a, b) }
 
 var (
 	simSTUN  = netip.MustParseAddrPort("203.0.113.250:3478")
 	simSTUN2 = netip.MustParseAddrPort("203.0.113.251:3478")
 )
 
-type simMapKey struct {
-	in, dst netip.AddrPort // dst zero for endpoint-independent mapping
-}
-
-type simMapping struct {
-	in         netip.AddrPort
-	ext        uint16
-	sentTo     map[netip.AddrPort]bool
-	sentToIP   map[netip.Addr]bool
-	lastActive time.Time
-}
-
-type simNAT struct {
-	kind    simKind
-	public  netip.Addr
-	lan     netip.Prefix
-	timeout time.Duration
-	byKey   map[simMapKey]*simMapping
-	byPort  map[uint16]*simMapping
-	next    int // a sequential NAT's next port
-}
-
-func (n *simNAT) expired(m *simMapping, now time.Time) bool {
-	return now.Sub(m.lastActive) >= n.timeout
-}
-
-// outbound returns the mapping for a packet from in to dst, making or
-// refreshing it.
-func (n *simNAT) outbound(now time.Time, rng *rand.Rand, in, dst netip.AddrPort) *simMapping {
-	key := simMapKey{in: in}
-	if n.kind.symmetric() {
-		key.dst = dst
-	}
-	m := n.byKey[key]
-	if m != nil && n.expired(m, now) {
-		delete(n.byKey, key)
-		delete(n.byPort, m.ext)
-		m = nil
-	}
-	if m == nil {
-		m = &simMapping{in: in, sentTo: map[netip.AddrPort]bool{}, sentToIP: map[netip.Addr]bool{}}
-		for {
-			if n.kind == simSequential {
-				if n.next == 0 {
-					n.next = 1024 + rng.IntN(20000)
-				}
-				// Other users' mappings take a port now and then.
-				n.next += 1 + rng.IntN(4)/3
-				if n.next > 65535 {
-					n.next = 1024
-				}
-				m.ext = uint16(n.next)
-			} else {
-				m.ext = uint16(1024 + rng.IntN(65536-1024))
-			}
-			if n.byPort[m.ext] == nil {
-				break
-			}
-		}
-		n.byKey[key] = m
-		n.byPort[m.ext] = m
-	}
-	m.sentTo[dst] = true
-	m.sentToIP[dst.Addr()] = true
-	m.lastActive = now
-	return m
-}
-
-// inbound returns the inside address for a packet from src to the public
-// port, or false if the NAT drops it.
-func (n *simNAT) inbound(now time.Time, src netip.AddrPort, port uint16) (netip.AddrPort, bool) {
-	m := n.byPort[port]
-	if m == nil || n.expired(m, now) {
-		return netip.AddrPort{}, false
-	}
-	switch n.kind {
-	case simAddrRestricted:
-		if !m.sentToIP[src.Addr()] {
-			return netip.AddrPort{}, false
-		}
-	case simPortRestricted, simSymmetric, simSequential:
-		if !m.sentTo[src] {
-			return netip.AddrPort{}, false
-		}
-	}
-	return m.in, true
-}
+type simNAT = simnet.NAT
 
 type simHost struct {
 	name    string
@@ -311,14 +208,8 @@ func newSimNet(seed uint64) *simNet {
 
 func (n *simNet) addNAT(kind simKind) *simNAT {
 	i := len(n.nats) + 1
-	nat := &simNAT{
-		kind:    kind,
-		public:  netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}),
-		lan:     netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16),
-		timeout: 2 * time.Minute,
-		byKey:   map[simMapKey]*simMapping{},
-		byPort:  map[uint16]*simMapping{},
-	}
+	nat := simnet.NewNAT(kind, netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}),
+		netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i), 0, 0}), 16), 2*time.Minute)
 	n.nats = append(n.nats, nat)
 	return nat
 }
@@ -337,26 +228,26 @@ func (n *simNet) addHost(name string, nat *simNAT, filteringKnown bool) (*simHos
 		return h, []Candidate{
 			{Type: CandidateHost, Addr: h.addr, Priority: 100},
 			{Type: CandidateServerReflexive, Addr: h.addr, Priority: 50},
-		}, simOpen.behavior(filteringKnown)
+		}, simBehavior(simOpen, filteringKnown)
 	}
-	h.addr = netip.AddrPortFrom(nat.lan.Addr().Next().Next().Next(), port)
+	h.addr = netip.AddrPortFrom(nat.LAN.Addr().Next().Next().Next(), port)
 	for _, other := range n.hosts[:i-1] {
 		if other.nat == nat {
 			h.addr = netip.AddrPortFrom(other.addr.Addr().Next(), port)
 		}
 	}
-	m := nat.outbound(n.now, n.rng, h.addr, simSTUN)
-	beh := nat.kind.behavior(filteringKnown)
-	if nat.kind.symmetric() {
+	m := nat.Outbound(n.now, n.rng, h.addr, simSTUN)
+	beh := simBehavior(nat.Kind, filteringKnown)
+	if nat.Kind.Symmetric() {
 		// Discovery asks a second server at once; its step finding is
 		// the real one's.
-		m2 := nat.outbound(n.now, n.rng, h.addr, simSTUN2)
+		m2 := nat.Outbound(n.now, n.rng, h.addr, simSTUN2)
 		beh.PortStep = portStep(beh, []ServerAnswer{
-			{Mapped: netip.AddrPortFrom(nat.public, m.ext)}, {Mapped: netip.AddrPortFrom(nat.public, m2.ext)}})
+			{Mapped: netip.AddrPortFrom(nat.Public, m.Ext)}, {Mapped: netip.AddrPortFrom(nat.Public, m2.Ext)}})
 	}
 	return h, []Candidate{
 		{Type: CandidateHost, Addr: h.addr, Priority: 100},
-		{Type: CandidateServerReflexive, Addr: netip.AddrPortFrom(nat.public, m.ext), Priority: 50},
+		{Type: CandidateServerReflexive, Addr: netip.AddrPortFrom(nat.Public, m.Ext), Priority: 50},
 	}, beh
 }
 
@@ -367,7 +258,7 @@ func (n *simNet) sendFrom(h *simHost, sock SocketID, to netip.AddrPort, data []b
 		panic(fmt.Sprintf("%s sends from socket %d, which is not open", h.name, sock))
 	}
 	if h.nat != nil {
-		if h.nat.lan.Contains(to.Addr()) {
+		if h.nat.LAN.Contains(to.Addr()) {
 			for _, dst := range n.hosts {
 				if id, ok := dst.socketAt(to); ok && dst.nat == h.nat {
 					n.schedule(simPacket{from: src, to: to, host: dst, sock: id, data: data, lossless: lossless}, n.lan)
@@ -375,11 +266,11 @@ func (n *simNet) sendFrom(h *simHost, sock SocketID, to netip.AddrPort, data []b
 			}
 			return
 		}
-		if to.Addr() == h.nat.public {
+		if to.Addr() == h.nat.Public {
 			return // no hairpinning
 		}
-		m := h.nat.outbound(n.now, n.rng, src, to)
-		src = netip.AddrPortFrom(h.nat.public, m.ext)
+		m := h.nat.Outbound(n.now, n.rng, src, to)
+		src = netip.AddrPortFrom(h.nat.Public, m.Ext)
 	}
 	if to.Addr().IsPrivate() {
 		return // not routable on the internet
@@ -419,8 +310,8 @@ func (n *simNet) route(p simPacket) (*simHost, SocketID) {
 		return p.host, p.sock
 	}
 	for _, nat := range n.nats {
-		if nat.public == p.to.Addr() {
-			in, ok := nat.inbound(n.now, p.from, p.to.Port())
+		if nat.Public == p.to.Addr() {
+			in, ok := nat.Inbound(n.now, p.from, p.to.Port())
 			if !ok {
 				return nil, 0
 			}
@@ -629,7 +520,7 @@ func (s simScenario) build(t testing.TB) *simRun {
 		}
 		nat := n.addNAT(k)
 		if s.natTimeout > 0 {
-			nat.timeout = s.natTimeout
+			nat.Timeout = s.natTimeout
 		}
 		return nat
 	}
@@ -1020,7 +911,7 @@ func runBirthday(t testing.TB, s simScenario) simBirthdayRun {
 	}
 	r.net.runUntil(r.net.now.Add(DefaultPunchTimeout), directDone)
 	for _, h := range []*simHost{a, b} {
-		sym := (h == a && s.kindA.symmetric()) || (h == b && s.kindB.symmetric())
+		sym := (h == a && s.kindA.Symmetric()) || (h == b && s.kindB.Symmetric())
 		switch {
 		case sym && h.extraOpened != birthdaySockets:
 			t.Fatalf("%v: %s opened %d extra sockets, want %d", s, h.name, h.extraOpened, birthdaySockets)
@@ -1106,7 +997,7 @@ func TestSimBirthday(t *testing.T) {
 		for seed := range uint64(n) {
 			s := simBirthdayScenario(seed, sym)
 			cone := s.kindB
-			if cone.symmetric() {
+			if cone.Symmetric() {
 				cone = s.kindA
 			}
 			runs[cone]++

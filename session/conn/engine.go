@@ -655,6 +655,9 @@ func (e *Engine) presenceRound(now time.Time) {
 	if e.quitting {
 		return
 	}
+	if e.reflexive == nil && e.discoveryStale(now) {
+		e.startDiscovery(now)
+	}
 	e.do(PublishPresence{ID: e.me, Name: e.cfg.Name, PublicKey: e.cfg.Identity.Public, Instance: e.instance})
 	if e.loaded {
 		e.lookupAll()
@@ -830,6 +833,18 @@ func (e *Engine) startDiscovery(now time.Time) {
 	e.pumpDiscovery(now)
 }
 
+// discoveryStale reports whether STUN discovery should run again: its
+// result is old (NAT mappings change), or it found no public address and a
+// while has passed (the network may be back: without the address, peers
+// behind other NATs cannot be reached).
+func (e *Engine) discoveryStale(now time.Time) bool {
+	if len(e.cfg.STUN) == 0 || !e.discDone {
+		return false
+	}
+	age := now.Sub(e.discAt)
+	return age > e.t.Rediscover || (e.reflexive == nil && age >= rediscoverFailed)
+}
+
 // pumpDiscovery sends STUN requests; the reflexive address is taken as
 // soon as the mapping is known (an offer waits for nothing else), the NAT's
 // filtering when the whole result is in.
@@ -858,6 +873,7 @@ func (e *Engine) pumpDiscovery(now time.Time) {
 
 func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
 	e.answers = slices.Clone(res.Servers)
+	before := e.reflexive
 	if res.Err != nil || !res.Reflexive.Addr.IsValid() {
 		e.log.Warn("STUN discovery", "err", res.Err)
 		e.reflexive = nil
@@ -868,6 +884,18 @@ func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
 		e.log.Info("STUN discovery", "reflexive", r.Addr, "mapping", res.NAT.Mapping, "filtering", res.NAT.Filtering)
 	}
 	e.setNATWords()
+	if e.reflexive != nil && (before == nil || before.Addr != e.reflexive.Addr) {
+		// A new public address (found at last, or the NAT changed it):
+		// attempts that failed without it get a new chance.
+		for _, l := range e.sortedLinks() {
+			if l.st == stFailed || l.st == stBackoff {
+				l.hold, l.blind = false, 0
+				l.retryAt = time.Time{}
+				l.st = stIdle
+				e.maybeConnect(now, l, triggerRetry)
+			}
+		}
+	}
 }
 
 func (e *Engine) setNATWords() {

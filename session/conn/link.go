@@ -297,7 +297,7 @@ func (l *link) connect(now time.Time, auto bool) {
 	l.auto = auto
 	l.measured = true
 	l.words = ""
-	if len(e.cfg.STUN) > 0 && e.discDone && now.Sub(e.discAt) > e.t.Rediscover {
+	if e.discoveryStale(now) {
 		// Refresh in the background; the cached address is most likely
 		// still right, and waiting would delay every connection.
 		e.startDiscovery(now)
@@ -461,13 +461,21 @@ func (l *link) fail(now time.Time, reason FailReason, words, detail string, retr
 	e.log.Info("attempt failed", "peer", l.peer, "reason", reason, "words", words, "detail", detail)
 	e.tell(Failed{Peer: l.peer, Reason: reason, Words: words, Detail: detail})
 	l.retryAt = time.Time{}
-	if retry && (l.wanted() || l.reconnects()) && l.blind < maxBlindRetries {
-		if l.backoff == 0 {
-			l.backoff = e.t.RetryMin
-		} else if l.backoff *= 2; l.backoff > e.t.RetryMax {
-			l.backoff = e.t.RetryMax
+	if retry && (l.wanted() || l.reconnects()) {
+		switch {
+		case l.blind < maxBlindRetries:
+			if l.backoff == 0 {
+				l.backoff = e.t.RetryMin
+			} else if l.backoff *= 2; l.backoff > e.t.RetryMax {
+				l.backoff = e.t.RetryMax
+			}
+			l.retryAt = now.Add(l.backoff)
+		default:
+			// Out of quick retries without a sign of the peer: try now and
+			// then while there is still a reason to (a path blocked for
+			// minutes while signalling works gives no sign either).
+			l.retryAt = now.Add(e.t.SlowRetry)
 		}
-		l.retryAt = now.Add(l.backoff)
 		l.st = stBackoff
 		// A signalling outage says nothing about the peer: keep trying
 		// (at the backoff's pace) until the backend answers again.
@@ -609,9 +617,11 @@ func (l *link) punchEvent(now time.Time, ev punch.Event) {
 			}
 		}
 	case punch.Failed:
-		// A symmetric NAT stays symmetric, and a peer without addresses
-		// stays so: retrying blindly won't help.
-		retry := ev.Reason != punch.ReasonSymmetricNAT && ev.Reason != punch.ReasonNoCandidates
+		// A peer without addresses stays so. A symmetric NAT stays
+		// symmetric too, but the verdict is a guess (the peer's filtering
+		// is often unknown, and a path blocked for a while looks the same),
+		// so it is retried like any other, within the same bounds.
+		retry := ev.Reason != punch.ReasonNoCandidates
 		words := ev.Reason.Message()
 		if !ev.HeardPeer && ev.Reason != punch.ReasonSymmetricNAT {
 			// Not a packet back: more likely gone than firewalled.

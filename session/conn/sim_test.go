@@ -24,10 +24,12 @@ import (
 	"time"
 
 	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/punch/simnet"
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/store"
 	"github.com/p2ptui/p2ptui/signal"
+	"github.com/pion/stun/v2"
 )
 
 var (
@@ -73,6 +75,7 @@ type simFaults struct {
 	unanswering  bool          // the second person never runs
 	askEachTime  bool          // the second person is asked about the first's offers
 	crossingOpen bool          // both open the chat at the same instant
+	nats         [2]simnet.Kind
 }
 
 type simSpan struct{ from, to time.Duration }
@@ -125,7 +128,8 @@ type simPerson struct {
 	accepts int
 	manual  bool // offers are left for the test to answer
 
-	instance string // of the latest process
+	instance string      // of the latest process
+	nat      *simnet.NAT // nil: a public address
 }
 
 // simStore is a person's store: what survives a restart.
@@ -213,14 +217,24 @@ func (p *simPerson) start() {
 	p.delivered = map[string]bool{}
 	p.timerAt = time.Time{}
 	p.est = map[string]string{}
-	p.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(p.idx + 1)}), uint16(4000+p.gen))
+	// Behind a NAT the socket has a LAN address; without one, a public one.
+	// A new process gets a new port (and so a new NAT mapping).
+	ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(p.idx + 1)})
+	if p.nat != nil {
+		ip = p.nat.LAN.Addr().Next().Next()
+	}
+	p.addr = netip.AddrPortFrom(ip, uint16(4000+p.gen))
 	var rs [32]byte
 	rs[0], rs[1], rs[2] = byte(w.seed), byte(w.seed>>8), byte(p.idx)
 	rs[3] = byte(p.gen)
 	eng, err := New(Config{
 		Identity: p.id, Name: p.name, Rand: rand.NewChaCha8(rs),
 		Host:    []punch.Candidate{{Type: punch.CandidateHost, Addr: p.addr, Priority: 100}},
+		STUN:    []netip.AddrPort{simSTUN1, simSTUN2},
 		Session: session.Timers{},
+		// The quiet end of a scenario is five minutes: slow retries must
+		// fit in it.
+		Timers: Timers{SlowRetry: simSlowRetry},
 	})
 	if err != nil {
 		w.t.Fatal(err)
@@ -309,7 +323,7 @@ func (p *simPerson) observe(n Notification) {
 		}
 	case Failed:
 		delete(p.est, n.Peer)
-		w.logf("%s: attempt with %s failed: %s %s", p.name, w.nameOf(n.Peer), n.Reason, n.Words)
+		w.logf("%s: attempt with %s failed: %s %s [%s]", p.name, w.nameOf(n.Peer), n.Reason, n.Words, n.Detail)
 	case Closed:
 		delete(p.est, n.Peer)
 		w.logf("%s: %s", p.name, n.Words)
@@ -348,15 +362,6 @@ func (w *simWorld) nameOf(id string) string {
 		}
 	}
 	return id[:8]
-}
-
-func (w *simWorld) person(addr netip.AddrPort) *simPerson {
-	for _, p := range w.people {
-		if p.running && p.addr == addr {
-			return p
-		}
-	}
-	return nil
 }
 
 // perform carries out one effect with the world's delays.
@@ -505,7 +510,12 @@ func (w *simWorld) sendDatagram(from *simPerson, d SendDatagram) {
 	if w.chance(w.f.dup) {
 		copies = 2
 	}
+	// Out through the sender's NAT: the world sees the mapping.
 	src := from.addr
+	if from.nat != nil {
+		m := from.nat.Outbound(w.now, w.rng, src, d.To)
+		src = netip.AddrPortFrom(from.nat.Public, m.Ext)
+	}
 	for range copies {
 		delay := w.f.latency
 		if w.f.jitter > 0 {
@@ -514,15 +524,83 @@ func (w *simWorld) sendDatagram(from *simPerson, d SendDatagram) {
 		data := slices.Clone(d.Data)
 		to := d.To
 		w.at(delay, func() {
-			p := w.person(to)
-			if p == nil || w.partitioned() {
+			if w.partitioned() {
 				return
 			}
-			gen := p.gen
-			dg := punch.Datagram{From: src, Data: data, At: w.now}
-			p.input(gen, func(e *Engine) { e.HandleDatagram(w.now, dg) })
+			if to == simSTUN1 || to == simSTUN2 {
+				w.answerSTUN(to, src, data)
+				return
+			}
+			w.deliver(src, to, data)
 		})
 	}
+}
+
+// deliver hands a datagram that reached to's public address to the host
+// behind it, if its NAT lets it in.
+func (w *simWorld) deliver(src, to netip.AddrPort, data []byte) {
+	for _, p := range w.people {
+		if !p.running {
+			continue
+		}
+		dst := to
+		if p.nat != nil {
+			if to.Addr() != p.nat.Public {
+				continue
+			}
+			in, ok := p.nat.Inbound(w.now, src, to.Port())
+			if !ok {
+				return // filtered, or no mapping
+			}
+			dst = in
+		}
+		if p.addr != dst {
+			continue
+		}
+		gen := p.gen
+		dg := punch.Datagram{From: src, Data: data, At: w.now}
+		p.input(gen, func(e *Engine) { e.HandleDatagram(w.now, dg) })
+		return
+	}
+}
+
+// answerSTUN is the simulation's STUN server: a Binding success naming the
+// address the request came from, sent back from the server's address.
+func (w *simWorld) answerSTUN(server, from netip.AddrPort, req []byte) {
+	m := &stun.Message{Raw: slices.Clone(req)}
+	if m.Decode() != nil || m.Type != stun.BindingRequest {
+		return
+	}
+	resp, err := stun.Build(stun.BindingSuccess, stun.NewTransactionIDSetter(m.TransactionID),
+		&stun.XORMappedAddress{IP: from.Addr().AsSlice(), Port: int(from.Port())}, stun.Fingerprint)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if w.chance(w.f.loss) {
+		return
+	}
+	w.at(w.f.latency, func() { w.deliver(server, from, resp.Raw) })
+}
+
+// simSlowRetry is the simulation's Timers.SlowRetry: its scenarios end
+// with five quiet minutes, in which slow retries must fit.
+const simSlowRetry = 90 * time.Second
+
+// The simulation's two STUN servers (two, so discovery can compare their
+// answers and tell a symmetric NAT).
+var (
+	simSTUN1 = netip.MustParseAddrPort("203.0.113.250:3478")
+	simSTUN2 = netip.MustParseAddrPort("203.0.113.251:3478")
+)
+
+// behind puts p behind a NAT of kind (Open: none).
+func (p *simPerson) behind(kind simnet.Kind) {
+	if kind == simnet.Open {
+		p.nat = nil
+		return
+	}
+	p.nat = simnet.NewNAT(kind, netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + p.idx)}),
+		netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(p.idx + 1), 0, 0}), 16), 2*time.Minute)
 }
 
 // writeSignal stores a signal in the hub and tells the sender how it went.
@@ -718,6 +796,14 @@ func simRandomFaults(seed uint64) simFaults {
 		f.askEachTime = true
 	}
 	f.crossingOpen = r.IntN(4) == 0
+	// NATs the two can punch through (the predicted and relayed paths
+	// have simulations of their own in punch).
+	for {
+		f.nats = [2]simnet.Kind{simnet.Kind(r.IntN(simnet.Kinds)), simnet.Kind(r.IntN(simnet.Kinds))}
+		if simnet.ExpectConnect(f.nats[0], f.nats[1]) {
+			break
+		}
+	}
 	return f
 }
 
@@ -729,6 +815,8 @@ func simScenario(t testing.TB, seed uint64, f simFaults) *simWorld {
 	w := newSimWorld(t, seed, f)
 	a, b := w.addPerson("alice", 1), w.addPerson("bob", 2)
 	befriend(a, b)
+	a.behind(f.nats[0])
+	b.behind(f.nats[1])
 	if f.askEachTime {
 		b.st.contacts[0].AskEachTime = true
 	}

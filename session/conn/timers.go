@@ -27,6 +27,9 @@ const (
 	// first retry soon (a blip), then doubling to a minute.
 	DefaultRetryMin = 2 * time.Second
 	DefaultRetryMax = 60 * time.Second
+	// DefaultSlowRetry paces attempts once the quick retries are spent
+	// without a sign of the peer: one offer per ten minutes at most.
+	DefaultSlowRetry = 10 * time.Minute
 	// DefaultRediscover: home NAT mappings commonly last minutes; a STUN
 	// result older than this is refreshed (in the background) at the next
 	// attempt.
@@ -64,6 +67,10 @@ const (
 	// maxVerifying bounds offers parked while the sender's presence is
 	// read.
 	maxVerifying = 32
+	// rediscoverFailed: a STUN discovery that found no public address is
+	// tried again after this long (at the next attempt or presence round):
+	// STUN answers within a second when the network works.
+	rediscoverFailed = 30 * time.Second
 	// maxBlindRetries: reconnect attempts without any sign of the peer
 	// before waiting for its presence (or the user) instead.
 	maxBlindRetries = 5
@@ -71,9 +78,9 @@ const (
 
 // Timers overrides the engine's timers; zero fields keep the defaults.
 type Timers struct {
-	PresenceEvery, WaitingPoll, OfferTimeout time.Duration
-	RetryMin, RetryMax, Rediscover           time.Duration
-	OfferMaxAge, ClockSkew, VerifyTimeout    time.Duration
+	PresenceEvery, WaitingPoll, OfferTimeout  time.Duration
+	RetryMin, RetryMax, SlowRetry, Rediscover time.Duration
+	OfferMaxAge, ClockSkew, VerifyTimeout     time.Duration
 }
 
 func (t Timers) withDefaults() (Timers, error) {
@@ -89,6 +96,7 @@ func (t Timers) withDefaults() (Timers, error) {
 	set(&t.OfferTimeout, DefaultOfferTimeout, "OfferTimeout")
 	set(&t.RetryMin, DefaultRetryMin, "RetryMin")
 	set(&t.RetryMax, DefaultRetryMax, "RetryMax")
+	set(&t.SlowRetry, DefaultSlowRetry, "SlowRetry")
 	set(&t.Rediscover, DefaultRediscover, "Rediscover")
 	set(&t.OfferMaxAge, DefaultOfferMaxAge, "OfferMaxAge")
 	set(&t.ClockSkew, DefaultClockSkew, "ClockSkew")

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -93,7 +92,7 @@ func StartAuth(ctx context.Context) (*AuthEmulator, error) {
 		// Its config store and hub locator file stay in our directory.
 		"HOME="+dir, "TMPDIR="+dir)
 	cmd.Stdout, cmd.Stderr = e.log, e.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start the Auth emulator: %w", err)
@@ -133,12 +132,7 @@ func authAnswers(host string) bool {
 // Stop ends the emulator's process group and removes its directory.
 func (e *AuthEmulator) Stop() {
 	if e.cmd != nil && e.cmd.Process != nil {
-		pgid := e.cmd.Process.Pid
-		syscall.Kill(-pgid, syscall.SIGTERM)
-		for i := 0; i < 50 && syscall.Kill(-pgid, 0) == nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-		syscall.Kill(-pgid, syscall.SIGKILL)
+		stopGroup(e.cmd)
 		e.cmd = nil
 	}
 	if e.dir != "" {
