@@ -36,6 +36,8 @@ import (
 //	unblock ID|NAME          let them through again
 //	blocked                  list the blocked IDs
 //	join CODE                join a group with its join code (used from the next start)
+//	ask ID|NAME on|off       ask about the contact's requests each time (on), or
+//	                         connect with it by itself when both are online (off)
 //	quit                     leave
 //
 // Words are separated by any Unicode space. Blank lines and lines
@@ -126,6 +128,11 @@ func parseCommand(line string) (commandMsg, error) {
 		id := words[len(words)-1]
 		name := strings.TrimRightFunc(strings.TrimSuffix(strings.TrimRightFunc(rest, unicode.IsSpace), id), unicode.IsSpace)
 		return commandMsg{verb: verb, args: []string{name, id}}, nil
+	case "ask":
+		if len(words) != 2 || (words[1] != "on" && words[1] != "off") {
+			return commandMsg{}, usage("ask ID|NAME on|off", "takes a contact and on or off")
+		}
+		return commandMsg{verb: verb, args: words}, nil
 	case "rename":
 		target, name := cutWord(rest)
 		if len(words) < 2 {
@@ -157,7 +164,7 @@ func parseCommand(line string) (commandMsg, error) {
 		// The text as typed after the peer, inner spacing kept.
 		return commandMsg{verb: verb, args: []string{peer}, rest: text}, nil
 	}
-	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, join, quit)", verbWord)
+	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, join, ask, quit)", verbWord)
 }
 
 // readLine reads one line of at most limit bytes. A longer one is read to
@@ -281,6 +288,10 @@ func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 		}
 	case "join":
 		m.handle(now, JoinIntent{Code: cmd.args[0]})
+	case "ask":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			m.handle(now, AskEachTimeIntent{ContactID: id, Ask: cmd.args[1] == "on"})
+		}
 	case "blocked":
 		list := []EventContact{}
 		for _, b := range e.BlockedIDs() {

@@ -77,6 +77,8 @@ type ContactView struct {
 	LastActivity time.Time // zero: never
 	Fingerprint  string    // safety number for this pair
 	Blocked      bool      // its requests are dropped unseen
+	AskEachTime  bool      // its requests are asked about; never connected by itself
+	Contact      bool      // in the contacts (else a caller accepted once)
 }
 
 // MessageView is one chat message. Key is stable for the message's life
@@ -177,6 +179,13 @@ type AcceptIntent struct{ From, SessionID, AddAs string }
 
 // DeclineIntent: decline the offer (From, SessionID).
 type DeclineIntent struct{ From, SessionID string }
+
+// AskEachTimeIntent: ask about ContactID's requests each time (Ask), or
+// connect with it by itself whenever both are online (the default).
+type AskEachTimeIntent struct {
+	ContactID string
+	Ask       bool
+}
 
 // CancelIntent: stop connecting to (or waiting for) ContactID.
 type CancelIntent struct{ ContactID string }

@@ -31,6 +31,7 @@ type keyMap struct {
 	Blocked   key.Binding
 	Info      key.Binding
 	Join      key.Binding
+	AskEach   key.Binding
 	Stop      key.Binding
 	Copy      key.Binding
 	DetailsS  key.Binding
@@ -87,6 +88,7 @@ func newKeyMap() keyMap {
 		Blocked:   b(ks("B"), "B", "blocked"),
 		Info:      b(ks("i"), "i", "info"),
 		Join:      b(ks("g"), "g", "group"),
+		AskEach:   b(ks("t"), "t", "ask"),
 		Copy:      b(ks("c"), "c", "copy"),
 		DetailsS:  b(ks("s"), "s", "status"),
 		HelpQ:     b(ks("?", "f1"), "?/f1", "help"),
@@ -211,7 +213,7 @@ type helpSection struct {
 func (k *keyMap) helpSections() []helpSection {
 	return []helpSection{
 		{"Anywhere", []key.Binding{k.Quit, k.Switch, k.Answer, k.Details, k.Stop, k.Help}},
-		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.Info, k.Join, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
+		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.AskEach, k.Info, k.Join, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
 		{"Chat", []key.Binding{k.Send, k.Newline, k.AltEnter, k.PageUp, k.PageDown, k.Wheel, k.Back}},
 		{"A chat request (ctrl+r)", []key.Binding{k.Accept, withWord(k.AcceptAndAdd, "accept and add"), k.Decline, k.BlockCaller, k.Back}},
 		{"Dialogs", []key.Binding{k.Confirm, k.NextField, k.PrevField, k.Yes, k.No, k.Unblock, k.ScrollUp, k.ScrollDn, k.Back}},

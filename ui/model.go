@@ -306,6 +306,10 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		}
 	case CancelIntent:
 		e.Cancel(now, msg.ContactID)
+	case AskEachTimeIntent:
+		if err := e.SetAskEachTime(now, msg.ContactID, msg.Ask); err != nil {
+			m.showError("could not change the contact: " + err.Error())
+		}
 	case AddContactIntent:
 		if err := e.AddContact(now, msg.Name, msg.ID); err != nil {
 			m.showError(err.Error())

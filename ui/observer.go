@@ -171,7 +171,8 @@ func (o *screenObserver) refresh() {
 	seen := map[string]bool{}
 	row := func(st conn.PeerStatus) {
 		seen[st.ID] = true
-		v := ContactView{ID: st.ID, Name: st.Name, Unread: o.unread[st.ID], LastActivity: st.LastActive, Fingerprint: st.Fingerprint, Blocked: st.Blocked}
+		v := ContactView{ID: st.ID, Name: st.Name, Unread: o.unread[st.ID], LastActivity: st.LastActive, Fingerprint: st.Fingerprint,
+			Blocked: st.Blocked, AskEachTime: st.AskEachTime, Contact: st.Contact}
 		switch st.Phase {
 		case conn.PhaseConnected:
 			v.Presence = PresenceConnected

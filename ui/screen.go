@@ -445,6 +445,19 @@ func (s *Screen) handleContactsKey(msg tea.KeyMsg) tea.Cmd {
 		return s.openDialog(dlgBlocked)
 	case keyMatch(msg, k.Join):
 		return s.openDialog(dlgJoin)
+	case keyMatch(msg, k.AskEach):
+		// Toggle "ask me each time" for the highlighted contact.
+		c, ok := s.contacts.selected()
+		if !ok || !c.Contact {
+			return nil
+		}
+		s.acted()
+		if c.AskEachTime {
+			s.note = sanitizeLine(c.Name) + " will be connected by itself whenever you are both online."
+		} else {
+			s.note = sanitizeLine(c.Name) + "'s chat requests will be asked about each time; nothing connects by itself."
+		}
+		return emit(AskEachTimeIntent{ContactID: c.ID, Ask: !c.AskEachTime})
 	case keyMatch(msg, k.Info):
 		return s.openDialog(dlgInfo)
 	case keyMatch(msg, k.Copy):

@@ -87,7 +87,7 @@ func collect(cmd tea.Cmd) []tea.Msg {
 		return out
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
 		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
-		BlockIntent, UnblockIntent, JoinIntent, CancelIntent:
+		BlockIntent, UnblockIntent, JoinIntent, CancelIntent, AskEachTimeIntent:
 		return []tea.Msg{msg}
 	}
 	return nil
@@ -198,6 +198,14 @@ func TestKeysProduceIntents(t *testing.T) {
 		{"g: a join code is checked, then joined", nil, seq("g", "p2ptui1.nope\n", ctrlU, testJoinCode+"\n"), []tea.Msg{JoinIntent{Code: testJoinCode}}},
 		{"ctrl+x stops connecting to the highlighted contact", nil, seq(down, keyT(tea.KeyCtrlX)), []tea.Msg{CancelIntent{ContactID: idBob}}},
 		{"ctrl+x in the chat stops connecting to its contact", nil, seq(enter, keyT(tea.KeyCtrlX)), []tea.Msg{OpenChatIntent{ContactID: idAlice}, CancelIntent{ContactID: idAlice}}},
+		{"t asks about the highlighted contact each time", func(s *Screen, _ *testClock) {
+			cs := allPresences()
+			for i := range cs {
+				cs[i].Contact = true
+			}
+			cs[1].AskEachTime = true
+			s.SetContacts(cs)
+		}, seq("t", down, "t"), []tea.Msg{AskEachTimeIntent{ContactID: idAlice, Ask: true}, AskEachTimeIntent{ContactID: idBob, Ask: false}}},
 		{"g: esc goes back without joining", nil, seq("g", testJoinCode, esc, "q"), []tea.Msg{QuitIntent{}}},
 		{"remove asks first: n keeps", nil, seq("x", "n"), nil},
 		{"remove and block", nil, seq("x", "b"), []tea.Msg{BlockIntent{ID: idAlice, Name: "alice"}, RemoveContactIntent{ID: idAlice}}},

@@ -611,3 +611,36 @@ func TestConnectRereadsAStaleOfflinePresence(t *testing.T) {
 		return false
 	})
 }
+
+// "Ask me each time", switched on at run time: the contact's offers are
+// asked about from then on, and it is not reconnected automatically.
+func TestAskEachTimeAtRunTime(t *testing.T) {
+	w, a, b := quietWorld(t)
+	b.manual = true
+	startBoth(w, a, b)
+	b.input(b.gen, func(e *Engine) {
+		if err := e.SetAskEachTime(w.now, a.idStr, true); err != nil {
+			t.Fatal(err)
+		}
+	})
+	w.runFor(100 * time.Millisecond)
+	if c := b.st.contacts[0]; c.ID != a.idStr || !c.AskEachTime {
+		t.Fatalf("stored contact %+v; want the setting stored", c)
+	}
+	if st := b.eng.Peer(a.idStr); !st.AskEachTime {
+		t.Fatalf("status %+v; want ask each time", st)
+	}
+	nb := len(b.notes)
+	a.quit()
+	w.runFor(time.Second)
+	a.start() // alice's program reconnects by itself: declined unseen
+	w.runFor(10 * time.Second)
+	if connected(a, b) || len(notesSince[OfferShown](b, nb)) != 0 {
+		t.Fatalf("an automatic offer got through: connected %v, shown %v", connected(a, b), notesSince[OfferShown](b, nb))
+	}
+	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) }) // alice asks
+	w.runUntil("bob asked", 5*time.Second, func() bool { return len(notesSince[OfferShown](b, nb)) == 1 })
+	if err := b.eng.SetAskEachTime(w.now, "not an id", true); err == nil {
+		t.Fatal("set on a stranger accepted")
+	}
+}

@@ -496,7 +496,15 @@ func (p *simPerson) applyStore(gen int, ef Effect) {
 	case LoadOutbox:
 		recs := slices.Clone(st.outbox[ef.Peer])
 		p.input(gen, func(e *Engine) { e.HandleOutbox(w.now, ef.Peer, ef.SessionID, recs, nil) })
-	case StoreAddContact, StoreRenameContact, StoreRemoveContact, StoreSetAskEachTime:
+	case StoreSetAskEachTime:
+		for i := range st.contacts {
+			if st.contacts[i].ID == ef.ID {
+				st.contacts[i].AskEachTime = ef.Ask
+			}
+		}
+		cs := slices.Clone(st.contacts)
+		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs}) })
+	case StoreAddContact, StoreRenameContact, StoreRemoveContact:
 		w.t.Fatalf("unexpected contact change %T in the simulation", ef)
 	}
 }
