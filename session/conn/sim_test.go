@@ -73,6 +73,7 @@ type simFaults struct {
 	unanswering  bool          // the second person never runs
 	askEachTime  bool          // the second person is asked about the first's offers
 	crossingOpen bool          // both open the chat at the same instant
+	files        int           // files each person offers the other (sim_transfer_test.go)
 }
 
 type simSpan struct{ from, to time.Duration }
@@ -116,7 +117,8 @@ type simPerson struct {
 	listening bool
 	delivered map[string]bool
 	timerAt   time.Time
-	storeFree time.Time // store operations run one at a time, in order
+	storeFree time.Time     // store operations run one at a time, in order
+	slowStore time.Duration // added to every store operation (a busy disk)
 
 	notes   []Notification      // every notification, across incarnations
 	stored  []session.MessageID // messages this person stored (sent), in order
@@ -126,6 +128,8 @@ type simPerson struct {
 	manual  bool // offers are left for the test to answer
 
 	instance string // of the latest process
+
+	xf simFiles // file transfers (sim_transfer_test.go)
 }
 
 // simStore is a person's store: what survives a restart.
@@ -133,6 +137,7 @@ type simStore struct {
 	contacts []Contact
 	outbox   map[string][]store.Record
 	received map[string]map[session.MessageID]bool
+	xfers    *simRecords // transfer records
 }
 
 func newSimWorld(t testing.TB, seed uint64, f simFaults) *simWorld {
@@ -192,7 +197,7 @@ func simKey(t testing.TB, seed byte) identity.Identity {
 
 func (w *simWorld) addPerson(name string, seed byte) *simPerson {
 	p := &simPerson{w: w, name: name, idx: len(w.people), id: simKey(w.t, seed), est: map[string]string{},
-		st: &simStore{outbox: map[string][]store.Record{}, received: map[string]map[session.MessageID]bool{}}}
+		st: &simStore{outbox: map[string][]store.Record{}, received: map[string]map[session.MessageID]bool{}, xfers: newSimRecords()}}
 	p.idStr = p.id.ID()
 	p.sig = w.hub.Open(p.idStr)
 	w.people = append(w.people, p)
@@ -227,6 +232,7 @@ func (p *simPerson) start() {
 	}
 	p.eng = eng
 	p.instance = eng.Instance()
+	p.startFiles()
 	w.logf("%s starts (gen %d, %v, instance %s)", p.name, p.gen, p.addr, eng.Instance())
 	eng.Start(w.now)
 	p.drain()
@@ -242,6 +248,7 @@ func (p *simPerson) crash() {
 	p.running = false
 	p.eng = nil
 	p.gen++
+	p.stopFiles()
 }
 
 // quit ends the process cleanly: the engine says goodbye, then the store
@@ -323,6 +330,8 @@ func (p *simPerson) observe(n Notification) {
 		w.logf("%s: offer from %s %s gone: %s", p.name, w.nameOf(n.From), n.SessionID, n.Words)
 	case PresenceChanged:
 		w.logf("%s sees %s online=%v", p.name, w.nameOf(n.Peer), n.Online)
+	case FileOffer, FileOffered, FileStarted, FileDone, FileFailed:
+		p.observeFile(n)
 	case OfferShown:
 		w.logf("%s is asked about %s's offer %s", p.name, w.nameOf(n.From), n.SessionID)
 		if p.manual {
@@ -414,6 +423,8 @@ func (p *simPerson) perform(gen int, ef Effect) {
 	case Stop:
 		p.stopping = true
 		w.at(0, func() { p.finishStop(gen) })
+	case FileWork:
+		p.fileWork(gen, ef)
 	default:
 		if IsStore(ef) {
 			p.storeOp(gen, ef)
@@ -429,13 +440,14 @@ func (p *simPerson) finishStop(gen int) {
 	if p.gen != gen || !p.running {
 		return
 	}
-	if w.now.Before(p.storeFree) {
-		w.at(p.storeFree.Sub(w.now), func() { p.finishStop(gen) })
+	if free := later(p.storeFree, p.xf.free); w.now.Before(free) {
+		w.at(free.Sub(w.now), func() { p.finishStop(gen) })
 		return
 	}
 	p.running = false
 	p.eng = nil
 	p.gen++
+	p.stopFiles()
 	w.logf("%s has quit", p.name)
 }
 
@@ -446,7 +458,7 @@ func (p *simPerson) storeOp(gen int, ef Effect) {
 	if p.storeFree.After(start) {
 		start = p.storeFree
 	}
-	done := start.Add(time.Duration(200+w.rng.IntN(800)) * time.Microsecond)
+	done := start.Add(time.Duration(200+w.rng.IntN(800))*time.Microsecond + p.slowStore)
 	p.storeFree = done
 	w.at(done.Sub(w.now), func() {
 		if p.gen != gen || !p.running {
@@ -466,7 +478,13 @@ func (p *simPerson) applyStore(gen int, ef Effect) {
 			out[c.ID] = len(st.outbox[c.ID])
 		}
 		cs := slices.Clone(st.contacts)
-		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs, Outbox: out}) })
+		peers := st.xfers.unfinishedPeers(w.t)
+		p.input(gen, func(e *Engine) {
+			e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs, Outbox: out, TransferPeers: peers})
+		})
+	case LoadTransfers:
+		recs := st.xfers.records(w.t, ef.Public)
+		p.input(gen, func(e *Engine) { e.HandleTransfers(w.now, ef.Peer, recs, nil) })
 	case StoreQueue:
 		st.outbox[ef.Peer] = append(st.outbox[ef.Peer], store.Record{ContactID: ef.Peer, MsgID: ef.ID, Mine: true, Body: ef.Body, At: ef.At, State: store.StateQueued})
 		p.stored = append(p.stored, ef.ID)
@@ -491,7 +509,11 @@ func (p *simPerson) applyStore(gen int, ef Effect) {
 	case LoadOutbox:
 		recs := slices.Clone(st.outbox[ef.Peer])
 		p.input(gen, func(e *Engine) { e.HandleOutbox(w.now, ef.Peer, ef.SessionID, recs, nil) })
-	case StoreAddContact, StoreRenameContact, StoreRemoveContact, StoreSetAskEachTime:
+	case StoreRemoveContact:
+		st.contacts = slices.DeleteFunc(st.contacts, func(c Contact) bool { return c.ID == ef.ID })
+		cs := slices.Clone(st.contacts)
+		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs}) })
+	case StoreAddContact, StoreRenameContact, StoreSetAskEachTime:
 		w.t.Fatalf("unexpected contact change %T in the simulation", ef)
 	}
 }
@@ -800,9 +822,15 @@ func simScenario(t testing.TB, seed uint64, f simFaults) *simWorld {
 			}
 		})
 	}
+	if f.files > 0 && !f.unanswering {
+		w.planFiles(people)
+	}
 	w.run(f.quietAfter + 5*time.Minute)
 	if w.violation != "" {
 		w.fail("%s", w.violation)
+	}
+	if f.files > 0 && !f.unanswering {
+		w.checkFiles(people)
 	}
 	if f.unanswering {
 		if len(a.est) != 0 {
