@@ -86,7 +86,7 @@ func collect(cmd tea.Cmd) []tea.Msg {
 		return out
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
 		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
-		BlockIntent, UnblockIntent:
+		BlockIntent, UnblockIntent, SendFileIntent, AcceptFileIntent, DeclineFileIntent, CancelFileIntent, completionMsg:
 		return []tea.Msg{msg}
 	}
 	return nil
