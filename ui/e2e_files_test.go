@@ -3,6 +3,9 @@ package ui
 import (
 	"bytes"
 	"crypto/rand"
+	"flag"
+	"io"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,5 +194,42 @@ func TestEndToEndFileRefusals(t *testing.T) {
 			t.Fatal("the cancelled transfer's partial file stayed")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var benchFileMiB = flag.Int("file.mib", 256, "BenchmarkFileTransfer: the file's size in MiB")
+
+// BenchmarkFileTransfer moves one file between two whole headless programs
+// (engine, Bubble Tea loop, transfer worker, bbolt stores) over loopback,
+// with the default 64 KiB chunks, from the accept to file_done on both
+// sides:
+//
+//	go test -run '^$' -bench FileTransfer -benchtime 1x ./ui/
+func BenchmarkFileTransfer(b *testing.B) {
+	hub := signal.NewMemoryHub()
+	down := b.TempDir()
+	a := startE2EPeerWith(b, hub, b.TempDir(), "alice", func(d *Deps) { d.Downloads = down })
+	c := startE2EPeerWith(b, hub, b.TempDir(), "bob", func(d *Deps) { d.Downloads = down })
+	connectPair(b, a, c, "bob")
+	size := int64(*benchFileMiB) << 20
+	src := filepath.Join(b.TempDir(), "bench.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyN(f, mrand.NewChaCha8([32]byte{1}), size); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	limit := time.Duration(size/(1<<20)) * time.Second // 1 MiB/s would be a failure anyway
+	b.ResetTimer()
+	for range b.N {
+		a.cmd("sendfile bob " + src)
+		in := c.log.expect("file_offer", ev("file_offer"))
+		start := time.Now()
+		c.cmd("acceptfile " + in.ID)
+		c.log.expectWithin("file_done", limit, func(e Event) bool { return e.Ev == "file_done" && e.ID == in.ID })
+		a.log.expectWithin("file_done at alice", limit, func(e Event) bool { return e.Ev == "file_done" && e.ID == in.ID })
+		b.ReportMetric(float64(size)/time.Since(start).Seconds()/1e6, "MB/s")
 	}
 }
