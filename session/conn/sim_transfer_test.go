@@ -461,9 +461,8 @@ func TestUnfinishedTransfersReconnect(t *testing.T) {
 		return len(ts) == 2 && ts[1].Done > 0
 	})
 	b.input(b.gen, func(e *Engine) { e.RemoveContact(w.now, a.idStr) })
-	// The session closes at once, so alice may hear of it only in a later
-	// chat, which her unfinished transfer asks bob for.
-	w.runUntil("alice hears of the cancel", 2*time.Minute, func() bool { return len(notesSince[FileFailed](a, 0)) > 0 })
+	// The cancel goes out just before the session closes.
+	w.runUntil("alice hears of the cancel", time.Second, func() bool { return len(notesSince[FileFailed](a, 0)) > 0 })
 	w.runFor(time.Second)
 	fails := notesSince[FileFailed](a, 0)
 	if len(fails) != 1 || fails[0].File.Reason != transfer.ReasonCancelled || !fails[0].File.ByPeer {

@@ -261,6 +261,11 @@ func (l *link) cancelTransfers(now time.Time) {
 		}
 	}
 	l.drainTransfers(now)
+	if l.sess != nil && l.st == stEstablished {
+		// The cancels go out before the session closes (once: if lost,
+		// the peer hears them in a later session).
+		l.writeSession()
+	}
 }
 
 // ---- intents ----
