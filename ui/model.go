@@ -320,10 +320,6 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 	case fileResultMsg:
 		e.HandleFileResult(now, msg.r)
 		m.do(waitFileResult(m.ctx, msg.ch))
-	case completionMsg:
-		var c tea.Cmd
-		m.screen, c = m.screen.Update(msg)
-		m.do(c)
 	case errMsg:
 		m.log.Warn(msg.what, "err", msg.err)
 		m.showError(msg.words)
