@@ -39,6 +39,14 @@ func TestSignallingFlags(t *testing.T) {
 		}
 	}
 
+	// --downloads is made absolute; without it the system's folder is used.
+	if o, err := parseFlags([]string{"--downloads", "in"}, &bytes.Buffer{}); err != nil || !filepath.IsAbs(o.downloads) || filepath.Base(o.downloads) != "in" {
+		t.Errorf("--downloads in: %q, %v", o.downloads, err)
+	}
+	if o, err := parseFlags(nil, &bytes.Buffer{}); err != nil || o.downloads != "" {
+		t.Errorf("no --downloads: %q, %v", o.downloads, err)
+	}
+
 	// $GOOGLE_CLOUD_PROJECT set for other tools gives way to --join.
 	t.Setenv("GOOGLE_CLOUD_PROJECT", "some-project")
 	o, err := parseFlags([]string{"--join", " " + s + "\n"}, &bytes.Buffer{})

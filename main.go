@@ -68,6 +68,7 @@ type options struct {
 	listen        string
 	logFile       string
 	version       bool
+	downloads     string // --downloads, absolute; empty: the system's Downloads folder
 	// turn is the TURN relay configuration (servers, credentials); the
 	// zero value is none.
 	turn relay.Settings
@@ -124,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.signalDir, "signal-dir", signal.DefaultLocalDir(), "local signalling mailbox `DIR`, shared by the profiles of this machine (also $P2PTUI_SIGNAL_DIR)")
 	fs.StringVar(&o.stun, "stun", strings.Join(punch.DefaultSTUNServers(), ","), "comma-separated STUN servers `host:port`; \"none\" offers host addresses only")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "UDP `address` to listen on")
+	fs.StringVar(&o.downloads, "downloads", "", "`DIR` accepted files are saved in unless you pick another folder (default on this system: "+ui.DownloadsDir()+")")
 	fs.StringVar(&o.logFile, "log", "", "log `FILE` (default on this system: p2ptui-PROFILE.log in "+defaultLogDir()+")")
 	fs.BoolVar(&o.version, "version", false, "print the version of this build and exit")
 	var turn relay.Input
@@ -188,6 +190,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var err error
 	if o.turn, err = relay.ParseSettings(turn); err != nil {
 		return o, usageError{err}
+	}
+	if o.downloads != "" {
+		abs, err := filepath.Abs(o.downloads)
+		if err != nil {
+			return o, usageError{fmt.Errorf("--downloads %q: %v", o.downloads, err)}
+		}
+		o.downloads = abs
 	}
 	if o.name == "" {
 		o.name = os.Getenv("USER")
@@ -462,7 +471,7 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 	servers, stunNames := resolveSTUN(ctx, o.stun, logger)
 	model := ui.New(ui.Deps{
 		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers, STUNNames: stunNames,
-		Name: o.name, Logger: logger, Version: version,
+		Name: o.name, Logger: logger, Version: version, Downloads: o.downloads,
 		Headless: o.headless, Commands: stdin, Events: stdout,
 		Join: func(ctx context.Context, code string) (string, error) {
 			c, err := signal.ParseJoinCode(code)

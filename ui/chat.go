@@ -183,6 +183,9 @@ func renderMessage(m, prev *MessageView, peerName string, l *chatLayout) []strin
 		out = append(out, daySeparator(at, w, st))
 	}
 
+	if m.Notice {
+		return append(out, renderNotice(m, at, l)...)
+	}
 	sender := m.Sender
 	switch {
 	case m.Mine && l.self != "":
@@ -261,6 +264,30 @@ func renderMessage(m, prev *MessageView, peerName string, l *chatLayout) []strin
 		} else {
 			out = append(out, pad+styled)
 		}
+	}
+	return out
+}
+
+// renderNotice draws a line about the chat (a file sent, received or
+// stopped): "15:04 ↓ words", wrapped under itself.
+func renderNotice(m *MessageView, at time.Time, l *chatLayout) []string {
+	st, w := l.st, l.width
+	style, glyph := st.note, "↓ "
+	switch {
+	case m.Failed:
+		style, glyph = st.warn, "✗ "
+	case m.Mine:
+		glyph = "↑ "
+	}
+	stamp := at.Format("15:04")
+	indent := len(stamp) + 1
+	var out []string
+	for j, ln := range wrapBody(glyph+m.Body, max(1, w-indent)) {
+		if j == 0 {
+			out = append(out, st.stamp.Render(stamp)+" "+style.Render(ln))
+			continue
+		}
+		out = append(out, strings.Repeat(" ", indent)+style.Render(ln))
 	}
 	return out
 }

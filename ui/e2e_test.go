@@ -95,7 +95,13 @@ func (l *eventLog) has(ev string) bool {
 // between independent events (a store write and a handshake) is not fixed.
 func (l *eventLog) expect(what string, ok func(Event) bool) Event {
 	l.t.Helper()
-	deadline := time.After(e2eWait)
+	return l.expectWithin(what, e2eWait, ok)
+}
+
+// expectWithin is expect with its own limit.
+func (l *eventLog) expectWithin(what string, limit time.Duration, ok func(Event) bool) Event {
+	l.t.Helper()
+	deadline := time.After(limit)
 	for {
 		l.mu.Lock()
 		for i := range l.events {
@@ -117,7 +123,7 @@ func (l *eventLog) expect(what string, ok func(Event) bool) Event {
 				j, _ := json.Marshal(e)
 				fmt.Fprintf(&b, "  %s\n", j)
 			}
-			l.t.Fatalf("%s: no %s event within %v; events:\n%s", l.name, what, e2eWait, b.String())
+			l.t.Fatalf("%s: no %s event within %v; events:\n%s", l.name, what, limit, b.String())
 			return Event{}
 		}
 	}

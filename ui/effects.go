@@ -12,6 +12,7 @@ import (
 	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/store"
+	"github.com/p2ptui/p2ptui/session/transfer"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
@@ -302,6 +303,32 @@ type historyMsg struct {
 	err  error
 }
 
+// transfersMsg carries the transfers stored with one peer.
+type transfersMsg struct {
+	peer string
+	recs []transfer.Record
+	err  error
+}
+
+// fileResultMsg is the result of one transfer effect; ch is re-waited on.
+type fileResultMsg struct {
+	r  transfer.Result
+	ch <-chan transfer.Result
+}
+
+// waitFileResult blocks for the transfer worker's next result, until the
+// model's context ends (the worker's channel is never closed).
+func waitFileResult(ctx context.Context, ch <-chan transfer.Result) tea.Cmd {
+	return func() tea.Msg {
+		select {
+		case r := <-ch:
+			return fileResultMsg{r: r, ch: ch}
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // historyPage is how many messages opening a chat shows.
 const historyPage = 200
 
@@ -318,14 +345,22 @@ func loadHistory(st *store.Store, peer string) tea.Cmd {
 // contacts load empty and messages are not kept.
 func storeEffect(st *store.Store, ef conn.Effect) tea.Cmd {
 	if st == nil {
-		if ef, ok := ef.(conn.LoadContacts); ok {
+		switch ef := ef.(type) {
+		case conn.LoadContacts:
 			return func() tea.Msg { return contactsMsg{Gen: ef.Gen} }
+		case conn.LoadTransfers:
+			return func() tea.Msg { return transfersMsg{peer: ef.Peer} }
 		}
 		return nil
 	}
 	switch ef := ef.(type) {
 	case conn.LoadContacts:
 		return func() tea.Msg { return loadContacts(st, ef.Gen, "") }
+	case conn.LoadTransfers:
+		return func() tea.Msg {
+			recs, err := st.Transfers(ef.Public)
+			return transfersMsg{peer: ef.Peer, recs: recs, err: err}
+		}
 	case conn.StoreAddContact:
 		return func() tea.Msg {
 			if _, err := st.AddContact(ef.Name, ef.ID, ef.At); err != nil {
@@ -424,9 +459,13 @@ func loadContacts(st *store.Store, gen int, added string) contactsMsg {
 	if err != nil {
 		return contactsMsg{Gen: gen, Err: fmt.Errorf("could not read the blocked IDs: %w", err)}
 	}
+	peers, err := st.TransferPeers()
+	if err != nil {
+		return contactsMsg{Gen: gen, Err: fmt.Errorf("could not read the file transfers: %w", err)}
+	}
 	blocked := make([]conn.Blocked, 0, len(bs))
 	for _, b := range bs {
 		blocked = append(blocked, conn.Blocked{ID: b.ID, Name: b.Name, Since: b.Since})
 	}
-	return contactsMsg{Gen: gen, Contacts: list, Outbox: out, Added: added, Blocked: blocked}
+	return contactsMsg{Gen: gen, Contacts: list, Outbox: out, Added: added, Blocked: blocked, TransferPeers: peers}
 }

@@ -35,6 +35,22 @@ import (
 //	health     backend, ok, words
 //	error      words
 //	note       words                                   (e.g. a group joined)
+//
+// File transfers (id is the transfer's, 32 hex digits; direction "in" or
+// "out"; size and done in bytes; file is the name offered, sanitised):
+//
+//	file_offer     from, name (the sender's), id, file, size: answer with
+//	               acceptfile or declinefile
+//	file_offered   to, id, file, size            (my file is read and offered)
+//	file_started   peer, id, file, size, direction (accepted; data moves)
+//	file_progress  peer, id, file, size, done, rate (bytes/s), left_s, direction;
+//	               at most five a second per transfer
+//	file_done      peer, id, file, size, direction, path (where it was saved,
+//	               incoming), words
+//	file_failed    peer, id, file, direction, reason (declined, cancelled,
+//	               source-unreadable, source-changed, no-space, write-failed,
+//	               bad-chunk, hash-mismatch, protocol, unknown-transfer,
+//	               too-many-offers, bad-offer), by_peer, words
 type Event struct {
 	Ev          string         `json:"ev"`
 	ID          string         `json:"id,omitempty"`
@@ -65,6 +81,13 @@ type Event struct {
 	Words       string         `json:"words,omitempty"`
 	Contacts    []EventContact `json:"contacts,omitempty"`
 	Version     string         `json:"version,omitempty"`
+	File        string         `json:"file,omitempty"`
+	Direction   string         `json:"direction,omitempty"`
+	Size        *uint64        `json:"size,omitempty"`
+	Done        *uint64        `json:"done,omitempty"`
+	Rate        *float64       `json:"rate,omitempty"`
+	LeftS       *float64       `json:"left_s,omitempty"`
+	ByPeer      *bool          `json:"by_peer,omitempty"`
 }
 
 // EventContact is one entry of a "contacts" event.

@@ -31,7 +31,7 @@ func (m *hostModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
 		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
-		BlockIntent, UnblockIntent:
+		BlockIntent, UnblockIntent, SendFileIntent, AcceptFileIntent, DeclineFileIntent, CancelFileIntent:
 		m.intents = append(m.intents, msg)
 		return m, nil
 	}
@@ -220,10 +220,55 @@ func TestGolden(t *testing.T) {
 			s.SetContacts(allPresences())
 		}, []tea.Msg{keyRunes("i")}},
 	}
+	cases = append(cases, fileGoldenCases(openAlice)...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			runGolden(t, tc.w, tc.h, tc.setup, tc.keys...)
 		})
+	}
+}
+
+// goldenCase is one screen of TestGolden.
+type goldenCase = struct {
+	name  string
+	w, h  int
+	setup func(*Screen)
+	keys  []tea.Msg
+}
+
+// seedTransfers puts transfers with alice (running, offered both ways,
+// being read) and bob on the screen, and two that ended in alice's chat.
+func seedTransfers(s *Screen) {
+	s.SetDownloads("/home/carol/Downloads")
+	s.SetTransfer(TransferView{Peer: idAlice, PeerName: "alice", ID: "a1", Outgoing: true, Name: "holiday photos.tar",
+		Size: 734 << 20, Done: 312 << 20, Rate: 41.5 * (1 << 20), Phase: TransferActive})
+	s.SetTransfer(TransferView{Peer: idAlice, PeerName: "alice", ID: "a2", Name: "minutes.pdf", Size: 2_600_000, Phase: TransferOffered})
+	s.SetTransfer(TransferView{Peer: idAlice, PeerName: "alice", ID: "a3", Outgoing: true, Name: "talk.mp4", Phase: TransferHashing})
+	s.SetTransfer(TransferView{Peer: idBob, PeerName: "bob", ID: "b1", Name: "thesis-final-final.odt", Size: 5 << 20, Done: 1 << 20, Phase: TransferActive})
+	s.EndTransfer(TransferView{Peer: idAlice, ID: "d1", Name: "map.png"}, "map.png (812.0 KiB) from alice saved as /home/carol/Downloads/map.png", true)
+	s.EndTransfer(TransferView{Peer: idAlice, ID: "d2", Outgoing: true, Name: "draft.txt"}, "alice declined draft.txt", false)
+}
+
+func fileGoldenCases(openAlice func(*Screen)) []goldenCase {
+	enter := tea.KeyMsg{Type: tea.KeyEnter}
+	ctrlR := tea.KeyMsg{Type: tea.KeyCtrlR}
+	offer := func(s *Screen) {
+		openAlice(s)
+		s.SetDownloads("/home/carol/Downloads")
+		s.ShowFileOffer(FileOfferView{Peer: idBob, PeerName: "bob", ID: "f1", Name: "quarterly report.pdf", Size: 2_621_440})
+	}
+	transfers := func(s *Screen) {
+		openAlice(s)
+		seedTransfers(s)
+	}
+	return []goldenCase{
+		{"file_offer_notice", 100, 30, offer, []tea.Msg{enter}},
+		{"file_offer_open", 100, 30, offer, []tea.Msg{enter, ctrlR}},
+		{"file_offer_folder", 100, 30, offer, []tea.Msg{enter, ctrlR, keyRunes("s")}},
+		{"transfers_in_chat", 100, 30, transfers, []tea.Msg{enter}},
+		{"narrow_transfers", 60, 16, transfers, []tea.Msg{enter}},
+		{"send_file", 100, 30, openAlice, append([]tea.Msg{enter, keyT(tea.KeyCtrlO)}, typeText("~/Documents/rep")...)},
+		{"transfers_list", 80, 24, transfers, []tea.Msg{keyT(tea.KeyCtrlL), keyRunes("j")}},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/identity"
+	"github.com/p2ptui/p2ptui/session/transfer"
 )
 
 // Headless mode runs the same root model without a renderer or keyboard:
@@ -38,6 +39,12 @@ import (
 //	join CODE                join a group with its join code (used from the next start)
 //	ask ID|NAME on|off       ask about the contact's requests each time (on), or
 //	                         connect with it by itself when both are online (off)
+//	sendfile ID|NAME PATH    offer a file (the path is the rest of the line)
+//	acceptfile ID [DIR]      accept a file offer (ID: the transfer's, from
+//	                         file_offer), saving it in DIR (the rest of the
+//	                         line), else in the downloads folder
+//	declinefile ID           decline a file offer
+//	cancelfile ID            stop a transfer, either direction
 //	quit                     leave
 //
 // Words are separated by any Unicode space. Blank lines and lines
@@ -106,11 +113,14 @@ func parseCommand(line string) (commandMsg, error) {
 			return commandMsg{}, usage(verb, "takes nothing after it")
 		}
 		return commandMsg{verb: verb, args: []string{}}, nil
-	case "remove", "connect", "cancel", "block", "unblock", "join":
+	case "remove", "connect", "cancel", "block", "unblock", "join", "declinefile", "cancelfile":
 		if len(words) != 1 {
 			what := "ID|NAME"
-			if verb == "join" {
+			switch verb {
+			case "join":
 				what = "CODE"
+			case "declinefile", "cancelfile":
+				what = "ID"
 			}
 			return commandMsg{}, usage(verb+" "+what, "takes one word")
 		}
@@ -156,6 +166,18 @@ func parseCommand(line string) (commandMsg, error) {
 			args = append(args, after)
 		}
 		return commandMsg{verb: verb, args: args}, nil
+	case "sendfile":
+		peer, path := cutWord(rest)
+		if path == "" {
+			return commandMsg{}, usage("sendfile ID|NAME PATH", "needs a contact and a file")
+		}
+		return commandMsg{verb: verb, args: []string{peer}, rest: path}, nil
+	case "acceptfile":
+		id, dir := cutWord(rest)
+		if id == "" {
+			return commandMsg{}, usage("acceptfile ID [DIR]", "needs the transfer's ID")
+		}
+		return commandMsg{verb: verb, args: []string{id}, rest: dir}, nil
 	case "send":
 		peer, text := cutWord(rest)
 		if text == "" {
@@ -164,7 +186,8 @@ func parseCommand(line string) (commandMsg, error) {
 		// The text as typed after the peer, inner spacing kept.
 		return commandMsg{verb: verb, args: []string{peer}, rest: text}, nil
 	}
-	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, join, ask, quit)", verbWord)
+
+	return commandMsg{}, fmt.Errorf("unknown command %q (id, add, rename, remove, contacts, connect, cancel, accept, decline, send, block, unblock, blocked, join, ask, sendfile, acceptfile, declinefile, cancelfile, quit)", verbWord)
 }
 
 // readLine reads one line of at most limit bytes. A longer one is read to
@@ -298,9 +321,40 @@ func (m *Model) handleCommand(now time.Time, cmd commandMsg) {
 			list = append(list, EventContact{Name: b.Name, ID: b.ID})
 		}
 		m.obs.(*jsonObserver).emit(Event{Ev: "blocked", Contacts: list})
+	case "sendfile":
+		if id, ok := m.resolve(cmd.args[0]); ok {
+			m.handle(now, SendFileIntent{ContactID: id, Path: cmd.rest})
+		}
+	case "acceptfile", "declinefile", "cancelfile":
+		id, err := transfer.ParseID(strings.ToLower(cmd.args[0]))
+		if err != nil {
+			m.showError(cmd.verb + ": " + cmd.args[0] + " is not a transfer ID (32 hex digits, as file_offer gave it)")
+			return
+		}
+		peer, _, err := e.FindTransfer("", id)
+		if err != nil {
+			m.showError(cmd.verb + ": " + fileErr(err))
+			return
+		}
+		switch cmd.verb {
+		case "acceptfile":
+			m.handle(now, AcceptFileIntent{Peer: peer, ID: id.String(), Dir: cmd.rest})
+		case "declinefile":
+			m.handle(now, DeclineFileIntent{Peer: peer, ID: id.String()})
+		default:
+			m.handle(now, CancelFileIntent{Peer: peer, ID: id.String()})
+		}
 	case "quit":
 		m.quit(now)
 	}
+}
+
+// fileErr says a transfer lookup's failure in words.
+func fileErr(err error) string {
+	if errors.Is(err, transfer.ErrNoTransfer) {
+		return "there is no file transfer with that ID"
+	}
+	return err.Error()
 }
 
 // offerArgs finds the offer an accept or decline names: [ID] SESSION, the

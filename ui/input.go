@@ -29,6 +29,9 @@ const countdownFrom = 4 << 10
 // message on submit instead of being cut silently as it is typed.
 const maxNameField = 256
 
+// maxPathField bounds a path field: longer than any path a system takes.
+const maxPathField = 4096
+
 // maxIDField bounds the ID field: an ID pasted with spaces, line breaks or
 // a few words around it.
 const maxIDField = 1000

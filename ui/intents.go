@@ -96,6 +96,10 @@ type MessageView struct {
 	// more than lateAfter after it was written. Zero: unknown, At is shown.
 	SentAt time.Time
 	Mark   Mark
+	// Notice: a line about the chat (a file sent or received, Body says
+	// which), not a message; Failed: about something that went wrong.
+	Notice bool
+	Failed bool
 }
 
 // OfferView is an incoming offer waiting for the user's answer.
@@ -215,3 +219,51 @@ type QuitIntent struct{}
 // has passed signal.ParseJoinCode (no typo); the engine tries it with
 // signal.Join (sign in, claim the ID) and reports the outcome in words.
 type JoinIntent struct{ Code string }
+
+// FileOfferView is a file a peer offers, waiting for the person's answer.
+// Name is what the file would be saved as (sanitised by the transfer
+// layer, and again before drawing); ID names the transfer.
+type FileOfferView struct {
+	Peer     string // the offerer's ID
+	PeerName string // its name as the contacts show it
+	ID       string
+	Name     string
+	Size     uint64
+}
+
+// TransferPhase is where an unfinished transfer stands, as shown.
+type TransferPhase int
+
+// The phases of an unfinished transfer.
+const (
+	TransferHashing   TransferPhase = iota // mine: the file is being read to be offered
+	TransferOffered                        // offered, no answer yet
+	TransferPreparing                      // theirs, accepted: the file is being made
+	TransferActive                         // accepted: data moves whenever a session is up
+)
+
+// TransferView is one file transfer as the chat's transfer lines and the
+// transfers list (ctrl+l) show it.
+type TransferView struct {
+	Peer     string
+	PeerName string
+	ID       string
+	Outgoing bool
+	Name     string
+	Size     uint64
+	Done     uint64  // bytes the receiver has stored
+	Rate     float64 // bytes per second lately; 0: not known yet
+	Phase    TransferPhase
+}
+
+// SendFileIntent: offer the file at Path to ContactID.
+type SendFileIntent struct{ ContactID, Path string }
+
+// AcceptFileIntent: accept Peer's file offer ID, saving the file in Dir.
+type AcceptFileIntent struct{ Peer, ID, Dir string }
+
+// DeclineFileIntent: say no to Peer's file offer ID.
+type DeclineFileIntent struct{ Peer, ID string }
+
+// CancelFileIntent: end the transfer ID with Peer, either direction.
+type CancelFileIntent struct{ Peer, ID string }

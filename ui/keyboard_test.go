@@ -219,7 +219,7 @@ func TestHelpIsCompleteAndFootersFit(t *testing.T) {
 			t.Errorf("binding %s (%s) is not in the help", name, b.Help().Key)
 		}
 	}
-	for ctx := ctxContacts; ctx <= ctxBlocked; ctx++ {
+	for ctx := ctxContacts; ctx <= ctxTransfers; ctx++ {
 		bs := km.footerKeys(ctx)
 		line := ansi.Strip(s.keyLine(bs, 60))
 		if ansi.StringWidth(line) > 60 || strings.Contains(line, "…") {

@@ -14,30 +14,32 @@ import (
 // key no text produces), and only then do its letters answer it.
 type keyMap struct {
 	// anywhere (with no dialog open)
-	Quit    key.Binding // the real ctrl+c only; see keyMatch
-	Switch  key.Binding
-	Answer  key.Binding
-	Details key.Binding
-	Help    key.Binding
+	Quit      key.Binding // the real ctrl+c only; see keyMatch
+	Switch    key.Binding
+	Answer    key.Binding
+	Details   key.Binding
+	Stop      key.Binding
+	Help      key.Binding
+	Transfers key.Binding
 
 	// contacts pane
-	Up        key.Binding
-	Down      key.Binding
-	Open      key.Binding
-	Add       key.Binding
-	Rename    key.Binding
-	Remove    key.Binding
-	Block     key.Binding
-	Blocked   key.Binding
-	Info      key.Binding
-	Join      key.Binding
-	AskEach   key.Binding
-	Stop      key.Binding
-	Copy      key.Binding
-	DetailsS  key.Binding
-	HelpQ     key.Binding
-	QuitQ     key.Binding
-	WheelList key.Binding // help text only: the mouse wheel
+	Up         key.Binding
+	Down       key.Binding
+	Open       key.Binding
+	Add        key.Binding
+	Rename     key.Binding
+	Remove     key.Binding
+	Block      key.Binding
+	Blocked    key.Binding
+	Info       key.Binding
+	Join       key.Binding
+	AskEach    key.Binding
+	Copy       key.Binding
+	DetailsS   key.Binding
+	TransfersT key.Binding
+	HelpQ      key.Binding
+	QuitQ      key.Binding
+	WheelList  key.Binding // help text only: the mouse wheel
 
 	// chat pane and input
 	Send     key.Binding
@@ -47,12 +49,19 @@ type keyMap struct {
 	PageDown key.Binding
 	Wheel    key.Binding // help text only: the mouse wheel
 	Back     key.Binding
+	SendFile key.Binding
+	SendCmd  key.Binding // help text only: /send PATH in the input
 
 	// an opened chat request
 	Accept       key.Binding
 	AcceptAndAdd key.Binding
 	Decline      key.Binding
 	BlockCaller  key.Binding
+
+	// an opened file offer, the transfers list, path fields
+	SaveIn     key.Binding
+	CancelFile key.Binding
+	Complete   key.Binding
 
 	// dialogs
 	Confirm   key.Binding
@@ -71,29 +80,31 @@ func newKeyMap() keyMap {
 	}
 	ks := func(k ...string) []string { return k }
 	return keyMap{
-		Quit:    b(ks("ctrl+c"), "ctrl+c", "quit"),
-		Switch:  b(ks("tab"), "tab", "switch"),
-		Answer:  b(ks("ctrl+r"), "ctrl+r", "answer"),
-		Details: b(ks("ctrl+s"), "ctrl+s", "status"),
-		Stop:    b(ks("ctrl+x"), "ctrl+x", "stop"),
-		Help:    b(ks("f1"), "f1", "help"),
+		Quit:      b(ks("ctrl+c"), "ctrl+c", "quit"),
+		Switch:    b(ks("tab"), "tab", "switch"),
+		Answer:    b(ks("ctrl+r"), "ctrl+r", "answer"),
+		Details:   b(ks("ctrl+s"), "ctrl+s", "status"),
+		Stop:      b(ks("ctrl+x"), "ctrl+x", "stop"),
+		Help:      b(ks("f1"), "f1", "help"),
+		Transfers: b(ks("ctrl+l"), "ctrl+l", "transfers"),
 
-		Up:        b(ks("up", "k"), "↑/k", "up"),
-		Down:      b(ks("down", "j"), "↓/j", "down"),
-		Open:      b(ks("enter"), "enter", "open"),
-		Add:       b(ks("a"), "a", "add"),
-		Rename:    b(ks("r"), "r", "rename"),
-		Remove:    b(ks("x", "delete"), "x/del", "remove"),
-		Block:     b(ks("b"), "b", "block"),
-		Blocked:   b(ks("B"), "B", "blocked"),
-		Info:      b(ks("i"), "i", "info"),
-		Join:      b(ks("g"), "g", "group"),
-		AskEach:   b(ks("t"), "t", "ask"),
-		Copy:      b(ks("c"), "c", "copy"),
-		DetailsS:  b(ks("s"), "s", "status"),
-		HelpQ:     b(ks("?", "f1"), "?/f1", "help"),
-		QuitQ:     b(ks("q"), "q", "quit"),
-		WheelList: key.NewBinding(key.WithHelp("wheel", "move")),
+		Up:         b(ks("up", "k"), "↑/k", "up"),
+		Down:       b(ks("down", "j"), "↓/j", "down"),
+		Open:       b(ks("enter"), "enter", "open"),
+		Add:        b(ks("a"), "a", "add"),
+		Rename:     b(ks("r"), "r", "rename"),
+		Remove:     b(ks("x", "delete"), "x/del", "remove"),
+		Block:      b(ks("b"), "b", "block"),
+		Blocked:    b(ks("B"), "B", "blocked"),
+		Info:       b(ks("i"), "i", "info"),
+		Join:       b(ks("g"), "g", "group"),
+		AskEach:    b(ks("e"), "e", "ask each time"),
+		Copy:       b(ks("c"), "c", "copy"),
+		DetailsS:   b(ks("s"), "s", "status"),
+		TransfersT: b(ks("t"), "t", "transfers"),
+		HelpQ:      b(ks("?", "f1"), "?/f1", "help"),
+		QuitQ:      b(ks("q"), "q", "quit"),
+		WheelList:  key.NewBinding(key.WithHelp("wheel", "move")),
 
 		Send:     b(ks("enter"), "enter", "send"),
 		Newline:  b(ks("alt+enter", "ctrl+j"), "ctrl+j", "newline"),
@@ -102,11 +113,17 @@ func newKeyMap() keyMap {
 		PageDown: b(ks("pgdown"), "pgdn", "scroll"),
 		Wheel:    key.NewBinding(key.WithHelp("wheel", "scroll")),
 		Back:     b(ks("esc"), "esc", "back"),
+		SendFile: b(ks("ctrl+o"), "ctrl+o", "file"),
+		SendCmd:  key.NewBinding(key.WithHelp("/send PATH", "send a file")),
 
 		Accept:       b(ks("a"), "a", "accept"),
 		AcceptAndAdd: b(ks("A"), "A", "add"),
 		Decline:      b(ks("d"), "d", "decline"),
 		BlockCaller:  b(ks("b"), "b", "block"),
+
+		SaveIn:     b(ks("s"), "s", "folder"),
+		CancelFile: b(ks("x"), "x", "cancel"),
+		Complete:   b(ks("tab"), "tab", "complete"),
 
 		Confirm:   b(ks("enter"), "enter", "ok"),
 		NextField: b(ks("tab", "down"), "tab", "next"),
@@ -163,6 +180,10 @@ const (
 	ctxInfo
 	ctxDetails
 	ctxBlocked
+	ctxFileOffer
+	ctxFileSave
+	ctxSendFile
+	ctxTransfers
 )
 
 // footerKeys are the footer's bindings for ctx, most important first: the
@@ -170,7 +191,7 @@ const (
 func (k *keyMap) footerKeys(ctx keyCtx) []key.Binding {
 	switch ctx {
 	case ctxChat:
-		return []key.Binding{k.Send, k.Newline, k.Back, k.Help, k.PageUp, k.Switch, k.Details}
+		return []key.Binding{k.Send, k.Newline, k.Back, k.SendFile, k.Help, k.PageUp, k.Switch, k.Details}
 	case ctxRequest:
 		return []key.Binding{k.Accept, k.Decline, k.BlockCaller, k.Back}
 	case ctxRequestUnknown:
@@ -191,8 +212,16 @@ func (k *keyMap) footerKeys(ctx keyCtx) []key.Binding {
 		return []key.Binding{k.Copy, k.ScrollUp, k.Back}
 	case ctxBlocked:
 		return []key.Binding{k.Up, k.Down, k.Unblock, k.Back}
+	case ctxFileOffer:
+		return []key.Binding{k.Accept, k.SaveIn, k.Decline, k.Back}
+	case ctxFileSave:
+		return []key.Binding{withWord(k.Confirm, "accept"), k.Complete, k.Back}
+	case ctxSendFile:
+		return []key.Binding{withWord(k.Confirm, "send"), k.Complete, k.Back}
+	case ctxTransfers:
+		return []key.Binding{k.CancelFile, k.Up, k.Down, k.Back}
 	}
-	return []key.Binding{k.Open, k.Add, k.Info, k.HelpQ, k.QuitQ, k.Switch, k.Copy, k.DetailsS}
+	return []key.Binding{k.Open, k.Add, k.Info, k.HelpQ, k.QuitQ, k.Switch, k.Copy, k.DetailsS, k.TransfersT}
 }
 
 // withWord is b described by another word (enter is "ok" in a dialog and
@@ -212,10 +241,12 @@ type helpSection struct {
 // binding of the screen is in it.
 func (k *keyMap) helpSections() []helpSection {
 	return []helpSection{
-		{"Anywhere", []key.Binding{k.Quit, k.Switch, k.Answer, k.Details, k.Stop, k.Help}},
-		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.AskEach, k.Info, k.Join, k.Copy, k.DetailsS, k.HelpQ, k.QuitQ}},
-		{"Chat", []key.Binding{k.Send, k.Newline, k.AltEnter, k.PageUp, k.PageDown, k.Wheel, k.Back}},
+		{"Anywhere", []key.Binding{k.Quit, k.Switch, k.Answer, k.Details, k.Stop, k.Help, k.Transfers}},
+		{"Contacts", []key.Binding{k.Up, k.Down, k.WheelList, k.Open, k.Add, k.Rename, k.Remove, k.Block, k.Blocked, k.AskEach, k.Info, k.Join, k.Copy, k.DetailsS, k.TransfersT, k.HelpQ, k.QuitQ}},
+		{"Chat", []key.Binding{k.Send, k.Newline, k.AltEnter, k.PageUp, k.PageDown, k.Wheel, k.Back, withWord(k.SendFile, "send a file"), k.SendCmd}},
 		{"A chat request (ctrl+r)", []key.Binding{k.Accept, withWord(k.AcceptAndAdd, "accept and add"), k.Decline, k.BlockCaller, k.Back}},
+		{"A file offer (ctrl+r)", []key.Binding{withWord(k.Accept, "accept into Downloads"), withWord(k.SaveIn, "accept into another folder"), k.Decline, k.Back}},
+		{"File transfers (ctrl+l)", []key.Binding{k.CancelFile, k.Complete}},
 		{"Dialogs", []key.Binding{k.Confirm, k.NextField, k.PrevField, k.Yes, k.No, k.Unblock, k.ScrollUp, k.ScrollDn, k.Back}},
 	}
 }

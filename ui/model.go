@@ -18,6 +18,7 @@ import (
 	"github.com/p2ptui/p2ptui/session/conn"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/store"
+	"github.com/p2ptui/p2ptui/session/transfer"
 	"github.com/p2ptui/p2ptui/signal"
 )
 
@@ -60,6 +61,13 @@ type Deps struct {
 	Timers                                         conn.Timers
 	PunchKeepalive, PunchPathTimeout, PunchTimeout time.Duration
 	SessionTimers                                  session.Timers
+
+	// Downloads is where accepted files are saved unless the person picks
+	// another folder; empty: DownloadsDir().
+	Downloads string
+	// TransferChunkSize is the chunk size of my file offers (zero: the
+	// transfer layer's default; tests make it small).
+	TransferChunkSize uint32
 }
 
 // STUNName is one configured STUN server: its name and what it resolved
@@ -110,6 +118,11 @@ type Model struct {
 	presence    presenceWrites
 	storeQ      []tea.Cmd
 	storeBusy   bool
+
+	// worker performs the file transfers' work off the event loop (nil
+	// without a store); downloads is the default folder for accepted files.
+	worker    *transfer.Worker
+	downloads string
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
@@ -130,9 +143,23 @@ func New(d Deps) *Model {
 	m.eng, m.engErr = conn.New(conn.Config{
 		Identity: d.Identity, Name: d.Name, Rand: m.rand, Host: host, STUN: d.STUN, STUNConfigured: len(d.STUNNames), Logger: m.log,
 		Timers: d.Timers, PunchKeepalive: d.PunchKeepalive, PunchPathTimeout: d.PunchPathTimeout, PunchTime: d.PunchTimeout,
-		Session: d.SessionTimers,
+		Session: d.SessionTimers, TransferChunkSize: d.TransferChunkSize,
 	})
+	if d.Store != nil {
+		files, err := transfer.NewFiles(transfer.FilesConfig{Store: d.Store})
+		if err != nil && m.engErr == nil {
+			m.engErr = err
+		}
+		if err == nil {
+			m.worker = transfer.NewWorker(files)
+		}
+	}
+	m.downloads = d.Downloads
+	if m.downloads == "" {
+		m.downloads = DownloadsDir()
+	}
 	m.screen = NewScreen(Options{Now: m.now})
+	m.screen.SetDownloads(m.downloads)
 	m.screen.SetSelf(Self{ID: d.Identity.ID(), Name: d.Name, Fingerprint: identity.KeyFingerprint(d.Identity.Public)})
 	backend := ""
 	if d.Signaller != nil {
@@ -172,6 +199,13 @@ func (m *Model) Close() {
 		c()
 	}
 	m.effects.close(quitTimeout)
+	if m.worker != nil {
+		// The transfers' last checkpoints and records are written; their
+		// results have no one to go to.
+		if err := m.worker.Close(); err != nil {
+			m.log.Warn("close transfer files", "err", err)
+		}
+	}
 	m.cancel()
 	if m.events != nil {
 		m.events.Close()
@@ -191,6 +225,9 @@ func (m *Model) Init() tea.Cmd {
 	}
 	if m.stdin != nil {
 		m.do(readCommand(m.stdin))
+	}
+	if m.worker != nil {
+		m.do(waitFileResult(m.ctx, m.worker.Results()))
 	}
 	m.eng.Start(now)
 	return m.finish(now)
@@ -282,6 +319,11 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		e.HandleOutbox(now, msg.peer, msg.session, msg.recs, msg.err)
 	case historyMsg:
 		m.handleHistory(msg)
+	case transfersMsg:
+		e.HandleTransfers(now, msg.peer, msg.recs, msg.err)
+	case fileResultMsg:
+		e.HandleFileResult(now, msg.r)
+		m.do(waitFileResult(m.ctx, msg.ch))
 	case errMsg:
 		m.log.Warn(msg.what, "err", msg.err)
 		m.showError(msg.words)
@@ -337,6 +379,8 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 			break
 		}
 		m.obs.note("Joined the group of project " + msg.project + ". Restart p2ptui to signal through it.")
+	case SendFileIntent, AcceptFileIntent, DeclineFileIntent, CancelFileIntent:
+		m.fileIntent(now, msg)
 	case QuitIntent:
 		m.quit(now)
 
@@ -486,6 +530,12 @@ func (m *Model) perform(ef conn.Effect) {
 			PublicKey: ef.PublicKey[:], Instance: ef.Instance, Offline: ef.Offline}))
 	case conn.LookupPresence:
 		m.effect(lookupPresence(m.ctx, m.d.Signaller, ef.ID))
+	case conn.FileWork:
+		if m.worker == nil {
+			m.log.Error("file work without a store: dropped", "peer", ef.Peer)
+			return
+		}
+		m.worker.Do(ef.Work...)
 	case conn.Stop:
 		// Goodbye is said: stop listening, then end once the store writes
 		// and signals already issued are done.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/p2ptui/p2ptui/session/conn"
+	"github.com/p2ptui/p2ptui/session/transfer"
 )
 
 // observer is what the root model reports to: the engine's notifications
@@ -141,7 +142,59 @@ func (o *screenObserver) Notify(n conn.Notification) {
 		s.SetTyping(n.Peer, n.Active)
 	case conn.Problem:
 		s.ShowError(n.Words)
+	case conn.FileOffer, conn.FileOffered, conn.FileStarted, conn.FileProgress, conn.FileDone, conn.FileFailed:
+		o.file(n)
 	}
+}
+
+// file shows a transfer's change: an offer as a notice, an unfinished
+// transfer on the chat's transfer lines, its end as a line in the chat.
+func (o *screenObserver) file(n conn.Notification) {
+	s := o.s
+	f := fileNote(n)
+	name := o.name(f.Peer)
+	v := transferView(f.Peer, name, f.File)
+	switch n.(type) {
+	case conn.FileOffer:
+		s.ShowFileOffer(FileOfferView{Peer: f.Peer, PeerName: name, ID: v.ID, Name: f.File.Name, Size: f.File.Size})
+	case conn.FileStarted:
+		s.HideFileOffer(f.Peer, v.ID)
+		s.SetTransfer(v)
+	case conn.FileOffered, conn.FileProgress:
+		s.SetTransfer(v)
+	case conn.FileDone:
+		s.EndTransfer(v, fileDoneWords(name, f.File), true)
+	case conn.FileFailed:
+		s.HideFileOffer(f.Peer, v.ID)
+		s.EndTransfer(v, fileFailWords(name, f.File), false)
+	}
+}
+
+// name is how a peer is named on screen.
+func (o *screenObserver) name(id string) string {
+	if st, ok := o.peers[id]; ok {
+		return peerName(st)
+	}
+	return abbrevID(id)
+}
+
+// fileNote is what every file notification carries.
+func fileNote(n conn.Notification) conn.FileNote {
+	switch n := n.(type) {
+	case conn.FileOffer:
+		return n.FileNote
+	case conn.FileOffered:
+		return n.FileNote
+	case conn.FileStarted:
+		return n.FileNote
+	case conn.FileProgress:
+		return n.FileNote
+	case conn.FileDone:
+		return n.FileNote
+	case conn.FileFailed:
+		return n.FileNote
+	}
+	return conn.FileNote{}
 }
 
 func (o *screenObserver) problem(words string) { o.s.ShowError(words) }
@@ -308,7 +361,80 @@ func (o *jsonObserver) Notify(n conn.Notification) {
 		emit(Event{Ev: "typing", Peer: n.Peer, Active: boolp(n.Active)})
 	case conn.Problem:
 		emit(Event{Ev: "error", Words: n.Words})
+	case conn.FileOffer, conn.FileOffered, conn.FileStarted, conn.FileProgress, conn.FileDone, conn.FileFailed:
+		o.file(n)
 	}
+}
+
+// file writes a transfer's change as a file_* event.
+func (o *jsonObserver) file(n conn.Notification) {
+	f := fileNote(n)
+	s := f.File
+	name := sanitize(s.Name)
+	e := Event{Peer: f.Peer, ID: s.ID.String(), File: name, Size: u64p(s.Size), Direction: "in"}
+	if s.Outgoing {
+		e.Direction = "out"
+	}
+	peer := abbrevID(f.Peer)
+	if st, ok := o.peers[f.Peer]; ok {
+		peer = peerName(st)
+	}
+	switch n.(type) {
+	case conn.FileOffer:
+		e.Ev, e.Peer, e.From, e.Name = "file_offer", "", f.Peer, peer
+	case conn.FileOffered:
+		e.Ev, e.Peer, e.To = "file_offered", "", f.Peer
+	case conn.FileStarted:
+		e.Ev = "file_started"
+	case conn.FileProgress:
+		e.Ev, e.Done = "file_progress", u64p(s.Done)
+		if s.Rate > 0 {
+			rate := s.Rate
+			left := float64(s.Size-min(s.Done, s.Size)) / s.Rate
+			e.Rate, e.LeftS = &rate, &left
+		}
+	case conn.FileDone:
+		e.Ev, e.Done, e.Words = "file_done", u64p(s.Size), fileDoneWords(peer, s)
+		if !s.Outgoing {
+			e.Path = sanitizeLine(s.Path)
+		}
+	case conn.FileFailed:
+		e.Ev, e.Reason, e.ByPeer, e.Words = "file_failed", reasonToken(s.Reason), boolp(s.ByPeer), fileFailWords(peer, s)
+	}
+	o.emit(e)
+}
+
+func u64p(v uint64) *uint64 { return &v }
+
+// reasonToken names a transfer's failure for scripts to branch on.
+func reasonToken(r transfer.Reason) string {
+	switch r {
+	case transfer.ReasonDeclined:
+		return "declined"
+	case transfer.ReasonCancelled:
+		return "cancelled"
+	case transfer.ReasonSourceUnreadable:
+		return "source-unreadable"
+	case transfer.ReasonSourceChanged:
+		return "source-changed"
+	case transfer.ReasonNoSpace:
+		return "no-space"
+	case transfer.ReasonWriteFailed:
+		return "write-failed"
+	case transfer.ReasonBadChunk:
+		return "bad-chunk"
+	case transfer.ReasonHashMismatch:
+		return "hash-mismatch"
+	case transfer.ReasonProtocol:
+		return "protocol"
+	case transfer.ReasonUnknownTransfer:
+		return "unknown-transfer"
+	case transfer.ReasonTooManyOffers:
+		return "too-many-offers"
+	case transfer.ReasonBadOffer:
+		return "bad-offer"
+	}
+	return fmt.Sprintf("reason%d", uint8(r))
 }
 
 func (o *jsonObserver) problem(words string) { o.emit(Event{Ev: "error", Words: words}) }

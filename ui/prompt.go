@@ -99,8 +99,12 @@ func requestFrom(o OfferView) string {
 
 // openRequest opens the oldest waiting request (ctrl+r).
 func (s *Screen) openRequest() tea.Cmd {
+	if len(s.reqs.queue) == 0 && len(s.files.queue) > 0 {
+		s.openFileOffer()
+		return nil
+	}
 	if len(s.reqs.queue) == 0 {
-		s.note = "No chat request is waiting."
+		s.note = "No chat request or file offer is waiting."
 		return nil
 	}
 	s.reqs.close()
@@ -242,7 +246,9 @@ const (
 	dlgHelp
 	dlgDetails
 	dlgBlocked
-	dlgJoin // paste a group's join code
+	dlgJoin      // paste a group's join code
+	dlgSendFile  // files.go
+	dlgTransfers // files.go
 )
 
 // dialog is the dialog open over the panes.
@@ -254,8 +260,9 @@ type dialog struct {
 	fields    []textinput.Model
 	focus     int
 	err       string
-	scroll    int // help, info, details: first line shown
-	cursor    int // blocked: the highlighted row
+	scroll    int    // help, info, details: first line shown
+	cursor    int    // blocked, transfers: the highlighted row
+	hint      string // send file: what tab found
 }
 
 func (s *Screen) openDialog(kind dialogKind) tea.Cmd {
@@ -269,6 +276,8 @@ func (s *Screen) openDialog(kind dialogKind) tea.Cmd {
 		}
 	case dlgJoin:
 		d.fields = []textinput.Model{newField(st, "Code: ", "p2ptui1.…", maxJoinCodeRunes)}
+	case dlgSendFile:
+		d.fields = []textinput.Model{newField(st, "File: ", "its path; tab completes", maxPathField)}
 	case dlgRename, dlgRemove, dlgBlock:
 		c, ok := s.contacts.selected()
 		if !ok {
@@ -322,6 +331,18 @@ func (s *Screen) handleDialogKey(msg tea.KeyMsg) tea.Cmd {
 			s.closeDialog()
 		}
 		return nil
+	case dlgTransfers:
+		return s.handleTransfersKey(msg)
+	case dlgSendFile:
+		if keyMatch(msg, k.Complete) {
+			return completePathCmd(targetDialog, d.fields[0].Value(), false)
+		}
+		if keyMatch(msg, k.Confirm) {
+			return s.submitSendFile()
+		}
+		if isText(msg) {
+			d.hint = ""
+		}
 	case dlgRemove:
 		switch {
 		case keyMatch(msg, k.Yes):
@@ -542,6 +563,10 @@ func (s *Screen) dialogView(w, h int) string {
 		return s.viewer(s.detailsLines(w), w, h)
 	case dlgBlocked:
 		return s.blockedView(w, h)
+	case dlgSendFile:
+		return s.sendFileView(w)
+	case dlgTransfers:
+		return s.transfersView(w, h)
 	}
 	if d.err != "" {
 		b.WriteString(st.errLine.Render(wrapText(d.err, w)) + "\n")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/progress"
 	"github.com/charmbracelet/bubbles/textarea"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
@@ -76,6 +77,10 @@ type Screen struct {
 	typing bool // we told the engine the user is typing to openID
 
 	reqs       requests
+	files      fileOffers     // incoming file offers (files.go)
+	xfers      []TransferView // unfinished transfers, oldest first
+	downloads  string         // where accepted files go by default
+	bar        progress.Model // draws the transfers' progress
 	dlg        dialog
 	status     StatusView
 	details    DetailsView
@@ -107,6 +112,8 @@ func NewScreen(opt Options) *Screen {
 	}
 	s.input = newInput(&s.st, &s.keys)
 	s.reqs.name = newField(&s.st, "Name: ", "what you call them", maxNameField)
+	s.files.dir = newField(&s.st, "Folder: ", "where to save it", maxPathField)
+	s.bar = newBar(&s.st)
 	return s
 }
 
@@ -308,6 +315,9 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 		cmd := s.handleKey(msg)
 		s.layoutInputs()
 		return s, cmd
+	case completionMsg:
+		s.applyCompletion(msg)
+		return s, nil
 	case copiedMsg:
 		if msg.err != nil {
 			s.ShowError("Could not copy your ID: " + msg.err.Error())
@@ -323,6 +333,8 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 	switch {
 	case s.reqs.naming:
 		s.reqs.name, cmd = s.reqs.name.Update(msg)
+	case s.files.saving:
+		s.files.dir, cmd = s.files.dir.Update(msg)
 	case s.dlg.kind != dlgNone && len(s.dlg.fields) > 0:
 		s.dlg.fields[s.dlg.focus], cmd = s.dlg.fields[s.dlg.focus].Update(msg)
 	case s.focus == focusChat:
@@ -335,7 +347,7 @@ func (s *Screen) Update(msg tea.Msg) (*Screen, tea.Cmd) {
 // wherever else); a click picks a contact or focuses the chat. An open
 // request or dialog takes no mouse input.
 func (s *Screen) handleMouse(msg tea.MouseMsg) tea.Cmd {
-	if msg.Action != tea.MouseActionPress || s.reqs.isOpen() || s.dlg.kind != dlgNone {
+	if msg.Action != tea.MouseActionPress || s.reqs.isOpen() || s.files.isOpen() || s.dlg.kind != dlgNone {
 		return nil
 	}
 	L := s.chatLayout()
@@ -381,6 +393,9 @@ func (s *Screen) handleKey(msg tea.KeyMsg) tea.Cmd {
 	if s.reqs.isOpen() {
 		return s.handleRequestKey(msg)
 	}
+	if s.files.isOpen() {
+		return s.handleFileOfferKey(msg)
+	}
 	if keyMatch(msg, k.Answer) {
 		return s.openRequest()
 	}
@@ -406,6 +421,8 @@ func (s *Screen) handleKey(msg tea.KeyMsg) tea.Cmd {
 		}
 		s.acted()
 		return emit(CancelIntent{ContactID: id})
+	case keyMatch(msg, k.Transfers):
+		return s.openDialog(dlgTransfers)
 	}
 	if s.focus == focusChat {
 		return s.handleChatKey(msg)
@@ -464,6 +481,8 @@ func (s *Screen) handleContactsKey(msg tea.KeyMsg) tea.Cmd {
 		return s.copyID()
 	case keyMatch(msg, k.DetailsS):
 		return s.openDialog(dlgDetails)
+	case keyMatch(msg, k.TransfersT):
+		return s.openDialog(dlgTransfers)
 	case keyMatch(msg, k.HelpQ):
 		return s.openDialog(dlgHelp)
 	case keyMatch(msg, k.QuitQ):
@@ -480,6 +499,11 @@ func (s *Screen) handleChatKey(msg tea.KeyMsg) tea.Cmd {
 	switch {
 	case keyMatch(msg, k.Send):
 		return s.send()
+	case keyMatch(msg, k.SendFile):
+		return s.openSendFile()
+	case keyMatch(msg, k.Switch) && strings.HasPrefix(s.input.Value(), sendCommand+" "):
+		// Tab completes the path of "/send PATH".
+		return completePathCmd(targetInput, strings.TrimPrefix(s.input.Value(), sendCommand+" "), false)
 	case keyMatch(msg, k.Switch), keyMatch(msg, k.Back):
 		return s.setFocus(focusContacts)
 	case keyMatch(msg, k.PageUp):
@@ -552,12 +576,25 @@ func (s *Screen) send() tea.Cmd {
 		return nil
 	}
 	s.acted()
+	path, isFile := fileCommand(text)
+	if isFile && path == "" {
+		// "/send" alone: ask for the file.
+		s.input.Reset()
+		return tea.Batch(s.openSendFile(), s.typingChanged())
+	}
+	if strings.HasPrefix(text, "/"+sendCommand) {
+		text = text[1:] // "//send" is the text "/send"
+	}
 	s.input.Reset()
 	delete(s.drafts, s.openID)
 	if c := s.convs[s.openID]; c != nil {
 		c.scroll, c.unseen = 0, 0 // sending jumps to the newest line
 	}
-	cmds := []tea.Cmd{emit(SendIntent{ContactID: s.openID, Text: text})}
+	intent := tea.Msg(SendIntent{ContactID: s.openID, Text: text})
+	if isFile {
+		intent = SendFileIntent{ContactID: s.openID, Path: path}
+	}
+	cmds := []tea.Cmd{emit(intent)}
 	if s.typing {
 		s.typing = false
 		cmds = append(cmds, emit(TypingIntent{ContactID: s.openID, Active: false}))
@@ -631,6 +668,7 @@ type screenLayout struct {
 	chatW     int // 0: hidden
 	msgH      int
 	inputH    int
+	xferH     int // the open chat's transfer lines
 }
 
 // footerLines counts the lines under the panes: status and keys, and the
@@ -640,7 +678,7 @@ func (s *Screen) footerLines() int {
 	if s.lineText() != "" {
 		n++
 	}
-	if len(s.reqs.queue) > 0 {
+	if len(s.reqs.queue) > 0 || len(s.files.queue) > 0 {
 		n++
 	}
 	return n
@@ -662,7 +700,8 @@ func (s *Screen) chatLayout() screenLayout {
 	if s.h >= tallInputMinH {
 		L.inputH = 3
 	}
-	L.msgH = max(1, L.bodyH-3-L.inputH) // title, typing line, rule, input
+	L.xferH = s.transferLineCount()
+	L.msgH = max(1, L.bodyH-3-L.inputH-L.xferH) // title, transfers, typing line, rule, input
 	L.chatLayout = chatLayout{st: &s.st, loc: s.loc, width: max(1, L.chatW), self: s.self.Name}
 	return L
 }
@@ -678,6 +717,7 @@ func (s *Screen) layoutInputs() {
 	}
 	fw := max(10, min(s.w-2, 64)-4) - 1
 	s.reqs.name.Width = fw - len(s.reqs.name.Prompt)
+	s.files.dir.Width = fw - len(s.files.dir.Prompt)
 	for i := range s.dlg.fields {
 		s.dlg.fields[i].Width = fw - len(s.dlg.fields[i].Prompt)
 	}
@@ -696,14 +736,20 @@ func (s *Screen) View() string {
 	switch {
 	case s.reqs.isOpen():
 		b.WriteString(block(s.modal(s.w, L.bodyH, s.requestView), s.w, L.bodyH))
+	case s.files.isOpen():
+		b.WriteString(block(s.modal(s.w, L.bodyH, s.fileOfferView), s.w, L.bodyH))
 	case s.dlg.kind != dlgNone:
 		b.WriteString(block(s.modal(s.w, L.bodyH, s.dialogView), s.w, L.bodyH))
 	default:
 		b.WriteString(s.panesView(&L))
 	}
 	b.WriteByte('\n')
-	if len(s.reqs.queue) > 0 {
+	switch {
+	case len(s.reqs.queue) > 0:
 		b.WriteString(s.requestLine(s.w))
+		b.WriteByte('\n')
+	case len(s.files.queue) > 0:
+		b.WriteString(s.fileOfferLine(s.w))
 		b.WriteByte('\n')
 	}
 	if s.lineText() != "" {
@@ -744,6 +790,12 @@ func (s *Screen) keyContext() keyCtx {
 		}
 		return ctxRequest
 	}
+	if s.files.isOpen() {
+		if s.files.saving {
+			return ctxFileSave
+		}
+		return ctxFileOffer
+	}
 	switch s.dlg.kind {
 	case dlgRemove:
 		return ctxRemove
@@ -761,6 +813,10 @@ func (s *Screen) keyContext() keyCtx {
 		return ctxDetails
 	case dlgBlocked:
 		return ctxBlocked
+	case dlgSendFile:
+		return ctxSendFile
+	case dlgTransfers:
+		return ctxTransfers
 	}
 	if s.focus == focusChat {
 		return ctxChat
@@ -866,6 +922,7 @@ func (s *Screen) chatView(L *screenLayout) string {
 		for _, m := range msgs {
 			lines = append(lines, fit(m, w))
 		}
+		lines = append(lines, s.transferLines(w)...)
 		var under string
 		switch {
 		case conv.unseen > 0:

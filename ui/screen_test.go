@@ -87,7 +87,8 @@ func collect(cmd tea.Cmd) []tea.Msg {
 		return out
 	case OpenChatIntent, SendIntent, TypingIntent, AcceptIntent, DeclineIntent,
 		AddContactIntent, RenameContactIntent, RemoveContactIntent, QuitIntent,
-		BlockIntent, UnblockIntent, JoinIntent, CancelIntent, AskEachTimeIntent:
+		BlockIntent, UnblockIntent, JoinIntent, CancelIntent, AskEachTimeIntent,
+		SendFileIntent, AcceptFileIntent, DeclineFileIntent, CancelFileIntent, completionMsg:
 		return []tea.Msg{msg}
 	}
 	return nil
@@ -205,7 +206,7 @@ func TestKeysProduceIntents(t *testing.T) {
 			}
 			cs[1].AskEachTime = true
 			s.SetContacts(cs)
-		}, seq("t", down, "t"), []tea.Msg{AskEachTimeIntent{ContactID: idAlice, Ask: true}, AskEachTimeIntent{ContactID: idBob, Ask: false}}},
+		}, seq("e", down, "e"), []tea.Msg{AskEachTimeIntent{ContactID: idAlice, Ask: true}, AskEachTimeIntent{ContactID: idBob, Ask: false}}},
 		{"g: esc goes back without joining", nil, seq("g", testJoinCode, esc, "q"), []tea.Msg{QuitIntent{}}},
 		{"remove asks first: n keeps", nil, seq("x", "n"), nil},
 		{"remove and block", nil, seq("x", "b"), []tea.Msg{BlockIntent{ID: idAlice, Name: "alice"}, RemoveContactIntent{ID: idAlice}}},

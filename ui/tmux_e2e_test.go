@@ -470,8 +470,11 @@ func TestTmuxChatEndToEnd(t *testing.T) {
 	})
 	step("Bob typed through the request; nothing answered")
 
-	// Bob leaves the dialog and opens the request on purpose.
+	// Bob leaves the dialog and opens the request on purpose. An ESC
+	// followed at once by ctrl+r reaches the program as alt+ctrl+r (ESC
+	// is also the alt prefix), so the second key waits for the first.
 	l.keys("bob", "Escape")
+	l.waitFor("bob", "the add dialog closed", func(s string) bool { return !strings.Contains(s, "Add a contact") })
 	l.keys("bob", "C-r")
 	l.waitText("bob", "Chat request", `Calls itself "alice"`, "a accept", "A add", "d decline")
 	step("Bob opened the request")

@@ -48,6 +48,9 @@ type Config struct {
 	// Discovery tunes STUN (tests shorten it); Rand and Servers are set
 	// by the engine.
 	Discovery punch.DiscoveryConfig
+	// TransferChunkSize is the chunk size of my file offers; zero:
+	// transfer.DefaultChunkSize.
+	TransferChunkSize uint32
 }
 
 // Engine is the connection lifecycle for one identity: a Link per peer, and
@@ -235,6 +238,13 @@ func (e *Engine) HandleContacts(now time.Time, r ContactsResult) {
 	}
 	e.tell(ContactsChanged{Contacts: slices.Clone(e.contacts), Added: added})
 	if first {
+		// Peers I have unfinished file transfers with get a link (and so
+		// their transfers) even when they are not contacts.
+		for _, pub := range r.TransferPeers {
+			if id := identity.IDFromPublic(pub); id != e.me && !e.IsBlocked(id) {
+				e.link(id, pub)
+			}
+		}
 		// The first round of lookups decides who to reconnect: a contact
 		// that is online when I start is connected to by me.
 		for _, c := range e.contacts {
@@ -324,7 +334,10 @@ func (e *Engine) RemoveContact(now time.Time, id string) {
 	e.at(now)
 	wasContact := e.isContact(id)
 	if l := e.links[id]; l != nil {
+		// Said on the session while it is up; told in a later one if not.
+		l.cancelTransfers(now)
 		l.teardown(now)
+		l.closeTransfers(now)
 		delete(e.links, id)
 		e.tell(PeerRemoved{ID: id})
 	}
@@ -386,7 +399,9 @@ func (e *Engine) Block(now time.Time, id, name string) error {
 		if l.st == stOffering {
 			l.sendCancel(now, l.sid)
 		}
+		l.cancelTransfers(now)
 		l.teardown(now)
+		l.xmWant = false
 		l.userWant = false
 		l.words = "blocked"
 	}
@@ -418,6 +433,7 @@ func (e *Engine) link(peer string, pub [32]byte) *link {
 	if l == nil {
 		l = newLink(e, peer, pub)
 		e.links[peer] = l
+		l.loadTransfers()
 	}
 	return l
 }
@@ -543,6 +559,7 @@ func (e *Engine) Quit(now time.Time) {
 			l.sess.Close(now)
 			l.writeSession()
 		}
+		l.closeTransfers(now)
 	}
 	e.quitting = true
 	e.do(PublishPresence{ID: e.me, Name: e.cfg.Name, PublicKey: e.cfg.Identity.Public, Instance: e.instance, Offline: true})

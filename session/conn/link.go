@@ -12,6 +12,7 @@ import (
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/identity"
 	"github.com/p2ptui/p2ptui/session/store"
+	"github.com/p2ptui/p2ptui/session/transfer"
 )
 
 // state is where a link's connection stands (finer than Phase).
@@ -112,6 +113,14 @@ type link struct {
 
 	told     bool
 	lastTold PeerStatus
+
+	// The peer's file transfers (transfers.go): xm once its records are
+	// read (xmLoading while they are), the session's stream events held
+	// meanwhile, and whether an unfinished transfer needs a session.
+	xm        *transfer.Machine
+	xmLoading bool
+	xmHeld    []session.Event
+	xmWant    bool
 }
 
 func newLink(e *Engine, peer string, pub [32]byte) *link {
@@ -138,8 +147,9 @@ func (l *link) busy() bool {
 	return false
 }
 
-// wanted: the user has a reason to talk (the chat is open, mail waits).
-func (l *link) wanted() bool { return l.userWant || l.queued > 0 }
+// wanted: the user has a reason to talk (the chat is open, mail waits, a
+// file transfer is unfinished).
+func (l *link) wanted() bool { return l.userWant || l.queued > 0 || l.xmWant }
 
 // reconnects: a contact I keep connected whenever we are both online.
 func (l *link) reconnects() bool { return l.contact && !l.ask && !l.e.IsBlocked(l.peer) }
@@ -427,6 +437,7 @@ func (l *link) startPunch(now time.Time, remote []punch.Candidate, remoteNAT pun
 // and unregisters them; the link is idle afterwards.
 func (l *link) teardown(now time.Time) {
 	e := l.e
+	l.transfersDown(now)
 	if l.sess != nil {
 		l.sess.Close(now)
 		l.writeSession()
@@ -589,6 +600,8 @@ func (l *link) punchEvent(now time.Time, ev punch.Event) {
 				delete(e.byRemote, l.remote)
 				l.remote, l.local = ev.Remote, ev.Local
 				e.byRemote[l.remote] = l
+				// The streams' window measures the new path afresh.
+				l.sess.PathChanged(now)
 			}
 			return
 		}
@@ -639,6 +652,9 @@ func (l *link) punchEvent(now time.Time, ev punch.Event) {
 
 func (l *link) sessionEvent(now time.Time, ev session.Event) {
 	e := l.e
+	if l.transferEvent(now, ev) {
+		return
+	}
 	switch ev := ev.(type) {
 	case session.Established:
 		l.st = stEstablished
@@ -658,6 +674,7 @@ func (l *link) sessionEvent(now time.Time, ev session.Event) {
 		e.tell(c)
 		l.tellPresence(now)
 		e.do(LoadOutbox{Peer: l.peer, SessionID: l.sid})
+		l.transfersUp(now)
 	case session.Received:
 		e.queueReceived(l.peer, l.sid, ev, now)
 	case session.Delivered:
@@ -745,6 +762,9 @@ func (l *link) deadline() time.Time {
 	if l.sess != nil {
 		d = sansio.Earliest(d, l.sess.Deadline())
 	}
+	if l.xm != nil {
+		d = sansio.Earliest(d, l.xm.Deadline())
+	}
 	switch l.st {
 	case stOffering:
 		d = sansio.Earliest(d, l.offerDeadline)
@@ -764,6 +784,10 @@ func (l *link) handleTimeout(now time.Time) {
 	}
 	if l.sess != nil && sansio.Due(l.sess.Deadline(), now) {
 		l.sess.HandleTimeout(now)
+	}
+	if l.xm != nil && sansio.Due(l.xm.Deadline(), now) {
+		l.xm.HandleTimeout(now)
+		l.drainTransfers(now)
 	}
 	switch {
 	case l.st == stOffering && sansio.Due(l.offerDeadline, now):

@@ -76,6 +76,7 @@ type simFaults struct {
 	askEachTime  bool          // the second person is asked about the first's offers
 	crossingOpen bool          // both open the chat at the same instant
 	nats         [2]simnet.Kind
+	files        int // files each person offers the other (sim_transfer_test.go)
 }
 
 type simSpan struct{ from, to time.Duration }
@@ -119,7 +120,8 @@ type simPerson struct {
 	listening bool
 	delivered map[string]bool
 	timerAt   time.Time
-	storeFree time.Time // store operations run one at a time, in order
+	storeFree time.Time     // store operations run one at a time, in order
+	slowStore time.Duration // added to every store operation (a busy disk)
 
 	notes   []Notification      // every notification, across incarnations
 	stored  []session.MessageID // messages this person stored (sent), in order
@@ -130,6 +132,8 @@ type simPerson struct {
 
 	instance string      // of the latest process
 	nat      *simnet.NAT // nil: a public address
+
+	xf simFiles // file transfers (sim_transfer_test.go)
 }
 
 // simStore is a person's store: what survives a restart.
@@ -137,6 +141,7 @@ type simStore struct {
 	contacts []Contact
 	outbox   map[string][]store.Record
 	received map[string]map[session.MessageID]bool
+	xfers    *simRecords // transfer records
 }
 
 func newSimWorld(t testing.TB, seed uint64, f simFaults) *simWorld {
@@ -196,7 +201,7 @@ func simKey(t testing.TB, seed byte) identity.Identity {
 
 func (w *simWorld) addPerson(name string, seed byte) *simPerson {
 	p := &simPerson{w: w, name: name, idx: len(w.people), id: simKey(w.t, seed), est: map[string]string{},
-		st: &simStore{outbox: map[string][]store.Record{}, received: map[string]map[session.MessageID]bool{}}}
+		st: &simStore{outbox: map[string][]store.Record{}, received: map[string]map[session.MessageID]bool{}, xfers: newSimRecords()}}
 	p.idStr = p.id.ID()
 	p.sig = w.hub.Open(p.idStr)
 	w.people = append(w.people, p)
@@ -241,6 +246,7 @@ func (p *simPerson) start() {
 	}
 	p.eng = eng
 	p.instance = eng.Instance()
+	p.startFiles()
 	w.logf("%s starts (gen %d, %v, instance %s)", p.name, p.gen, p.addr, eng.Instance())
 	eng.Start(w.now)
 	p.drain()
@@ -256,6 +262,7 @@ func (p *simPerson) crash() {
 	p.running = false
 	p.eng = nil
 	p.gen++
+	p.stopFiles()
 }
 
 // quit ends the process cleanly: the engine says goodbye, then the store
@@ -337,6 +344,8 @@ func (p *simPerson) observe(n Notification) {
 		w.logf("%s: offer from %s %s gone: %s", p.name, w.nameOf(n.From), n.SessionID, n.Words)
 	case PresenceChanged:
 		w.logf("%s sees %s online=%v", p.name, w.nameOf(n.Peer), n.Online)
+	case FileOffer, FileOffered, FileStarted, FileDone, FileFailed:
+		p.observeFile(n)
 	case OfferShown:
 		w.logf("%s is asked about %s's offer %s", p.name, w.nameOf(n.From), n.SessionID)
 		if p.manual {
@@ -419,6 +428,8 @@ func (p *simPerson) perform(gen int, ef Effect) {
 	case Stop:
 		p.stopping = true
 		w.at(0, func() { p.finishStop(gen) })
+	case FileWork:
+		p.fileWork(gen, ef)
 	default:
 		if IsStore(ef) {
 			p.storeOp(gen, ef)
@@ -434,13 +445,14 @@ func (p *simPerson) finishStop(gen int) {
 	if p.gen != gen || !p.running {
 		return
 	}
-	if w.now.Before(p.storeFree) {
-		w.at(p.storeFree.Sub(w.now), func() { p.finishStop(gen) })
+	if free := later(p.storeFree, p.xf.free); w.now.Before(free) {
+		w.at(free.Sub(w.now), func() { p.finishStop(gen) })
 		return
 	}
 	p.running = false
 	p.eng = nil
 	p.gen++
+	p.stopFiles()
 	w.logf("%s has quit", p.name)
 }
 
@@ -451,7 +463,7 @@ func (p *simPerson) storeOp(gen int, ef Effect) {
 	if p.storeFree.After(start) {
 		start = p.storeFree
 	}
-	done := start.Add(time.Duration(200+w.rng.IntN(800)) * time.Microsecond)
+	done := start.Add(time.Duration(200+w.rng.IntN(800))*time.Microsecond + p.slowStore)
 	p.storeFree = done
 	w.at(done.Sub(w.now), func() {
 		if p.gen != gen || !p.running {
@@ -471,7 +483,13 @@ func (p *simPerson) applyStore(gen int, ef Effect) {
 			out[c.ID] = len(st.outbox[c.ID])
 		}
 		cs := slices.Clone(st.contacts)
-		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs, Outbox: out}) })
+		peers := st.xfers.unfinishedPeers(w.t)
+		p.input(gen, func(e *Engine) {
+			e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs, Outbox: out, TransferPeers: peers})
+		})
+	case LoadTransfers:
+		recs := st.xfers.records(w.t, ef.Public)
+		p.input(gen, func(e *Engine) { e.HandleTransfers(w.now, ef.Peer, recs, nil) })
 	case StoreQueue:
 		st.outbox[ef.Peer] = append(st.outbox[ef.Peer], store.Record{ContactID: ef.Peer, MsgID: ef.ID, Mine: true, Body: ef.Body, At: ef.At, State: store.StateQueued})
 		p.stored = append(p.stored, ef.ID)
@@ -504,7 +522,11 @@ func (p *simPerson) applyStore(gen int, ef Effect) {
 		}
 		cs := slices.Clone(st.contacts)
 		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs}) })
-	case StoreAddContact, StoreRenameContact, StoreRemoveContact:
+	case StoreRemoveContact:
+		st.contacts = slices.DeleteFunc(st.contacts, func(c Contact) bool { return c.ID == ef.ID })
+		cs := slices.Clone(st.contacts)
+		p.input(gen, func(e *Engine) { e.HandleContacts(w.now, ContactsResult{Gen: ef.Gen, Contacts: cs}) })
+	case StoreAddContact, StoreRenameContact:
 		w.t.Fatalf("unexpected contact change %T in the simulation", ef)
 	}
 }
@@ -896,9 +918,15 @@ func simScenario(t testing.TB, seed uint64, f simFaults) *simWorld {
 			}
 		})
 	}
+	if f.files > 0 && !f.unanswering {
+		w.planFiles(people)
+	}
 	w.run(f.quietAfter + 5*time.Minute)
 	if w.violation != "" {
 		w.fail("%s", w.violation)
+	}
+	if f.files > 0 && !f.unanswering {
+		w.checkFiles(people)
 	}
 	if f.unanswering {
 		if len(a.est) != 0 {

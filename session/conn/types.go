@@ -287,7 +287,10 @@ type ContactsResult struct {
 	Outbox   map[string]int
 	Added    string
 	Blocked  []Blocked
-	Err      error
+	// TransferPeers (first load only) are the peers with unfinished file
+	// transfers in the store, contacts or not.
+	TransferPeers [][32]byte
+	Err           error
 }
 
 // Stop: the engine has said goodbye; once the effects issued before it are
@@ -319,7 +322,8 @@ func (Stop) effect()                {}
 func IsStore(e Effect) bool {
 	switch e.(type) {
 	case LoadContacts, StoreQueue, StoreReceived, StoreMarkSent, StoreMarkDelivered, LoadOutbox,
-		StoreAddContact, StoreRenameContact, StoreRemoveContact, StoreSetAskEachTime, StoreBlock, StoreUnblock:
+		StoreAddContact, StoreRenameContact, StoreRemoveContact, StoreSetAskEachTime, StoreBlock, StoreUnblock,
+		LoadTransfers:
 		return true
 	}
 	return false
