@@ -36,6 +36,8 @@ func TestContract(t *testing.T) {
 		{"AckDeletes", contractAckDeletes},
 		{"OrderByCreatedAt", contractOrder},
 		{"Presence", contractPresence},
+		{"WatchPresence", contractWatchPresence},
+		{"ListeningFirst", contractListeningFirst},
 		{"BadRequests", contractBadRequests},
 		{"CloseNoLeak", contractCloseNoLeak},
 	}
@@ -277,6 +279,111 @@ func contractPresence(t *testing.T, e env) {
 	}
 	if _, err := b.LookupPresence(ctx, "../peers"); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("lookup of a path: err = %v, want ErrInvalid", err)
+	}
+}
+
+// contractListeningFirst: a stream starts with ListeningEvent, before the
+// signals already waiting, and a signal sent right after it arrives.
+func contractListeningFirst(t *testing.T, e env) {
+	a, b := e.open(t, alice), e.open(t, bob)
+	ctx := context.Background()
+	if _, err := a.Send(ctx, Signal{To: bob, Kind: KindOffer, SessionID: "before"}); err != nil {
+		t.Fatal(err)
+	}
+	in := listen(t, b)
+	select {
+	case ev, ok := <-in:
+		if _, listening := ev.(ListeningEvent); !ok || !listening {
+			t.Fatalf("first event %#v, want ListeningEvent", ev)
+		}
+	case <-time.After(wait):
+		t.Fatalf("no ListeningEvent within %v", wait)
+	}
+	if _, err := a.Send(ctx, Signal{To: bob, Kind: KindOffer, SessionID: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for len(got) < 2 {
+		s := next(t, in, wait)
+		got[s.SessionID] = true
+	}
+	if !got["before"] || !got["after"] {
+		t.Fatalf("got %v, want the signals sent before and after listening", got)
+	}
+}
+
+// contractWatchPresence: a watch reports the peer's absence, then its
+// arrival and its clean quit as they happen, and ends with its context or
+// with Close.
+func contractWatchPresence(t *testing.T, e env) {
+	a, b := e.open(t, alice), e.open(t, bob)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := b.WatchPresence(ctx, "../peers"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("watching a path: err = %v, want ErrInvalid", err)
+	}
+	ch, err := b.WatchPresence(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// awaitReading skips readings until one satisfies ok: a watch set up
+	// again may repeat one.
+	awaitReading := func(what string, ok func(PresenceUpdate) bool) {
+		t.Helper()
+		deadline := time.After(wait)
+		for {
+			select {
+			case u, open := <-ch:
+				if !open {
+					t.Fatalf("watch closed while waiting for %s", what)
+				}
+				if ok(u) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no reading of %s within %v", what, wait)
+			}
+		}
+	}
+	awaitReading("no presence yet", func(u PresenceUpdate) bool { return errors.Is(u.Err, ErrNotFound) })
+	key := bytes.Repeat([]byte{7}, 32)
+	if err := a.PublishPresence(context.Background(), Presence{ID: alice, DisplayName: "Alice", PublicKey: key, Instance: "run1"}); err != nil {
+		t.Fatal(err)
+	}
+	awaitReading("alice online", func(u PresenceUpdate) bool {
+		return u.Err == nil && u.Presence.ID == alice && u.Presence.DisplayName == "Alice" && bytes.Equal(u.Presence.PublicKey, key) &&
+			u.Presence.Instance == "run1" && !u.Presence.Offline
+	})
+	if err := a.PublishPresence(context.Background(), Presence{ID: alice, DisplayName: "Alice", PublicKey: key, Instance: "run1", Offline: true}); err != nil {
+		t.Fatal(err)
+	}
+	awaitReading("alice's clean quit", func(u PresenceUpdate) bool { return u.Err == nil && u.Presence.Offline })
+	cancel()
+	awaitClosed := func(ch <-chan PresenceUpdate, by string) {
+		t.Helper()
+		deadline := time.After(wait)
+		for {
+			select {
+			case _, open := <-ch:
+				if !open {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("watch not closed by %s", by)
+			}
+		}
+	}
+	awaitClosed(ch, "its context")
+	ch2, err := b.WatchPresence(context.Background(), alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	awaitClosed(ch2, "Close")
+	if _, err := b.WatchPresence(context.Background(), alice); !errors.Is(err, ErrClosed) {
+		t.Fatalf("watch after Close: err = %v, want ErrClosed", err)
 	}
 }
 

@@ -201,7 +201,11 @@ func (f *FirestoreSignaller) LookupPresence(ctx context.Context, id string) (Pre
 	if err != nil {
 		return Presence{}, fmt.Errorf("presence of %s: %w", id, f.explain("look up a peer", err))
 	}
-	d := snap.Data()
+	return presenceFromDoc(id, snap.Data())
+}
+
+// presenceFromDoc reads a presence document, refusing one of wrong shape.
+func presenceFromDoc(id string, d map[string]any) (Presence, error) {
 	p := Presence{ID: id}
 	var ok1, ok2 bool
 	p.DisplayName, ok1 = d[fName].(string)
@@ -220,6 +224,61 @@ func (f *FirestoreSignaller) LookupPresence(ctx context.Context, id string) (Pre
 		return Presence{}, fmt.Errorf("presence of %s: %w: malformed presence document", id, ErrInvalid)
 	}
 	return p, nil
+}
+
+// WatchPresence implements Signaller with a snapshot listener on the
+// peer's presence document, set up again (after a pause that grows while
+// it keeps failing) whenever it breaks.
+func (f *FirestoreSignaller) WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error) {
+	if err := f.usable(); err != nil {
+		return nil, err
+	}
+	if err := ValidID(id); err != nil {
+		return nil, err
+	}
+	out := make(chan PresenceUpdate, 1)
+	runCtx, release := f.startShort(ctx)
+	f.goWait(func() {
+		defer close(out)
+		defer release()
+		f.watchPresence(runCtx, id, out)
+	})
+	return out, nil
+}
+
+func (f *FirestoreSignaller) watchPresence(ctx context.Context, id string, out chan<- PresenceUpdate) {
+	pause := watchRetryMin
+	for {
+		it := f.peer(id).Snapshots(ctx)
+		for {
+			snap, err := it.Next()
+			if err != nil {
+				if ctx.Err() == nil {
+					f.log.Debug("presence watch broke", "peer", id, "err", err, "again in", pause)
+					sendUpdate(ctx, out, PresenceUpdate{Err: fmt.Errorf("presence of %s: %w", id, f.explain("watch a peer", err))})
+				}
+				break
+			}
+			f.reads.Add(1)
+			pause = watchRetryMin
+			var u PresenceUpdate
+			if snap.Exists() {
+				u.Presence, u.Err = presenceFromDoc(id, snap.Data())
+			} else {
+				u.Err = fmt.Errorf("presence of %s: %w", id, ErrNotFound)
+			}
+			if !sendUpdate(ctx, out, u) {
+				break
+			}
+		}
+		it.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, watchRetryMax)
+	}
 }
 
 // Send implements Signaller.
@@ -311,6 +370,7 @@ func (f *FirestoreSignaller) Listen(ctx context.Context) (<-chan Event, error) {
 type inboxState struct {
 	mu        sync.Mutex
 	delivered map[string]time.Time
+	listening bool // ListeningEvent was pushed
 }
 
 // deliveredMemory is longer than any signal may live (the rules cap
@@ -513,6 +573,10 @@ func (f *FirestoreSignaller) runIterator(ctx context.Context, st *stream, in *in
 			return err
 		}
 		in.mu.Lock()
+		if first && !in.listening {
+			in.listening = true
+			st.push(ListeningEvent{})
+		}
 		if first {
 			close(gotFirst)
 			catchUpDone.Add(1)

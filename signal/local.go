@@ -201,6 +201,25 @@ func (l *LocalSignaller) LookupPresence(ctx context.Context, id string) (Presenc
 		Instance: lp.Instance, Offline: lp.Offline}, nil
 }
 
+// WatchPresence implements Signaller by reading the presence file often:
+// it is small, and read only while someone waits for that peer.
+func (l *LocalSignaller) WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if err := ValidID(id); err != nil {
+		return nil, err
+	}
+	out := make(chan PresenceUpdate, 1)
+	runCtx, release := l.startShort(ctx)
+	l.goWait(func() {
+		defer close(out)
+		defer release()
+		pollPresence(runCtx, out, localWatchPoll, nil, func(ctx context.Context) (Presence, error) { return l.LookupPresence(ctx, id) })
+	})
+	return out, nil
+}
+
 // Send implements Signaller.
 func (l *LocalSignaller) Send(ctx context.Context, s Signal) (string, error) {
 	if err := l.usable(); err != nil {
@@ -271,6 +290,9 @@ func (l *LocalSignaller) poll(ctx context.Context, st *stream) {
 	} else {
 		l.log.Info("polling the local inbox", "every", localPoll, "why", err)
 	}
+	// Watching (or polling) from here on, and the scan below reads what
+	// came before: a signal sent from now on arrives.
+	st.push(ListeningEvent{})
 	ticker := time.NewTicker(period)
 	defer ticker.Stop()
 	// fallBack turns the rescan into the short poll once the watcher has

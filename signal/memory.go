@@ -17,6 +17,9 @@ type Hub struct {
 	inboxes   map[string]map[string]Signal
 	presence  map[string]Presence
 	listeners map[string]*memorySignaller
+	// published is closed, and replaced, by every presence write: it
+	// wakes the presence watches.
+	published chan struct{}
 }
 
 // NewMemoryHub returns an empty hub on the real clock.
@@ -29,6 +32,7 @@ func NewMemoryHubClock(now func() time.Time) *Hub {
 		inboxes:   map[string]map[string]Signal{},
 		presence:  map[string]Presence{},
 		listeners: map[string]*memorySignaller{},
+		published: make(chan struct{}),
 	}
 }
 
@@ -78,8 +82,32 @@ func (m *memorySignaller) PublishPresence(ctx context.Context, p Presence) error
 	p.LastSeen = m.hub.now()
 	m.hub.mu.Lock()
 	m.hub.presence[p.ID] = p
+	close(m.hub.published)
+	m.hub.published = make(chan struct{})
 	m.hub.mu.Unlock()
 	return nil
+}
+
+func (m *memorySignaller) WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error) {
+	if err := m.usable(); err != nil {
+		return nil, err
+	}
+	if err := ValidID(id); err != nil {
+		return nil, err
+	}
+	out := make(chan PresenceUpdate, 1)
+	runCtx, release := m.startShort(ctx)
+	wake := func() <-chan struct{} {
+		m.hub.mu.Lock()
+		defer m.hub.mu.Unlock()
+		return m.hub.published
+	}
+	m.goWait(func() {
+		defer close(out)
+		defer release()
+		pollPresence(runCtx, out, memoryWatchPoll, wake, func(ctx context.Context) (Presence, error) { return m.LookupPresence(ctx, id) })
+	})
+	return out, nil
 }
 
 func (m *memorySignaller) LookupPresence(ctx context.Context, id string) (Presence, error) {
@@ -141,6 +169,7 @@ func (m *memorySignaller) Listen(ctx context.Context) (<-chan Event, error) {
 		return nil, fmt.Errorf("%w: another signaller listens for %s", ErrAlreadyListening, m.me)
 	}
 	m.stream = newStream()
+	m.stream.push(ListeningEvent{})
 	h.listeners[m.me] = m
 	now := h.now()
 	var pending []Signal

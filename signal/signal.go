@@ -61,9 +61,15 @@ type Presence struct {
 	Offline bool
 }
 
-// Event is delivered on the stream returned by Listen: SignalEvent,
-// HealthEvent or RejectedEvent.
+// Event is delivered on the stream returned by Listen: ListeningEvent,
+// SignalEvent, HealthEvent or RejectedEvent.
 type Event interface{ isEvent() }
+
+// ListeningEvent comes once, before any signal: the listener receives, so
+// a signal sent to me from now on arrives. (Firestore's listener needs a
+// moment to be set up after Listen returns; telling peers I am here before
+// then invites offers into that gap.)
+type ListeningEvent struct{}
 
 // SignalEvent is a valid, unexpired signal addressed to the listener.
 type SignalEvent struct{ Signal Signal }
@@ -82,9 +88,10 @@ type RejectedEvent struct {
 	Reason string
 }
 
-func (SignalEvent) isEvent()   {}
-func (HealthEvent) isEvent()   {}
-func (RejectedEvent) isEvent() {}
+func (ListeningEvent) isEvent() {}
+func (SignalEvent) isEvent()    {}
+func (HealthEvent) isEvent()    {}
+func (RejectedEvent) isEvent()  {}
 
 // Errors callers branch on.
 var (
@@ -106,6 +113,11 @@ type Signaller interface {
 	PublishPresence(ctx context.Context, p Presence) error
 	// LookupPresence returns a peer's presence, or ErrNotFound.
 	LookupPresence(ctx context.Context, id string) (Presence, error)
+	// WatchPresence reports id's presence at once and again whenever it
+	// changes, until ctx is cancelled or Close is called; then the channel
+	// is closed. A watch that breaks is set up again by itself, so a
+	// reading may repeat; one that fails says so in PresenceUpdate.Err.
+	WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error)
 	// Send validates s, fills in CreatedAt/ExpiresAt when zero, stores it in
 	// the recipient's inbox and returns the signal ID.
 	Send(ctx context.Context, s Signal) (string, error)
