@@ -253,15 +253,39 @@ func lookupPresence(ctx context.Context, sg signal.Signaller, id string) tea.Cmd
 		ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 		defer cancel()
 		p, err := sg.LookupPresence(ctx, id)
-		if errors.Is(err, signal.ErrNotFound) {
-			return presenceMsg{id: id}
-		}
-		if err != nil {
-			return presenceMsg{id: id, err: err}
-		}
-		return presenceMsg{id: id, found: true,
-			p: conn.Presence{Name: p.DisplayName, LastSeen: p.LastSeen, Instance: p.Instance, Offline: p.Offline}}
+		return presenceReading(id, p, err)
 	}
+}
+
+// presenceWatchMsg is one reading of a watched peer's presence.
+type presenceWatchMsg struct {
+	presence presenceMsg
+	ch       <-chan signal.PresenceUpdate
+}
+
+// waitPresenceWatch blocks for a watch's next reading; a closed watch
+// (cancelled, or the program ending) returns nothing.
+func waitPresenceWatch(id string, ch <-chan signal.PresenceUpdate) tea.Cmd {
+	return func() tea.Msg {
+		u, ok := <-ch
+		if !ok {
+			return nil
+		}
+		return presenceWatchMsg{presence: presenceReading(id, u.Presence, u.Err), ch: ch}
+	}
+}
+
+// presenceReading turns a signalling read of id's presence into the
+// engine's terms: a peer that never published is found false, no error.
+func presenceReading(id string, p signal.Presence, err error) presenceMsg {
+	if errors.Is(err, signal.ErrNotFound) {
+		return presenceMsg{id: id}
+	}
+	if err != nil {
+		return presenceMsg{id: id, err: err}
+	}
+	return presenceMsg{id: id, found: true,
+		p: conn.Presence{Name: p.DisplayName, LastSeen: p.LastSeen, Instance: p.Instance, Offline: p.Offline}}
 }
 
 // errMsg is a failed side effect: what for the log, words for the user

@@ -102,6 +102,7 @@ type Model struct {
 	cancel       context.CancelFunc
 	listenCtx    context.Context
 	listenCancel context.CancelFunc
+	watches      map[string]context.CancelFunc // presence watches, by peer
 
 	screen *Screen
 	obs    observer
@@ -289,7 +290,7 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		m.log.Warn("UDP socket closed")
 
 	case listeningMsg:
-		e.HandleListening(now)
+		// Ready waits for the listener's ListeningEvent.
 		m.do(waitSignal(msg.ch))
 	case listenFailedMsg:
 		m.log.Error("listen for signals", "err", msg.err)
@@ -309,6 +310,10 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		e.HandleSignalSent(now, conn.SignalSent(msg))
 	case presenceMsg:
 		e.HandlePresence(now, msg.id, msg.p, msg.found, msg.err)
+	case presenceWatchMsg:
+		r := msg.presence
+		e.HandlePresence(now, r.id, r.p, r.found, r.err)
+		m.do(waitPresenceWatch(r.id, msg.ch))
 	case contactsMsg:
 		e.HandleContacts(now, conn.ContactsResult(msg))
 	case queuedMsg:
@@ -409,7 +414,12 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 // handleSignalEvent turns one listener event into engine input.
 func (m *Model) handleSignalEvent(now time.Time, ev signal.Event) {
 	switch ev := ev.(type) {
+	case signal.ListeningEvent:
+		m.eng.HandleListening(now)
 	case signal.HealthEvent:
+		// A listener that cannot start says so with its health; the
+		// program is ready all the same, to show it (and my ID).
+		m.eng.HandleListening(now)
 		words := ev.Backend + " is reachable again"
 		if ev.Err != nil {
 			words = "signalling unavailable (" + ev.Backend + "): " + ev.Err.Error()
@@ -530,6 +540,8 @@ func (m *Model) perform(ef conn.Effect) {
 			PublicKey: ef.PublicKey[:], Instance: ef.Instance, Offline: ef.Offline}))
 	case conn.LookupPresence:
 		m.effect(lookupPresence(m.ctx, m.d.Signaller, ef.ID))
+	case conn.WatchPresence:
+		m.watchPresence(ef.ID, ef.On)
 	case conn.FileWork:
 		if m.worker == nil {
 			m.log.Error("file work without a store: dropped", "peer", ef.Peer)
@@ -553,6 +565,31 @@ func (m *Model) perform(ef conn.Effect) {
 		}
 		m.log.Error("effect without a performer", "effect", ef)
 	}
+}
+
+// watchPresence starts or ends a watch of id's presence. Watches live in
+// listenCtx, so the goodbye's Stop ends any left.
+func (m *Model) watchPresence(id string, on bool) {
+	if cancel, ok := m.watches[id]; ok && !on {
+		cancel()
+		delete(m.watches, id)
+	}
+	if !on || m.watches[id] != nil || m.d.Signaller == nil || m.quitting {
+		return
+	}
+	ctx, cancel := context.WithCancel(m.listenCtx)
+	ch, err := m.d.Signaller.WatchPresence(ctx, id)
+	if err != nil {
+		cancel()
+		// The engine's own poll still finds the peer, only later.
+		m.log.Warn("cannot watch a peer's presence", "peer", id, "err", err)
+		return
+	}
+	if m.watches == nil {
+		m.watches = map[string]context.CancelFunc{}
+	}
+	m.watches[id] = cancel
+	m.do(waitPresenceWatch(id, ch))
 }
 
 // joinedMsg reports a join attempt.

@@ -35,6 +35,7 @@ type recSignaller struct {
 	lookups   []string
 	presence  map[string]signal.Presence
 	lookupErr error // every lookup fails with it (presence unknown)
+	watches   []string
 }
 
 func (r *recSignaller) Name() string { return "recorder" }
@@ -56,6 +57,18 @@ func (r *recSignaller) LookupPresence(ctx context.Context, id string) (signal.Pr
 	}
 	return signal.Presence{}, signal.ErrNotFound
 }
+func (r *recSignaller) WatchPresence(ctx context.Context, id string) (<-chan signal.PresenceUpdate, error) {
+	r.mu.Lock()
+	r.watches = append(r.watches, id)
+	r.mu.Unlock()
+	// Readings come from lookups here; the watch only ends with ctx.
+	ch := make(chan signal.PresenceUpdate)
+	go func() {
+		<-ctx.Done()
+		close(ch)
+	}()
+	return ch, nil
+}
 func (r *recSignaller) Send(ctx context.Context, s signal.Signal) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -63,7 +76,9 @@ func (r *recSignaller) Send(ctx context.Context, s signal.Signal) (string, error
 	return fmt.Sprintf("s%d", len(r.sent)), nil
 }
 func (r *recSignaller) Listen(ctx context.Context) (<-chan signal.Event, error) {
-	ch := make(chan signal.Event)
+	// Listening at once, as the real ones say when their listener is set up.
+	ch := make(chan signal.Event, 1)
+	ch <- signal.ListeningEvent{}
 	go func() { <-ctx.Done(); close(ch) }()
 	return ch, nil
 }

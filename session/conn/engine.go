@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -94,6 +95,7 @@ type Engine struct {
 	backendOK    bool
 	backendWords string
 	presenceAt   time.Time
+	watching     map[string]bool // peers whose presence the owner watches
 
 	effects []Effect
 	notes   []Notification
@@ -152,6 +154,7 @@ func (e *Engine) Instance() string { return e.instance }
 // Effects returns, and forgets, what the owner must do.
 func (e *Engine) Effects() []Effect {
 	e.flushReceived()
+	e.syncWatches()
 	out := e.effects
 	e.effects = nil
 	return out
@@ -167,6 +170,31 @@ func (e *Engine) Notifications() []Notification {
 }
 
 func (e *Engine) do(ef Effect) { e.effects = append(e.effects, ef) }
+
+// syncWatches asks the owner to watch the presence of exactly the peers I
+// am waiting for. It runs once per batch of effects, so a link that passes
+// through waiting within one input costs no watch.
+func (e *Engine) syncWatches() {
+	if e.quitting {
+		clear(e.watching) // Stop ends them
+		return
+	}
+	for _, id := range slices.Sorted(maps.Keys(e.watching)) {
+		if l := e.links[id]; l == nil || l.st != stWaiting {
+			delete(e.watching, id)
+			e.do(WatchPresence{ID: id})
+		}
+	}
+	for _, l := range e.sortedLinks() {
+		if l.st == stWaiting && !e.watching[l.peer] {
+			if e.watching == nil {
+				e.watching = map[string]bool{}
+			}
+			e.watching[l.peer] = true
+			e.do(WatchPresence{ID: l.peer, On: true})
+		}
+	}
+}
 
 // at records the instant of an input (time never goes back for the
 // status queries, even if a caller's clock does).

@@ -207,9 +207,11 @@ func TestTypingExpiresWhenThePeerVanishes(t *testing.T) {
 }
 
 // Connecting to an offline contact waits for it (no offer left in its
-// inbox), can be cancelled, and starts as soon as it appears.
+// inbox), watching its presence, can be cancelled, and starts the moment it
+// appears: well before the safety-net poll would read its presence again.
 func TestWaitingForAnOfflineContact(t *testing.T) {
 	w, a, b := quietWorld(t)
+	b.st.contacts[0].AskEachTime = true // bob does not reconnect by himself: alice's watch must
 	a.start()
 	w.runFor(time.Second)
 	a.input(a.gen, func(e *Engine) {
@@ -222,24 +224,42 @@ func TestWaitingForAnOfflineContact(t *testing.T) {
 	if st.Phase != PhaseWaiting || st.Words != "waiting for bob to come online" {
 		t.Fatalf("alice sees %+v; want waiting for bob", st)
 	}
+	if !a.watching[b.idStr] {
+		t.Fatal("alice waits for bob without watching his presence")
+	}
 	a.input(a.gen, func(e *Engine) { e.Cancel(w.now, b.idStr) })
 	if st := a.eng.Peer(b.idStr); st.Phase == PhaseWaiting || st.Phase == PhaseConnecting {
 		t.Fatalf("after cancel alice sees %+v", st)
+	}
+	if a.watching[b.idStr] {
+		t.Fatal("alice still watches bob's presence after cancelling")
 	}
 	w.runFor(20 * time.Second)
 	if len(w.hub.Inbox(b.idStr)) != 0 {
 		t.Fatal("an offer was left in the offline contact's inbox")
 	}
 	a.input(a.gen, func(e *Engine) { _ = e.Connect(w.now, b.idStr) })
-	w.runFor(20 * time.Second)
+	w.runFor(20*time.Second + DefaultWaitingPoll/2) // bob appears between two polls
 	if len(w.sent) != 0 {
 		t.Fatalf("%d signals sent to a contact that is not there", len(w.sent))
 	}
+	na := len(a.notes)
 	b.start()
 	at := w.now
-	w.runUntil("connected once bob appeared", 10*time.Second, func() bool { return connected(a, b) })
-	if d := w.now.Sub(at); d > DefaultWaitingPoll+time.Second {
-		t.Fatalf("connected %v after bob appeared; want within the waiting poll (%v)", d, DefaultWaitingPoll)
+	w.runUntil("alice offered once bob appeared", 10*time.Second, func() bool {
+		for _, c := range notesSince[Connecting](a, na) {
+			if strings.HasPrefix(c.Words, "offer sent") {
+				return true
+			}
+		}
+		return false
+	})
+	if d := w.now.Sub(at); d > DefaultWaitingPoll/5 {
+		t.Fatalf("alice offered %v after bob appeared; want at once (the poll alone would take up to %v)", d, DefaultWaitingPoll)
+	}
+	w.runUntil("connected once bob accepted", 30*time.Second, func() bool { return connected(a, b) })
+	if a.watching[b.idStr] {
+		t.Fatal("alice still watches bob's presence once connected")
 	}
 }
 

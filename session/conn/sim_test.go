@@ -130,8 +130,9 @@ type simPerson struct {
 	accepts int
 	manual  bool // offers are left for the test to answer
 
-	instance string      // of the latest process
-	nat      *simnet.NAT // nil: a public address
+	instance string          // of the latest process
+	nat      *simnet.NAT     // nil: a public address
+	watching map[string]bool // presence watches of the latest process
 
 	xf simFiles // file transfers (sim_transfer_test.go)
 }
@@ -220,6 +221,7 @@ func (p *simPerson) start() {
 	p.gen++
 	p.running, p.stopping, p.listening = true, false, false
 	p.delivered = map[string]bool{}
+	p.watching = map[string]bool{}
 	p.timerAt = time.Time{}
 	p.est = map[string]string{}
 	// Behind a NAT the socket has a LAN address; without one, a public one.
@@ -408,23 +410,22 @@ func (p *simPerson) perform(gen int, ef Effect) {
 			}
 			_ = p.sig.PublishPresence(context.Background(), signal.Presence{ID: ef.ID, DisplayName: ef.Name,
 				PublicKey: ef.PublicKey[:], Instance: ef.Instance, Offline: ef.Offline})
+			for _, q := range w.people {
+				if q.running && q.watching[ef.ID] {
+					qgen := q.gen
+					w.at(w.f.sigLatency, func() { q.readPresence(qgen, ef.ID, true) })
+				}
+			}
 		})
 	case LookupPresence:
-		w.at(w.f.sigLatency, func() {
-			if w.sigDown() {
-				p.input(gen, func(e *Engine) {
-					e.HandlePresence(w.now, ef.ID, Presence{}, false, signal.ErrUnavailable)
-				})
-				return
-			}
-			sp, err := p.sig.LookupPresence(context.Background(), ef.ID)
-			found := err == nil
-			if errors.Is(err, signal.ErrNotFound) {
-				err = nil
-			}
-			pr := Presence{Name: sp.DisplayName, LastSeen: sp.LastSeen, Instance: sp.Instance, Offline: sp.Offline}
-			p.input(gen, func(e *Engine) { e.HandlePresence(w.now, ef.ID, pr, found, err) })
-		})
+		w.at(w.f.sigLatency, func() { p.readPresence(gen, ef.ID, false) })
+	case WatchPresence:
+		if !ef.On {
+			delete(p.watching, ef.ID)
+			return
+		}
+		p.watching[ef.ID] = true
+		w.at(w.f.sigLatency, func() { p.readPresence(gen, ef.ID, true) })
 	case Stop:
 		p.stopping = true
 		w.at(0, func() { p.finishStop(gen) })
@@ -440,6 +441,31 @@ func (p *simPerson) perform(gen int, ef Effect) {
 }
 
 // finishStop ends a quitting process once its store operations are done.
+// readPresence reads id's presence for a lookup or a watch. A watch that
+// meets an outage is set up again a second later, as a real one is, and
+// reads again then.
+func (p *simPerson) readPresence(gen int, id string, watch bool) {
+	w := p.w
+	if watch && (p.gen != gen || !p.watching[id]) {
+		return
+	}
+	if w.sigDown() {
+		if watch {
+			w.at(time.Second, func() { p.readPresence(gen, id, true) })
+			return
+		}
+		p.input(gen, func(e *Engine) { e.HandlePresence(w.now, id, Presence{}, false, signal.ErrUnavailable) })
+		return
+	}
+	sp, err := p.sig.LookupPresence(context.Background(), id)
+	found := err == nil
+	if errors.Is(err, signal.ErrNotFound) {
+		err = nil
+	}
+	pr := Presence{Name: sp.DisplayName, LastSeen: sp.LastSeen, Instance: sp.Instance, Offline: sp.Offline}
+	p.input(gen, func(e *Engine) { e.HandlePresence(w.now, id, pr, found, err) })
+}
+
 func (p *simPerson) finishStop(gen int) {
 	w := p.w
 	if p.gen != gen || !p.running {

@@ -190,6 +190,15 @@ type PublishPresence struct {
 // LookupPresence reads a peer's presence; report it with HandlePresence.
 type LookupPresence struct{ ID string }
 
+// WatchPresence starts (On) or ends a watch of a peer's presence: the
+// owner reports each reading with HandlePresence, as it does a lookup, so
+// a peer I am waiting for is connected to the moment it appears. Stop ends
+// every watch.
+type WatchPresence struct {
+	ID string
+	On bool
+}
+
 // LoadContacts reads the contacts and each one's outbox size; report them
 // with HandleContacts, carrying Gen.
 type LoadContacts struct{ Gen int }
@@ -303,6 +312,7 @@ func (AckSignal) effect()           {}
 func (Listen) effect()              {}
 func (PublishPresence) effect()     {}
 func (LookupPresence) effect()      {}
+func (WatchPresence) effect()       {}
 func (LoadContacts) effect()        {}
 func (StoreQueue) effect()          {}
 func (StoreReceived) effect()       {}
