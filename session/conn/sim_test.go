@@ -73,6 +73,7 @@ type simFaults struct {
 	unanswering  bool          // the second person never runs
 	askEachTime  bool          // the second person is asked about the first's offers
 	crossingOpen bool          // both open the chat at the same instant
+	simRelayFaults
 }
 
 type simSpan struct{ from, to time.Duration }
@@ -95,6 +96,7 @@ type simWorld struct {
 	trace    []string
 	// violations of the invariant "both established means the same session"
 	violation string
+	relay     simRelay // the TURN server (sim_relay_test.go)
 }
 
 // simPerson is one user: a persistent identity and store, and the engine
@@ -213,15 +215,19 @@ func (p *simPerson) start() {
 	p.delivered = map[string]bool{}
 	p.timerAt = time.Time{}
 	p.est = map[string]string{}
-	p.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(p.idx + 1)}), uint16(4000+p.gen))
+	p.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(p.idx + 1)}), uint16(4000+p.gen))
 	var rs [32]byte
 	rs[0], rs[1], rs[2] = byte(w.seed), byte(w.seed>>8), byte(p.idx)
 	rs[3] = byte(p.gen)
-	eng, err := New(Config{
+	cfg := Config{
 		Identity: p.id, Name: p.name, Rand: rand.NewChaCha8(rs),
 		Host:    []punch.Candidate{{Type: punch.CandidateHost, Addr: p.addr, Priority: 100}},
 		Session: session.Timers{},
-	})
+	}
+	if w.f.relay {
+		cfg.TURN = []string{simTURN}
+	}
+	eng, err := New(cfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -242,6 +248,7 @@ func (p *simPerson) crash() {
 	p.running = false
 	p.eng = nil
 	p.gen++
+	p.w.relay.forget(p)
 }
 
 // quit ends the process cleanly: the engine says goodbye, then the store
@@ -419,6 +426,9 @@ func (p *simPerson) perform(gen int, ef Effect) {
 			p.storeOp(gen, ef)
 			return
 		}
+		if p.performRelay(gen, ef) {
+			return
+		}
 		w.t.Fatalf("unknown effect %T", ef)
 	}
 }
@@ -436,6 +446,7 @@ func (p *simPerson) finishStop(gen int) {
 	p.running = false
 	p.eng = nil
 	p.gen++
+	w.relay.forget(p)
 	w.logf("%s has quit", p.name)
 }
 
@@ -506,6 +517,14 @@ func (w *simWorld) sendDatagram(from *simPerson, d SendDatagram) {
 		copies = 2
 	}
 	src := from.addr
+	if d.Socket != punch.MainSocket {
+		// Out through the person's relay: the TURN server sends it on
+		// from the relayed address.
+		var ok bool
+		if src, ok = w.relay.out(from, d.Socket, d.To); !ok {
+			return
+		}
+	}
 	for range copies {
 		delay := w.f.latency
 		if w.f.jitter > 0 {
@@ -514,8 +533,12 @@ func (w *simWorld) sendDatagram(from *simPerson, d SendDatagram) {
 		data := slices.Clone(d.Data)
 		to := d.To
 		w.at(delay, func() {
+			if w.relay.has(to) {
+				w.relay.in(src, to, data)
+				return
+			}
 			p := w.person(to)
-			if p == nil || w.partitioned() {
+			if p == nil || w.partitioned() || (w.directBlocked() && !w.relay.has(src)) {
 				return
 			}
 			gen := p.gen
@@ -718,6 +741,7 @@ func simRandomFaults(seed uint64) simFaults {
 		f.askEachTime = true
 	}
 	f.crossingOpen = r.IntN(4) == 0
+	f.simRelayFaults = simRandomRelayFaults(seed, f.quietAfter)
 	return f
 }
 
@@ -851,13 +875,23 @@ func TestSimulatedLifecycle(t *testing.T) {
 		first, n = *simSeed, 1
 	}
 	start := time.Now()
-	var counts struct{ replays, restarts, outages, partitions, crossing, unanswering, ask, messages int }
+	var counts struct {
+		replays, restarts, outages, partitions, crossing, unanswering, ask, messages int
+		relay, relayDown, moved                                                      int
+	}
 	for seed := first; seed < first+uint64(n); seed++ {
 		f := simRandomFaults(seed)
 		w := simScenario(t, seed, f)
 		counts.restarts += w.restarts
 		for _, p := range w.people {
 			counts.messages += len(p.stored)
+			counts.moved += len(notesSince[PathMoved](p, 0))
+		}
+		if f.relay {
+			counts.relay++
+		}
+		if len(f.relayDown) > 0 {
+			counts.relayDown++
 		}
 		if f.replays > 0 {
 			counts.replays++
