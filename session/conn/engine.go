@@ -87,6 +87,8 @@ type Engine struct {
 	discAt     time.Time
 	reflexive  *punch.Candidate
 	reflexive6 *punch.Candidate // a global IPv6 address a NAT66 maps to
+	mapped6    netip.AddrPort   // my IPv6 address as STUN saw it (no NAT66: a host address)
+	natTold    NATChanged       // the latest NATChanged, so each change is told once
 	nat        punch.NATBehavior
 	natWords   string
 	answers    []punch.ServerAnswer // the latest discovery's, in server order
@@ -145,6 +147,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("conn: instance too long")
 	}
 	e.natWords = e.describeNAT()
+	e.natTold = NATChanged{Words: e.natWords}
 	return e, nil
 }
 
@@ -882,7 +885,7 @@ func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
 		e.nat = res.NAT
 		e.log.Info("STUN discovery", "reflexive", r.Addr, "mapping", res.NAT.Mapping, "filtering", res.NAT.Filtering)
 	}
-	e.reflexive6 = nil
+	e.reflexive6, e.mapped6 = nil, res.Reflexive6.Addr
 	if r6 := res.Reflexive6; r6.Addr.IsValid() && res.NAT6.Mapping != punch.MappingNone {
 		e.reflexive6 = &r6
 		e.log.Info("STUN discovery over IPv6", "reflexive", r6.Addr, "mapping", res.NAT6.Mapping)
@@ -891,15 +894,13 @@ func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
 }
 
 func (e *Engine) setNATWords() {
-	if w := e.describeNAT(); w != e.natWords {
-		e.natWords = w
-		n := NATChanged{Words: w}
-		if e.reflexive != nil {
-			n.Mapping, n.Filtering, n.Mapped = e.nat.Mapping.String(), e.nat.Filtering.String(), e.reflexive.Addr
-		}
-		if e.reflexive6 != nil {
-			n.Mapped6 = e.reflexive6.Addr
-		}
+	e.natWords = e.describeNAT()
+	n := NATChanged{Words: e.natWords, Mapped6: e.mapped6}
+	if e.reflexive != nil {
+		n.Mapping, n.Filtering, n.Mapped = e.nat.Mapping.String(), e.nat.Filtering.String(), e.reflexive.Addr
+	}
+	if n != e.natTold {
+		e.natTold = n
 		e.tell(n)
 	}
 }
