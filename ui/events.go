@@ -22,13 +22,14 @@ import (
 //	waiting    peer, words                             (wanted, but the peer is offline)
 //	connected  peer, path ("direct", "direct (IPv6)" or "relayed via HOST"),
 //	           path_kind (the machine that found it: "direct", "predicted" by
-//	           birthday probing, or "relayed"), local, remote, encrypted, and
+//	           birthday probing, or "relayed"), local, remote, rtt_ms (a
+//	           probe's round trip on the path, when one was measured), encrypted, and
 //	           how long the attempt took: signal_ms (from connect, or from
 //	           accepting, until punching began: STUN refresh, offer, the
 //	           peer's answer), punch_ms (until a path was selected),
 //	           handshake_ms (until the Noise handshake completed)
-//	path       peer, session, path, path_kind, local, remote (the live
-//	           session moved: a direct path came up under the relayed one)
+//	path       peer, session, path, path_kind, local, remote, rtt_ms (the
+//	           live session moved: a direct path came up under the relayed one)
 //	nat        nat (words), mapping, filtering (RFC 4787 names), mapped,
 //	           mapped6 (my public addresses as STUN saw them), when discovery
 //	           learns something new
@@ -82,6 +83,7 @@ type Event struct {
 	Mapped6     string         `json:"mapped6,omitempty"`
 	Server      string         `json:"server,omitempty"`
 	Requests    *int           `json:"requests,omitempty"`
+	RTTMs       *float64       `json:"rtt_ms,omitempty"`
 }
 
 // EventContact is one entry of a "contacts" event.

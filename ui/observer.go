@@ -295,10 +295,17 @@ func (o *jsonObserver) Notify(n conn.Notification) {
 		if n.Measured {
 			e.SignalMs = ms(n.Signalling)
 		}
+		if n.Path.RTT > 0 {
+			e.RTTMs = ms(n.Path.RTT)
+		}
 		emit(e)
 	case conn.PathMoved:
-		emit(Event{Ev: "path", Peer: n.Peer, Session: n.SessionID, Path: n.Path.Words(), PathKind: n.Path.Kind,
-			Local: n.Path.Local.String(), Remote: n.Path.Remote.String()})
+		e := Event{Ev: "path", Peer: n.Peer, Session: n.SessionID, Path: n.Path.Words(), PathKind: n.Path.Kind,
+			Local: n.Path.Local.String(), Remote: n.Path.Remote.String()}
+		if n.Path.RTT > 0 {
+			e.RTTMs = ms(n.Path.RTT)
+		}
+		emit(e)
 	case conn.NATChanged:
 		emit(Event{Ev: "nat", NAT: n.Words, Mapping: n.Mapping, Filtering: n.Filtering, Mapped: addrOrEmpty(n.Mapped), Mapped6: addrOrEmpty(n.Mapped6)})
 	case conn.RelayChanged:

@@ -338,10 +338,9 @@ func (l *link) moveTo(now time.Time, r *pathRun) {
 	e := l.e
 	from := l.pathInfo()
 	l.cur = r
-	l.sock, l.remote, l.local = r.sel.Socket, r.sel.Remote, r.sel.Local
-	if r.sel.RTT > 0 {
-		l.rtt = r.sel.RTT
-	}
+	// An RTT unknown yet (the path was chosen on the peer's probe) is
+	// filled in by pump once a probe of this side measures it.
+	l.sock, l.remote, l.local, l.rtt = r.sel.Socket, r.sel.Remote, r.sel.Local, r.sel.RTT
 	l.movedAt, l.heardCur = now, false
 	l.sess.PathChanged(now)
 	to := l.pathInfo()
