@@ -2,13 +2,18 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session/conn"
+	"github.com/p2ptui/p2ptui/session/identity"
 )
 
 // The connected event and the status line name the path in words (direct,
@@ -68,5 +73,59 @@ func TestPathEventsAndWords(t *testing.T) {
 	so.focus("bob")
 	if want := "relayed via turn.example.org, encrypted 203.0.113.20:50000 ⇄ 198.51.100.12:4000"; so.status.Path != want {
 		t.Errorf("status %q, want %q", so.status.Path, want)
+	}
+}
+
+// The adapter opens birthday probing's extra sockets in the socket set,
+// writes from the socket an effect names, and closes them again.
+func TestAdapterOpensWritesFromAndClosesExtraSockets(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	set := punch.NewSocketSet(ctx)
+	defer set.CloseAll()
+	main, err := set.Listen("127.0.0.1:0", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := punch.ListenUDP(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	id, err := identity.NewIdentity(newSeeded(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Deps{Identity: id, Socket: main, Sockets: set, Headless: true})
+	defer m.Close()
+	run := func() tea.Msg {
+		t.Helper()
+		if len(m.pendingCmds) != 1 {
+			t.Fatalf("%d Cmds, want 1", len(m.pendingCmds))
+		}
+		c := m.pendingCmds[0]
+		m.pendingCmds = nil
+		return c()
+	}
+	if !m.performPath(conn.OpenSockets{Peer: "p", SessionID: "s", Count: 5}) {
+		t.Fatal("OpenSockets not performed")
+	}
+	opened, ok := run().(socketsOpenedMsg)
+	if !ok || opened.Err != nil || len(opened.IDs) != 5 || set.Len() != 6 {
+		t.Fatalf("opened %+v; the set holds %d sockets, want 6", opened, set.Len())
+	}
+	m.sendDatagram(conn.SendDatagram{Socket: opened.IDs[3], To: peer.LocalAddr(), Data: []byte{punch.PunchByte, 1}})
+	select {
+	case dg := <-peer.Datagrams():
+		if got := set.Get(opened.IDs[3]).LocalAddr().Port(); dg.From.Port() != got {
+			t.Fatalf("the datagram came from port %d, want extra socket %d's %d", dg.From.Port(), opened.IDs[3], got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing arrived from the extra socket")
+	}
+	m.performPath(conn.CloseSockets{IDs: opened.IDs})
+	run()
+	if set.Len() != 1 || set.Get(punch.MainSocket) == nil {
+		t.Fatalf("after closing, the set holds %d sockets, want the main one", set.Len())
 	}
 }
