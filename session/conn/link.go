@@ -584,6 +584,7 @@ func (l *link) sessionEvent(now time.Time, ev session.Event) {
 		e.tell(c)
 		l.tellPresence(now)
 		e.do(LoadOutbox{Peer: l.peer, SessionID: l.sid})
+		e.noteRelayUse(now) // a direct session leaves my relay unused
 	case session.Received:
 		e.queueReceived(l.peer, l.sid, ev, now)
 	case session.Delivered:

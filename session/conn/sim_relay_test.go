@@ -447,3 +447,21 @@ func TestPathWords(t *testing.T) {
 		}
 	}
 }
+
+// TestSimRelayReleasedWhenDirect: a pair that connects directly at once
+// lets its allocation go after RelayIdle, and a later attempt makes a
+// fresh one.
+func TestSimRelayReleasedWhenDirect(t *testing.T) {
+	f := simFaults{latency: 10 * time.Millisecond, sigLatency: 30 * time.Millisecond, simRelayFaults: simRelayFaults{relay: true}}
+	w, a, b := simRelayPair(t, 3, f, time.Second, 2*time.Second, time.Second)
+	w.run(DefaultRelayIdle + 10*time.Second)
+	if !connected(a, b) || a.eng.Peer(b.idStr).Path.Kind != "direct" {
+		w.fail("not connected directly: %+v", a.eng.Peer(b.idStr))
+	}
+	for _, p := range []*simPerson{a, b} {
+		if p.eng.relay.st != relayNone {
+			w.fail("%s still holds its allocation (%v) after %v unused", p.name, p.eng.relay.st, DefaultRelayIdle)
+		}
+	}
+	w.checkExactlyOnce(a, b)
+}
