@@ -48,23 +48,13 @@ type simRelay struct {
 	relayed  int // datagrams relayed
 }
 
-func (w *simWorld) directBlocked() bool {
-	for _, s := range w.f.directBlocked {
-		if s.covers(w.elapsed()) {
-			return true
-		}
-	}
-	return false
+// during reports whether now falls in one of the spans.
+func (w *simWorld) during(spans []simSpan) bool {
+	return slices.ContainsFunc(spans, func(s simSpan) bool { return s.covers(w.elapsed()) })
 }
 
-func (w *simWorld) relayIsDown() bool {
-	for _, s := range w.f.relayDown {
-		if s.covers(w.elapsed()) {
-			return true
-		}
-	}
-	return false
-}
+func (w *simWorld) directBlocked() bool { return w.during(w.f.directBlocked) }
+func (w *simWorld) relayIsDown() bool   { return w.during(w.f.relayDown) }
 
 // up reports whether the server answers; while it is down it loses its
 // allocations, as a restarted server would.
