@@ -124,7 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.apiKey, "api-key", "", "with --invite and --project: the project's Web API `KEY` (Firebase console, Project settings)")
 	fs.StringVar(&o.signalDir, "signal-dir", signal.DefaultLocalDir(), "local signalling mailbox `DIR`, shared by the profiles of this machine (also $P2PTUI_SIGNAL_DIR)")
 	fs.StringVar(&o.stun, "stun", strings.Join(punch.DefaultSTUNServers(), ","), "comma-separated STUN servers `host:port`; \"none\" offers host addresses only")
-	fs.StringVar(&o.listen, "listen", "0.0.0.0:0", "UDP `address` to listen on")
+	fs.StringVar(&o.listen, "listen", "[::]:0", "UDP `address` to listen on (the default is one socket for IPv4 and IPv6 where the system has both; 0.0.0.0:0 for IPv4 only)")
 	fs.StringVar(&o.downloads, "downloads", "", "`DIR` accepted files are saved in unless you pick another folder (default on this system: "+ui.DownloadsDir()+")")
 	fs.StringVar(&o.logFile, "log", "", "log `FILE` (default on this system: p2ptui-PROFILE.log in "+defaultLogDir()+")")
 	fs.BoolVar(&o.version, "version", false, "print the version of this build and exit")
@@ -184,7 +184,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{err}
 	}
 	if _, err := netip.ParseAddrPort(o.listen); err != nil {
-		return o, usageError{fmt.Errorf("--listen %q: want IP:PORT, e.g. 0.0.0.0:0: %v", o.listen, err)}
+		return o, usageError{fmt.Errorf("--listen %q: want IP:PORT, e.g. [::]:0 or 0.0.0.0:0: %v", o.listen, err)}
 	}
 	turn.EnvPassword, turn.EnvSecret = os.Getenv(relay.EnvPassword), os.Getenv(relay.EnvSecret)
 	var err error
@@ -444,8 +444,6 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	logger.Info("start", "profile", o.profile, "dir", profileDir, "id", id.ID())
 	if o.turn.Enabled() {
-		// Parsed and checked; the per-peer connection machine allocates
-		// on these servers once it takes over from the engine.
 		logger.Info("TURN relay configured", "servers", fmt.Sprint(o.turn.Servers), "credentials", o.turn.Credentials.String())
 	}
 
@@ -462,15 +460,19 @@ func start(o options, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	defer sig.Close()
 
-	sock, err := punch.ListenUDP(ctx, o.listen)
+	// The main socket is the set's first; the TURN relay and the extra
+	// sockets of birthday probing join it while the program runs.
+	sockets := punch.NewSocketSet(ctx)
+	defer sockets.CloseAll()
+	sock, err := sockets.Listen(o.listen, 0)
 	if err != nil {
 		return usageError{listenError(o.listen, err)}
 	}
-	defer sock.Close()
+	logger.Info("listening", "addr", sock.LocalAddr(), "family", sock.Family())
 
-	servers, stunNames := resolveSTUN(ctx, o.stun, logger)
+	servers, stunNames := resolveSTUN(ctx, o.stun, sock.Family() != punch.FamilyIPv4, logger)
 	model := ui.New(ui.Deps{
-		Signaller: sig, Store: st, Identity: id, Socket: sock, STUN: servers, STUNNames: stunNames,
+		Signaller: sig, Store: st, Identity: id, Socket: sock, Sockets: sockets, TURN: o.turn, STUN: servers, STUNNames: stunNames,
 		Name: o.name, Logger: logger, Version: version, Downloads: o.downloads,
 		Headless: o.headless, Commands: stdin, Events: stdout,
 		Join: func(ctx context.Context, code string) (string, error) {
@@ -581,37 +583,68 @@ func openLog(o options) (*slog.Logger, func(), error) {
 }
 
 // resolveSTUN resolves the --stun names, each within stunResolveTimeout
-// (all at once), keeping which resolved for the details view. A name that
-// does not resolve is not fatal: peers on this network can still be
-// reached.
-func resolveSTUN(ctx context.Context, list string, logger *slog.Logger) ([]netip.AddrPort, []ui.STUNName) {
+// (all at once), keeping which resolved for the details view: a name to
+// an IPv4 address, and, for a socket that can send IPv6 (ipv6), to an IPv6
+// one too where it has one (listed as "NAME (IPv6)"); an address literal
+// stands for its own family. A name that does not resolve is not fatal:
+// peers on this network can still be reached.
+func resolveSTUN(ctx context.Context, list string, ipv6 bool, logger *slog.Logger) ([]netip.AddrPort, []ui.STUNName) {
 	if list == "none" {
 		return nil, nil
 	}
 	rctx, cancel := context.WithTimeout(ctx, stunResolveTimeout)
 	defer cancel()
-	var names []ui.STUNName
+	type entry struct {
+		ui.STUNName
+		query    string // the name as configured
+		v6, soft bool   // soft: an extra IPv6 look-up, dropped when it finds nothing
+	}
+	var entries []entry
 	for _, n := range strings.Split(list, ",") {
-		names = append(names, ui.STUNName{Name: strings.TrimSpace(n)})
+		n = strings.TrimSpace(n)
+		host, _, _ := net.SplitHostPort(n)
+		if a, err := netip.ParseAddr(host); err == nil {
+			entries = append(entries, entry{STUNName: ui.STUNName{Name: n}, query: n, v6: a.Unmap().Is6()})
+			continue
+		}
+		entries = append(entries, entry{STUNName: ui.STUNName{Name: n}, query: n})
+		if ipv6 {
+			entries = append(entries, entry{STUNName: ui.STUNName{Name: n + " (IPv6)"}, query: n, v6: true, soft: true})
+		}
 	}
 	var wg sync.WaitGroup
-	for i := range names {
+	for i := range entries {
+		en := &entries[i]
+		if en.v6 && !ipv6 {
+			continue // this socket cannot reach it
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			addrs, err := punch.ResolveSTUNServers(rctx, []string{names[i].Name})
+			resolve := punch.ResolveSTUNServers
+			if en.v6 {
+				resolve = punch.ResolveSTUNServers6
+			}
+			addrs, err := resolve(rctx, []string{en.query})
 			if err != nil || len(addrs) == 0 {
-				logger.Warn("STUN server did not resolve", "server", names[i].Name, "err", err)
+				if !en.soft {
+					logger.Warn("STUN server did not resolve", "server", en.Name, "err", err)
+				}
 				return
 			}
-			names[i].Addr = addrs[0]
+			en.Addr = addrs[0]
 		}()
 	}
 	wg.Wait()
 	var servers []netip.AddrPort
-	for _, n := range names {
-		if n.Addr.IsValid() {
-			servers = append(servers, n.Addr)
+	var names []ui.STUNName
+	for _, en := range entries {
+		if en.soft && !en.Addr.IsValid() {
+			continue // most names have no IPv6 address: not worth a line
+		}
+		names = append(names, en.STUNName)
+		if en.Addr.IsValid() {
+			servers = append(servers, en.Addr)
 		}
 	}
 	return servers, names

@@ -8,8 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -367,19 +365,6 @@ func TestResolveSTUNServers(t *testing.T) {
 		!strings.Contains(err.Error(), "IPv6") {
 		t.Errorf("no IPv6 server: err %v", err)
 	}
-}
-
-// needTool skips (or, under CI, fails) a test that needs a program.
-func needTool(t *testing.T, name, install string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (%s); CI must have it", name, install)
-		}
-		t.Skipf("%s not found (%s)", name, install)
-	}
-	return p
 }
 
 // freeUDPPort finds a port free for UDP on every address given, and the

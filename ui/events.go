@@ -20,11 +20,22 @@ import (
 //	offer_gone from, session, words                    (withdrawn, expired, answered)
 //	connecting peer, session, words
 //	waiting    peer, words                             (wanted, but the peer is offline)
-//	connected  peer, path ("direct"), local, remote, encrypted, and how long
-//	           the attempt took: signal_ms (from connect, or from accepting,
-//	           until punching began: STUN refresh, offer, the peer's answer),
-//	           punch_ms (until a path was selected), handshake_ms (until the
-//	           Noise handshake completed)
+//	connected  peer, path ("direct", "direct (IPv6)" or "relayed via HOST"),
+//	           path_kind (the machine that found it: "direct", "predicted" by
+//	           birthday probing, or "relayed"), local, remote, rtt_ms (a
+//	           probe's round trip on the path, when one was measured), encrypted, and
+//	           how long the attempt took: signal_ms (from connect, or from
+//	           accepting, until punching began: STUN refresh, offer, the
+//	           peer's answer), punch_ms (until a path was selected),
+//	           handshake_ms (until the Noise handshake completed)
+//	path       peer, session, path, path_kind, local, remote, rtt_ms (the
+//	           live session moved: a direct path came up under the relayed one)
+//	nat        nat (words), mapping, filtering (RFC 4787 names), mapped,
+//	           mapped6 (my public addresses as STUN saw them), when discovery
+//	           learns something new
+//	relay      ok, server, local (my relayed address), words (why not)
+//	relay_stats server, requests (sent to the TURN server in all, when the
+//	           allocation is released)
 //	message    from, id, body, at (arrival), sent_at (the sender's clock)
 //	receipt    to, id
 //	queued     to, id, body                            (stored, waiting for a session)
@@ -67,6 +78,7 @@ type Event struct {
 	OK          *bool          `json:"ok,omitempty"`
 	Session     string         `json:"session,omitempty"`
 	Path        string         `json:"path,omitempty"`
+	PathKind    string         `json:"path_kind,omitempty"`
 	Local       string         `json:"local,omitempty"`
 	Remote      string         `json:"remote,omitempty"`
 	Encrypted   *bool          `json:"encrypted,omitempty"`
@@ -88,6 +100,13 @@ type Event struct {
 	Rate        *float64       `json:"rate,omitempty"`
 	LeftS       *float64       `json:"left_s,omitempty"`
 	ByPeer      *bool          `json:"by_peer,omitempty"`
+	Mapping     string         `json:"mapping,omitempty"`
+	Filtering   string         `json:"filtering,omitempty"`
+	Mapped      string         `json:"mapped,omitempty"`
+	Mapped6     string         `json:"mapped6,omitempty"`
+	Server      string         `json:"server,omitempty"`
+	Requests    *int           `json:"requests,omitempty"`
+	RTTMs       *float64       `json:"rtt_ms,omitempty"`
 }
 
 // EventContact is one entry of a "contacts" event.

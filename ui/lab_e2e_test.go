@@ -35,7 +35,7 @@ import (
 
 var (
 	labFigures = flag.Bool("lab.figures", false, "run TestLabConnectFigures: time connecting across the NAT lab")
-	labRuns    = flag.Int("lab.runs", 20, "TestLabConnectFigures: connections to time")
+	labRuns    = flag.Int("lab.runs", 20, "TestLabConnectFigures and TestLabPathFigures: connections to time (per setup)")
 	labLoss    = flag.Int("lab.loss", 0, "TestLabConnectFigures: UDP loss in percent on the -lab.lossy nodes")
 	labLossy   = flag.String("lab.lossy", "ra", "TestLabConnectFigures: where the loss is: ra,rb (a NAT's WAN side), a,b (a host's link)")
 	labLAN     = flag.Bool("lab.lan", false, "TestLabConnectFigures: both hosts behind one NAT, talking over their LAN")
@@ -51,6 +51,9 @@ type e2eLab struct {
 	bin  string
 	name string
 	info map[string]string
+	// sigDir is the local mailbox both hosts signal through when the lab
+	// runs no emulator (lab_paths_e2e_test.go).
+	sigDir string
 }
 
 func missingPrereq(t testing.TB, why string) {
@@ -67,16 +70,26 @@ func needLab(t *testing.T) (sh, bin string) {
 	if testing.Short() {
 		t.Skip("the NAT-lab end-to-end test takes a minute: skipped in -short mode")
 	}
+	if err := emulator.Available(); err != nil {
+		missingPrereq(t, "no Firestore emulator: "+err.Error())
+	}
+	return needLabTools(t)
+}
+
+// needLabTools checks what every lab needs (root and its tools) and builds
+// the p2ptui binary.
+func needLabTools(t *testing.T) (sh, bin string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("the NAT-lab end-to-end tests take minutes: skipped in -short mode")
+	}
 	if os.Geteuid() != 0 {
 		missingPrereq(t, "the NAT lab needs root (network namespaces, iptables)")
 	}
-	for _, tool := range []string{"ip", "iptables", "conntrack", "turnserver", "curl"} {
+	for _, tool := range []string{"ip", "iptables", "ip6tables", "conntrack", "turnserver", "curl", "sysctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			missingPrereq(t, tool+" not found (apt-get install iproute2 iptables conntrack coturn curl)")
+			missingPrereq(t, tool+" not found (apt-get install iproute2 iptables conntrack coturn curl procps)")
 		}
-	}
-	if err := emulator.Available(); err != nil {
-		missingPrereq(t, "no Firestore emulator: "+err.Error())
 	}
 	sh, err := filepath.Abs("../testdata/natlab/lab.sh")
 	if err != nil {
@@ -93,6 +106,15 @@ func needLab(t *testing.T) (sh, bin string) {
 // removed when the test ends, failed or not.
 func upLab(t *testing.T, sh, bin string, kinds ...string) *e2eLab {
 	t.Helper()
+	l := upLabOnly(t, sh, bin, kinds...)
+	l.startEmulator()
+	return l
+}
+
+// upLabOnly builds a lab (lab.sh up with args), removed when the test
+// ends, failed or not.
+func upLabOnly(t *testing.T, sh, bin string, args ...string) *e2eLab {
+	t.Helper()
 	var b [4]byte
 	rand.Read(b[:])
 	l := &e2eLab{t: t, sh: sh, bin: bin, name: "e" + hex.EncodeToString(b[:]), info: map[string]string{}}
@@ -103,13 +125,12 @@ func upLab(t *testing.T, sh, bin string, kinds ...string) *e2eLab {
 			t.Errorf("lab.sh down %s: %v\n%s", l.name, err, out)
 		}
 	})
-	out := l.run(append([]string{"up", l.name}, kinds...)...)
+	out := l.run(append([]string{"up", l.name}, args...)...)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok {
 			l.info[k] = v
 		}
 	}
-	l.startEmulator()
 	return l
 }
 
@@ -178,9 +199,16 @@ func (l *e2eLab) start(node, name, project string) *peer {
 // identity and contacts).
 func (l *e2eLab) startIn(dir, node, name, project string) *peer {
 	l.t.Helper()
-	args := []string{l.sh, "exec", l.name, node, "env", "FIRESTORE_EMULATOR_HOST=" + labEmulatorAddr,
-		l.bin, "--headless", "--data-dir", dir, "--log", filepath.Join(dir, "p2ptui.log"), "--name", name, "--project", project,
-		"--stun", l.info["STUN1"] + "," + l.info["STUN2"]}
+	return l.startCmd(dir, node, name, []string{"FIRESTORE_EMULATOR_HOST=" + labEmulatorAddr},
+		"--project", project, "--stun", l.info["STUN1"]+","+l.info["STUN2"])
+}
+
+// startCmd starts p2ptui headless in a lab host with the profile in dir,
+// env added to its environment and args after the common flags.
+func (l *e2eLab) startCmd(dir, node, name string, env []string, args ...string) *peer {
+	l.t.Helper()
+	args = append(append([]string{l.sh, "exec", l.name, node, "env"}, env...),
+		append([]string{l.bin, "--headless", "--data-dir", dir, "--log", filepath.Join(dir, "p2ptui.log"), "--name", name}, args...)...)
 	p := &peer{t: l.t, name: name, dir: dir, events: make(chan ui.Event, 4096)}
 	p.cmd = exec.Command("bash", args...)
 	var err error
@@ -373,8 +401,8 @@ func TestLabEndToEnd(t *testing.T) {
 		check(b, a)
 		wg.Wait()
 	})
-	t.Run("symmetric against port-restricted fails with the symmetric-NAT reason", func(t *testing.T) {
-		l := upLab(t, sh, bin, "symmetric", "port-restricted")
+	t.Run("symmetric against symmetric without a relay fails with the symmetric-NAT reason", func(t *testing.T) {
+		l := upLab(t, sh, bin, "symmetric", "symmetric")
 		a, b := l.start("a", "alice", "lab"), l.start("b", "bob", "lab")
 		a.send("add bob " + b.id)
 		b.send("add alice " + a.id)
@@ -384,8 +412,8 @@ func TestLabEndToEnd(t *testing.T) {
 		start := time.Now()
 		f := a.await("failure", time.Minute, func(e ui.Event) bool { return e.Peer == b.id })
 		t.Logf("failure after %v: %s: %s", time.Since(start).Round(time.Millisecond), f.Reason, f.Words)
-		if !strings.Contains(f.Reason, "symmetric") || !strings.Contains(strings.ToLower(f.Words), "symmetric") {
-			t.Errorf("failure reason %q / %q does not name the symmetric NAT", f.Reason, f.Words)
+		if !strings.Contains(f.Reason, "symmetric") || !strings.Contains(strings.ToLower(f.Words), "symmetric") || !strings.Contains(f.Words, "--turn") {
+			t.Errorf("failure reason %q / %q does not name the symmetric NAT and the relay that would help", f.Reason, f.Words)
 		}
 	})
 }

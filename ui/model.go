@@ -13,6 +13,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/p2ptui/p2ptui/punch"
+	"github.com/p2ptui/p2ptui/punch/relay"
 	"github.com/p2ptui/p2ptui/punch/sansio"
 	"github.com/p2ptui/p2ptui/session"
 	"github.com/p2ptui/p2ptui/session/conn"
@@ -28,7 +29,15 @@ type Deps struct {
 	Signaller signal.Signaller
 	Store     *store.Store
 	Identity  identity.Identity
-	Socket    *punch.Socket
+	// Socket is the main UDP socket; Sockets, when set, the socket set it
+	// belongs to (its first), which the TURN relay and the extra sockets
+	// of birthday probing join. Without a set there is no relay and no
+	// birthday probing.
+	Socket  *punch.Socket
+	Sockets *punch.SocketSet
+	// TURN is the relay configuration (servers and credentials); the zero
+	// value is none.
+	TURN relay.Settings
 	// STUN servers for discovering the public address and NAT behaviour;
 	// none: only host candidates are offered. STUNNames are the servers as
 	// configured, resolved or not, for the words and the details view.
@@ -124,11 +133,15 @@ type Model struct {
 	// without a store); downloads is the default folder for accepted files.
 	worker    *transfer.Worker
 	downloads string
+
+	// relays are my TURN allocations, by socket.
+	relays map[punch.SocketID]*relay.Relay
 }
 
 // New builds the root model. Nothing runs until the program calls Init.
 func New(d Deps) *Model {
-	m := &Model{d: d, log: d.Logger, now: d.Now, rand: sansio.Rand(d.Rand), effects: newSideEffects()}
+	m := &Model{d: d, log: d.Logger, now: d.Now, rand: sansio.Rand(d.Rand), effects: newSideEffects(),
+		relays: map[punch.SocketID]*relay.Relay{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -141,8 +154,15 @@ func New(d Deps) *Model {
 	if d.Socket != nil {
 		host = d.Socket.HostCandidates()
 	}
+	var turn []string
+	if d.Sockets != nil {
+		for _, s := range d.TURN.Servers {
+			turn = append(turn, s.String())
+		}
+	}
 	m.eng, m.engErr = conn.New(conn.Config{
 		Identity: d.Identity, Name: d.Name, Rand: m.rand, Host: host, STUN: d.STUN, STUNConfigured: len(d.STUNNames), Logger: m.log,
+		TURN:   turn,
 		Timers: d.Timers, PunchKeepalive: d.PunchKeepalive, PunchPathTimeout: d.PunchPathTimeout, PunchTime: d.PunchTimeout,
 		Session: d.SessionTimers, TransferChunkSize: d.TransferChunkSize,
 	})
@@ -221,7 +241,10 @@ func (m *Model) Init() tea.Cmd {
 		m.showError("could not start: " + m.engErr.Error())
 		return tea.Quit
 	}
-	if m.d.Socket != nil {
+	switch {
+	case m.d.Sockets != nil:
+		m.do(waitDatagram(m.d.Sockets.Datagrams()))
+	case m.d.Socket != nil:
 		m.do(waitDatagram(m.d.Socket.Datagrams()))
 	}
 	if m.stdin != nil {
@@ -403,6 +426,9 @@ func (m *Model) handle(now time.Time, msg tea.Msg) {
 		m.quit(now)
 
 	default:
+		if m.handlePath(now, msg) {
+			break
+		}
 		// Anything else (cursor blinks, the screen's own messages) belongs
 		// to the screen.
 		var c tea.Cmd
@@ -523,12 +549,7 @@ func (m *Model) focused() string {
 func (m *Model) perform(ef conn.Effect) {
 	switch ef := ef.(type) {
 	case conn.SendDatagram:
-		if m.d.Socket == nil {
-			return
-		}
-		if err := m.d.Socket.WriteTo(ef.Data, ef.To); err != nil {
-			m.log.Debug("udp write", "to", ef.To, "err", err)
-		}
+		m.sendDatagram(ef)
 	case conn.SendSignal:
 		m.effect(sendSignal(m.ctx, m.d.Signaller, ef.Signal))
 	case conn.AckSignal:
@@ -561,6 +582,9 @@ func (m *Model) perform(ef conn.Effect) {
 	default:
 		if conn.IsStore(ef) {
 			m.storeOp(storeEffect(m.d.Store, ef))
+			return
+		}
+		if m.performPath(ef) {
 			return
 		}
 		m.log.Error("effect without a performer", "effect", ef)
@@ -755,7 +779,7 @@ func (m *Model) details(focused string) DetailsView {
 		c.State += ": " + st.Words
 	}
 	if st.Phase == conn.PhaseConnected {
-		c.Path, c.Encrypted = st.Path.Kind, true
+		c.Path, c.Encrypted = st.Path.Words(), true
 		c.Local, c.Remote = st.Path.Local.String(), st.Path.Remote.String()
 		c.RTT = st.Stats.SRTT
 		if c.RTT == 0 {

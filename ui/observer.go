@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"time"
@@ -43,7 +44,7 @@ func abbrevID(id string) string {
 func pathWords(st conn.PeerStatus) string {
 	switch st.Phase {
 	case conn.PhaseConnected:
-		return fmt.Sprintf("%s, encrypted %v ⇄ %v", st.Path.Kind, st.Path.Local, st.Path.Remote)
+		return fmt.Sprintf("%s, encrypted %v ⇄ %v", st.Path.Words(), st.Path.Local, st.Path.Remote)
 	case conn.PhaseConnecting:
 		return "connecting: " + st.Words
 	case conn.PhaseWaiting:
@@ -144,6 +145,10 @@ func (o *screenObserver) Notify(n conn.Notification) {
 		s.ShowError(n.Words)
 	case conn.FileOffer, conn.FileOffered, conn.FileStarted, conn.FileProgress, conn.FileDone, conn.FileFailed:
 		o.file(n)
+	case conn.RelayChanged:
+		if !n.OK && n.Words != "" {
+			s.ShowError("no relay: " + n.Words)
+		}
 	}
 }
 
@@ -339,12 +344,26 @@ func (o *jsonObserver) Notify(n conn.Notification) {
 	case conn.Waiting:
 		emit(Event{Ev: "waiting", Peer: n.Peer, Words: n.Words})
 	case conn.Connected:
-		e := Event{Ev: "connected", Peer: n.Peer, Path: n.Path.Kind, Local: n.Path.Local.String(), Remote: n.Path.Remote.String(),
+		e := Event{Ev: "connected", Peer: n.Peer, Path: n.Path.Words(), PathKind: n.Path.Kind, Local: n.Path.Local.String(), Remote: n.Path.Remote.String(),
 			Encrypted: boolp(true), Session: n.SessionID, PunchMs: ms(n.Punching), HandshakeMs: ms(n.Handshake)}
 		if n.Measured {
 			e.SignalMs = ms(n.Signalling)
 		}
+		if n.Path.RTT > 0 {
+			e.RTTMs = ms(n.Path.RTT)
+		}
 		emit(e)
+	case conn.PathMoved:
+		e := Event{Ev: "path", Peer: n.Peer, Session: n.SessionID, Path: n.Path.Words(), PathKind: n.Path.Kind,
+			Local: n.Path.Local.String(), Remote: n.Path.Remote.String()}
+		if n.Path.RTT > 0 {
+			e.RTTMs = ms(n.Path.RTT)
+		}
+		emit(e)
+	case conn.NATChanged:
+		emit(Event{Ev: "nat", NAT: n.Words, Mapping: n.Mapping, Filtering: n.Filtering, Mapped: addrOrEmpty(n.Mapped), Mapped6: addrOrEmpty(n.Mapped6)})
+	case conn.RelayChanged:
+		emit(Event{Ev: "relay", OK: boolp(n.OK), Server: n.Server, Local: addrOrEmpty(n.Addr), Words: n.Words})
 	case conn.Failed:
 		emit(Event{Ev: "failure", Peer: n.Peer, Reason: n.Reason.String(), Words: n.Words})
 	case conn.Closed:
@@ -442,6 +461,13 @@ func (o *jsonObserver) note(words string)    { o.emit(Event{Ev: "note", Words: w
 func (o *jsonObserver) opened(string)        {}
 func (o *jsonObserver) focus(string)         {}
 func (o *jsonObserver) setNAT(string)        {}
+
+func addrOrEmpty(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
 
 func rfc3339(t time.Time) string {
 	if t.IsZero() {

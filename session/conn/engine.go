@@ -39,6 +39,10 @@ type Config struct {
 	// STUNConfigured is how many STUN servers the user configured,
 	// resolved or not: when none resolved, the words say so.
 	STUNConfigured int
+	// TURN are the TURN servers to allocate a relay on, as URIs
+	// ("turn:HOST:PORT"), in order of preference; none: no relay. The
+	// owner holds the credentials and performs AllocateRelay.
+	TURN []string
 	// Logger receives what happened, for the log file; nil: nothing.
 	Logger *slog.Logger
 	// Timers override the lifecycle's timers; Punch and Session the
@@ -71,9 +75,10 @@ type Engine struct {
 	loaded      bool
 	contactsGen int // of the latest contact change sent to the store
 
-	links    map[string]*link
-	byTag    map[punch.Tag]*link
-	byRemote map[netip.AddrPort]*link
+	links   map[string]*link
+	byTag   map[punch.Tag]*link
+	byRoute map[route]*link
+	relay   relaySlot
 
 	offers    []*pendingOffer // shown to the user, oldest first
 	verifying []*pendingOffer // waiting for the sender's presence
@@ -85,6 +90,9 @@ type Engine struct {
 	discMapped bool // the mapping part is known (Mapped)
 	discAt     time.Time
 	reflexive  *punch.Candidate
+	reflexive6 *punch.Candidate // a global IPv6 address a NAT66 maps to
+	mapped6    netip.AddrPort   // my IPv6 address as STUN saw it (no NAT66: a host address)
+	natTold    NATChanged       // the latest NATChanged, so each change is told once
 	nat        punch.NATBehavior
 	natWords   string
 	answers    []punch.ServerAnswer // the latest discovery's, in server order
@@ -125,7 +133,7 @@ func New(cfg Config) (*Engine, error) {
 		instance:  cfg.Instance,
 		links:     map[string]*link{},
 		byTag:     map[punch.Tag]*link{},
-		byRemote:  map[netip.AddrPort]*link{},
+		byRoute:   map[route]*link{},
 		seen:      map[offerKey]time.Time{},
 		received:  map[string]*StoreReceived{},
 		backendOK: true,
@@ -144,6 +152,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("conn: instance too long")
 	}
 	e.natWords = e.describeNAT()
+	e.natTold = NATChanged{Words: e.natWords}
 	return e, nil
 }
 
@@ -213,6 +222,9 @@ func (e *Engine) Start(now time.Time) {
 	e.do(LoadContacts{Gen: e.contactsGen})
 	e.startDiscovery(now)
 	e.presenceRound(now)
+	// Contacts online now are reconnected within moments: the relay's
+	// two round trips go in parallel with discovery.
+	e.wantRelay(now)
 }
 
 // ---- contacts ----
@@ -589,6 +601,7 @@ func (e *Engine) Quit(now time.Time) {
 		}
 		l.closeTransfers(now)
 	}
+	e.releaseRelay("quitting")
 	e.quitting = true
 	e.do(PublishPresence{ID: e.me, Name: e.cfg.Name, PublicKey: e.cfg.Identity.Public, Instance: e.instance, Offline: true})
 	e.do(Stop{})
@@ -746,7 +759,7 @@ func (e *Engine) HandleDatagram(now time.Time, dg punch.Datagram) {
 	e.at(now)
 	switch punch.Classify(dg.Data) {
 	case punch.ClassSTUN:
-		if e.disc != nil && !e.discDone {
+		if e.disc != nil && !e.discDone && dg.Socket == punch.MainSocket {
 			e.disc.HandleDatagram(dg.At, dg.From, dg.Data)
 			e.pumpDiscovery(now)
 		}
@@ -756,21 +769,28 @@ func (e *Engine) HandleDatagram(now time.Time, dg punch.Datagram) {
 			return
 		}
 		if l := e.byTag[tag]; l != nil {
-			l.handlePunch(now, dg)
+			l.handlePunch(now, tag, dg)
 		}
 	case punch.ClassSession:
-		if l := e.byRemote[dg.From]; l != nil && l.sess != nil {
+		if l := e.byRoute[route{socket: dg.Socket, addr: dg.From}]; l != nil && l.sess != nil {
 			l.handleSession(now, dg)
 			return
 		}
-		// The peer may have selected the path (and sent its handshake) a
-		// moment before my punch machine did: hold a few for the link
-		// whose authenticated probes came from there.
+		// The peer may have selected a path (and sent its handshake or
+		// moved its session there) a moment before my machine did: a
+		// link whose machines had authenticated probes from there takes
+		// it (its session authenticates it), or holds a few until its
+		// session starts.
 		for _, l := range e.sortedLinks() {
-			if l.st == stPunching && l.pm != nil && l.pm.Heard(dg.Socket, dg.From) {
-				l.holdEarly(dg)
-				return
+			if !l.heard(dg.Socket, dg.From) {
+				continue
 			}
+			if l.sess != nil {
+				l.handleSession(now, dg)
+			} else if l.st == stPunching {
+				l.holdEarly(dg)
+			}
+			return
 		}
 	}
 }
@@ -902,9 +922,7 @@ func (e *Engine) pumpDiscovery(now time.Time) {
 			e.discMapped = true
 			e.takeDiscovery(now, res)
 			for _, l := range e.sortedLinks() {
-				if l.st == stGathering {
-					l.sendOffer(now)
-				}
+				l.maybeOffer(now)
 			}
 			e.checkReady()
 		}
@@ -928,6 +946,11 @@ func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
 		e.nat = res.NAT
 		e.log.Info("STUN discovery", "reflexive", r.Addr, "mapping", res.NAT.Mapping, "filtering", res.NAT.Filtering)
 	}
+	e.reflexive6, e.mapped6 = nil, res.Reflexive6.Addr
+	if r6 := res.Reflexive6; r6.Addr.IsValid() && res.NAT6.Mapping != punch.MappingNone {
+		e.reflexive6 = &r6
+		e.log.Info("STUN discovery over IPv6", "reflexive", r6.Addr, "mapping", res.NAT6.Mapping)
+	}
 	e.setNATWords()
 	if e.reflexive != nil && (before == nil || before.Addr != e.reflexive.Addr) {
 		// A new public address (found at last, or the NAT changed it):
@@ -944,9 +967,14 @@ func (e *Engine) takeDiscovery(now time.Time, res punch.DiscoveryResult) {
 }
 
 func (e *Engine) setNATWords() {
-	if w := e.describeNAT(); w != e.natWords {
-		e.natWords = w
-		e.tell(NATChanged{Words: w})
+	e.natWords = e.describeNAT()
+	n := NATChanged{Words: e.natWords, Mapped6: e.mapped6}
+	if e.reflexive != nil {
+		n.Mapping, n.Filtering, n.Mapped = e.nat.Mapping.String(), e.nat.Filtering.String(), e.reflexive.Addr
+	}
+	if n != e.natTold {
+		e.natTold = n
+		e.tell(n)
 	}
 }
 
@@ -977,19 +1005,22 @@ func (e *Engine) Backend() (ok bool, words string) { return e.backendOK, e.backe
 // BlockedIDs lists the blocked IDs, most recently blocked first.
 func (e *Engine) BlockedIDs() []Blocked { return slices.Clone(e.blocked) }
 
-// localCandidates are the host addresses plus what STUN found.
+// localCandidates are the host addresses plus what STUN found and my
+// relayed address.
 func (e *Engine) localCandidates() []punch.Candidate {
-	cs := slices.Clone(e.cfg.Host)
-	if e.reflexive != nil {
-		dup := false
-		for _, h := range cs {
-			dup = dup || h.Addr == e.reflexive.Addr
-		}
-		if !dup {
-			cs = append(cs, *e.reflexive)
+	var extra []punch.Candidate
+	for _, c := range []*punch.Candidate{e.reflexive, e.reflexive6} {
+		if c != nil && !slices.ContainsFunc(e.cfg.Host, func(h punch.Candidate) bool { return h.Addr == c.Addr }) {
+			extra = append(extra, *c)
 		}
 	}
-	return cs
+	if c, ok := e.relayCandidate(); ok {
+		extra = append(extra, c)
+	}
+	// A host with many interfaces must not push the public and relayed
+	// addresses out of the list's bound: its last host addresses give way.
+	hosts := e.cfg.Host[:min(len(e.cfg.Host), punch.MaxCandidates-len(extra))]
+	return append(slices.Clone(hosts), extra...)
 }
 
 // checkReady reports Ready once the listener runs and the public address
@@ -1017,7 +1048,7 @@ func (e *Engine) Deadline() time.Time {
 		d = sansio.Earliest(d, e.disc.Deadline())
 	}
 	if !e.quitting {
-		d = sansio.Earliest(d, e.presenceAt)
+		d = sansio.Earliest(d, e.presenceAt, e.relayDeadline())
 	}
 	for _, l := range e.links {
 		d = sansio.Earliest(d, l.deadline())
@@ -1046,6 +1077,7 @@ func (e *Engine) HandleTimeout(now time.Time) {
 			l.handleTimeout(now)
 		}
 	}
+	e.relayTimeout(now)
 	e.expireOffers(now)
 	for _, o := range slices.Clone(e.verifying) {
 		if sansio.Due(o.verifyBy, now) {

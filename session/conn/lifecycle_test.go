@@ -401,8 +401,8 @@ func TestHostileInputIsBounded(t *testing.T) {
 		t.Errorf("%d offers parked, bound %d", len(e.verifying), maxVerifying)
 	case len(e.seen) > maxSeenSessions || len(e.seenOrder) > 2*maxSeenSessions:
 		t.Errorf("%d seen sessions (%d ordered), bound %d", len(e.seen), len(e.seenOrder), maxSeenSessions)
-	case len(e.links) != 0 || len(e.byTag) != 0 || len(e.byRemote) != 0:
-		t.Errorf("strangers made links: %d links, %d tags, %d remotes", len(e.links), len(e.byTag), len(e.byRemote))
+	case len(e.links) != 0 || len(e.byTag) != 0 || len(e.byRoute) != 0:
+		t.Errorf("strangers made links: %d links, %d tags, %d remotes", len(e.links), len(e.byTag), len(e.byRoute))
 	}
 	perSender := 0
 	for _, o := range e.offers {

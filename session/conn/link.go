@@ -61,16 +61,16 @@ type link struct {
 	name    string // the contact's name, else the name the peer's offer gave
 	ask     bool   // "ask me each time"
 
-	st       state
-	role     punch.Role
-	sid      string    // the current (or last) attempt's session ID
-	offered  string    // the session ID of my latest offer (a late answer is still taken)
-	offerAt  time.Time // its sealed creation time
-	secret   [32]byte
-	auto     bool // the current attempt was started automatically
-	pm       *punch.Machine
-	tag      punch.Tag
-	sess     *session.Machine
+	st      state
+	role    punch.Role
+	sid     string    // the current (or last) attempt's session ID
+	offered string    // the session ID of my latest offer (a late answer is still taken)
+	offerAt time.Time // its sealed creation time
+	secret  [32]byte
+	auto    bool // the current attempt was started automatically
+	sess    *session.Machine
+	// The path carrying the session: from my socket sock to remote.
+	sock     punch.SocketID
 	local    netip.AddrPort
 	remote   netip.AddrPort
 	rtt      time.Duration
@@ -121,6 +121,21 @@ type link struct {
 	xmLoading bool
 	xmHeld    []session.Event
 	xmWant    bool
+
+	// The attempt's punch machines (paths.go): one per path kind, the one
+	// whose path carries the session, the config they share, whether the
+	// relayed one waits for my relay's permissions, why those failed,
+	// and when the session last moved paths (and whether the peer has
+	// been heard on the new one since).
+	runs       []*pathRun
+	cur        *pathRun
+	base       punch.Config
+	permitting bool
+	relayErr   string
+	relayBy    time.Time // my offer or answer waits for my relay until then
+	answerDue  bool      // my answer is still to go (waiting for my relay)
+	movedAt    time.Time
+	heardCur   bool
 }
 
 func newLink(e *Engine, peer string, pub [32]byte) *link {
@@ -312,8 +327,12 @@ func (l *link) connect(now time.Time, auto bool) {
 		// still right, and waiting would delay every connection.
 		e.startDiscovery(now)
 	}
-	if len(e.cfg.STUN) > 0 && !e.discMapped {
+	e.wantRelay(now)
+	if (len(e.cfg.STUN) > 0 && !e.discMapped) || e.relayPending() {
+		// My relayed address travels only in the offer: it may wait a
+		// moment (RelayWait) for an allocation under way.
 		l.st = stGathering
+		l.relayBy = e.relayWaitUntil()
 		e.tell(Connecting{Peer: l.peer, Words: "finding my public address"})
 		return
 	}
@@ -398,9 +417,21 @@ func (l *link) answer(now time.Time, o *pendingOffer) {
 	if !l.contact && o.inv.Name != "" {
 		l.name = o.inv.Name
 	}
-	if !l.startPunch(now, o.cands, o.nat) {
+	e.wantRelay(now)
+	if !l.startPaths(now, o.cands, o.nat) {
 		return
 	}
+	// Like an offer, the answer may wait a moment (RelayWait) for my
+	// relayed address; my machines punch meanwhile.
+	l.answerDue, l.relayBy = true, e.relayWaitUntil()
+	e.tell(Connecting{Peer: l.peer, SessionID: l.sid, Words: "accepted, punching through NATs"})
+	l.maybeAnswer(now)
+	l.pump(now)
+}
+
+// sendAnswer seals my candidates for the peer and sends the answer.
+func (l *link) sendAnswer(now time.Time) {
+	e := l.e
 	sealed, err := e.sealer.Seal(l.pub, l.sid, KindAnswer.String(), l.invitation(now), e.rand)
 	if err != nil {
 		l.fail(now, ReasonInternal, "could not seal the answer: "+err.Error(), "", false)
@@ -408,29 +439,6 @@ func (l *link) answer(now time.Time, o *pendingOffer) {
 	}
 	e.log.Info("answer", "peer", l.peer, "session", l.sid)
 	e.do(SendSignal{Signal: Signal{From: e.me, To: l.peer, Kind: KindAnswer, SessionID: l.sid, Payload: sealed}})
-	e.tell(Connecting{Peer: l.peer, SessionID: l.sid, Words: "accepted, punching through NATs"})
-	l.pump(now)
-}
-
-// startPunch creates and starts the attempt's punch machine.
-func (l *link) startPunch(now time.Time, remote []punch.Candidate, remoteNAT punch.NATBehavior) bool {
-	e := l.e
-	pm, err := punch.NewMachine(punch.Config{
-		Rand: e.rand, Role: l.role, Local: e.localCandidates(), Remote: remote, Secret: l.secret, SessionID: l.sid,
-		LocalNAT: e.nat, RemoteNAT: remoteNAT,
-		KeepaliveInterval: e.cfg.PunchKeepalive, PathTimeout: e.cfg.PunchPathTimeout, PunchTimeout: e.cfg.PunchTime,
-	})
-	if err != nil {
-		l.fail(now, ReasonInternal, "could not start punching: "+err.Error(), "", false)
-		return false
-	}
-	l.pm, l.tag = pm, pm.Tag()
-	l.early = nil
-	e.byTag[l.tag] = l
-	l.st = stPunching
-	l.punchAt = now
-	pm.Start(now)
-	return true
 }
 
 // teardown stops the attempt's machines (a live session tells the peer)
@@ -443,16 +451,8 @@ func (l *link) teardown(now time.Time) {
 		l.writeSession()
 		l.sess = nil
 	}
-	if l.pm != nil {
-		if e.byTag[l.tag] == l {
-			delete(e.byTag, l.tag)
-		}
-		l.pm = nil
-	}
-	if l.remote.IsValid() && e.byRemote[l.remote] == l {
-		delete(e.byRemote, l.remote)
-	}
-	l.remote, l.local, l.rtt = netip.AddrPort{}, netip.AddrPort{}, 0
+	l.stopPaths()
+	l.sock, l.remote, l.local, l.rtt = 0, netip.AddrPort{}, netip.AddrPort{}, 0
 	l.early = nil
 	clear(l.inflight)
 	if l.typing {
@@ -460,6 +460,7 @@ func (l *link) teardown(now time.Time) {
 		e.tell(Typing{Peer: l.peer, Active: false})
 	}
 	l.st = stIdle
+	e.noteRelayUse(now)
 }
 
 // fail ends the attempt, says why, and plans the next one: with backoff
@@ -520,26 +521,25 @@ func (l *link) closedByPeer(now time.Time) {
 // pathLost: the path went silent; the peer may be gone.
 func (l *link) pathLost(now time.Time) {
 	l.goneAt = now
-	l.fail(now, ReasonPathLost, "the direct path to "+l.display()+" went silent", "", true)
+	l.fail(now, ReasonPathLost, "the "+l.pathInfo().Words()+" path to "+l.display()+" went silent", "", true)
 	l.tellPresence(now)
 	l.lookup()
 }
 
 // ---- datagrams and the machines' outputs ----
 
-func (l *link) handlePunch(now time.Time, dg punch.Datagram) {
-	if l.pm == nil {
+func (l *link) handlePunch(now time.Time, tag punch.Tag, dg punch.Datagram) {
+	r := l.runByTag(tag)
+	if r == nil {
 		return
 	}
-	l.pm.HandleDatagram(dg.At, dg.From, dg.Data)
+	r.m.HandleDatagramOn(dg.At, dg.Socket, dg.From, dg.Data)
 	l.pump(now)
 }
 
 func (l *link) handleSession(now time.Time, dg punch.Datagram) {
 	l.sess.HandleDatagram(dg.At, dg.Data)
-	if l.pm != nil {
-		l.pm.NoteReceived(dg.At)
-	}
+	l.routeSeen(now, route{socket: dg.Socket, addr: dg.From}, dg.At)
 	l.pump(now)
 }
 
@@ -552,7 +552,7 @@ func (l *link) holdEarly(dg punch.Datagram) {
 
 func (l *link) writeSession() {
 	for _, b := range l.sess.Transmits() {
-		l.e.do(SendDatagram{To: l.remote, Data: b})
+		l.e.do(SendDatagram{Socket: l.sock, To: l.remote, Data: b})
 	}
 }
 
@@ -560,19 +560,10 @@ func (l *link) writeSession() {
 // they are quiet (an event may produce more output).
 func (l *link) pump(now time.Time) {
 	for range 8 {
-		quiet := true
-		if pm := l.pm; pm != nil {
-			for _, t := range pm.Transmits() {
-				l.e.do(SendDatagram{To: t.To, Data: t.Data})
-			}
-			for _, ev := range pm.Events() {
-				quiet = false
-				l.punchEvent(now, ev)
-			}
-		}
+		quiet := !l.drainRuns(now)
 		if s := l.sess; s != nil {
-			if l.rtt == 0 && l.pm != nil {
-				if rtt := l.pm.RTT(); rtt > 0 {
+			if l.rtt == 0 && l.cur != nil {
+				if rtt := l.cur.m.RTT(); rtt > 0 {
 					// Measured just after the path was chosen on the
 					// peer's probe: the handshake can follow it.
 					l.rtt = rtt
@@ -591,65 +582,6 @@ func (l *link) pump(now time.Time) {
 	}
 }
 
-func (l *link) punchEvent(now time.Time, ev punch.Event) {
-	e := l.e
-	switch ev := ev.(type) {
-	case punch.PathSelected:
-		if l.sess != nil {
-			if ev.Remote != l.remote {
-				delete(e.byRemote, l.remote)
-				l.remote, l.local = ev.Remote, ev.Local
-				e.byRemote[l.remote] = l
-				// The streams' window measures the new path afresh.
-				l.sess.PathChanged(now)
-			}
-			return
-		}
-		l.remote, l.local, l.rtt = ev.Remote, ev.Local, ev.RTT
-		e.byRemote[l.remote] = l
-		s, err := session.NewMachine(session.Config{
-			Initiator:    l.role == punch.Controlling,
-			LocalPrivate: e.cfg.Identity.Private, LocalPublic: e.cfg.Identity.Public,
-			RemoteStatic: l.pub, SessionID: l.sid, Rand: e.rand, Timers: e.cfg.Session, PathRTT: ev.RTT,
-		})
-		if err != nil {
-			l.fail(now, ReasonInternal, "could not start the encrypted session: "+err.Error(), "", false)
-			return
-		}
-		l.sess = s
-		l.st = stHandshaking
-		l.pathAt = now
-		e.log.Info("path selected", "peer", l.peer, "local", ev.Local, "remote", ev.Remote, "rtt", ev.RTT)
-		e.tell(Connecting{Peer: l.peer, SessionID: l.sid, Words: "securing the path"})
-		s.Start(now)
-		early := l.early
-		l.early = nil
-		for _, dg := range early {
-			if dg.From == l.remote {
-				s.HandleDatagram(dg.At, dg.Data)
-			}
-		}
-	case punch.Failed:
-		// A peer without addresses stays so. A symmetric NAT stays
-		// symmetric too, but the verdict is a guess (the peer's filtering
-		// is often unknown, and a path blocked for a while looks the same),
-		// so it is retried like any other, within the same bounds.
-		retry := ev.Reason != punch.ReasonNoCandidates
-		words := ev.Reason.Message()
-		if !ev.HeardPeer && ev.Reason != punch.ReasonSymmetricNAT {
-			// Not a packet back: more likely gone than firewalled.
-			words = "no answer from " + l.display() + " on any of its addresses: it may have quit or lost its connection (or a firewall blocks UDP)"
-		}
-		reason := ReasonNoPath
-		if ev.Reason == punch.ReasonSymmetricNAT {
-			reason = ReasonSymmetricNAT
-		}
-		l.fail(now, reason, words, ev.Detail, retry)
-	case punch.PathLost:
-		l.pathLost(now)
-	}
-}
-
 func (l *link) sessionEvent(now time.Time, ev session.Event) {
 	e := l.e
 	if l.transferEvent(now, ev) {
@@ -665,7 +597,7 @@ func (l *link) sessionEvent(now time.Time, ev session.Event) {
 		l.outboxLoaded = false
 		l.since = now
 		e.log.Info("established", "peer", l.peer, "session", l.sid)
-		c := Connected{Peer: l.peer, SessionID: l.sid, Path: Path{Kind: "direct", Local: l.local, Remote: l.remote, RTT: l.rtt},
+		c := Connected{Peer: l.peer, SessionID: l.sid, Path: l.pathInfo(),
 			Punching: l.pathAt.Sub(l.punchAt), Handshake: now.Sub(l.pathAt)}
 		if l.measured {
 			c.Measured = true
@@ -675,6 +607,7 @@ func (l *link) sessionEvent(now time.Time, ev session.Event) {
 		l.tellPresence(now)
 		e.do(LoadOutbox{Peer: l.peer, SessionID: l.sid})
 		l.transfersUp(now)
+		e.noteRelayUse(now) // a direct session leaves my relay unused
 	case session.Received:
 		e.queueReceived(l.peer, l.sid, ev, now)
 	case session.Delivered:
@@ -755,10 +688,7 @@ func (e *Engine) flushReceived() {
 // ---- timers ----
 
 func (l *link) deadline() time.Time {
-	var d time.Time
-	if l.pm != nil {
-		d = sansio.Earliest(d, l.pm.Deadline())
-	}
+	d := l.pathsDeadline()
 	if l.sess != nil {
 		d = sansio.Earliest(d, l.sess.Deadline())
 	}
@@ -779,9 +709,7 @@ func (l *link) deadline() time.Time {
 }
 
 func (l *link) handleTimeout(now time.Time) {
-	if l.pm != nil && sansio.Due(l.pm.Deadline(), now) {
-		l.pm.HandleTimeout(now)
-	}
+	l.pathsTimeout(now)
 	if l.sess != nil && sansio.Due(l.sess.Deadline(), now) {
 		l.sess.HandleTimeout(now)
 	}
@@ -794,6 +722,13 @@ func (l *link) handleTimeout(now time.Time) {
 		// Withdraw it so it can't pop up later at a peer who wasn't there.
 		l.sendCancel(now, l.sid)
 		l.fail(now, ReasonNoAnswer, l.display()+" did not answer (not running, or the request was not accepted)", "", true)
+		return
+	case l.st == stGathering && sansio.Due(l.relayBy, now):
+		l.maybeOffer(now)
+		return
+	case l.answerDue && sansio.Due(l.relayBy, now):
+		l.maybeAnswer(now)
+		l.pump(now)
 		return
 	case l.st == stBackoff && sansio.Due(l.retryAt, now):
 		l.retryAt = time.Time{}
@@ -828,7 +763,7 @@ func (l *link) status(now time.Time) PeerStatus {
 	case stEstablished:
 		st.Phase = PhaseConnected
 		st.Since = l.since
-		st.Path = Path{Kind: "direct", Local: l.local, Remote: l.remote, RTT: l.rtt}
+		st.Path = l.pathInfo()
 		if l.sess != nil {
 			st.Stats = l.sess.Stats()
 		}

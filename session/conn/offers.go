@@ -384,7 +384,7 @@ func (e *Engine) handleAnswer(now time.Time, s Signal, pub [32]byte) {
 		l.retryAt = time.Time{}
 	}
 	l.peerAt, l.peerInst = inv.Created, inv.Instance
-	if l.startPunch(now, cands, nat) {
+	if l.startPaths(now, cands, nat) {
 		e.tell(Connecting{Peer: l.peer, SessionID: l.sid, Words: "answered, punching through NATs"})
 		l.pump(now)
 	}

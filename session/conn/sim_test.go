@@ -77,6 +77,7 @@ type simFaults struct {
 	crossingOpen bool          // both open the chat at the same instant
 	nats         [2]simnet.Kind
 	files        int // files each person offers the other (sim_transfer_test.go)
+	simRelayFaults
 }
 
 type simSpan struct{ from, to time.Duration }
@@ -99,6 +100,7 @@ type simWorld struct {
 	trace    []string
 	// violations of the invariant "both established means the same session"
 	violation string
+	relay     simRelay // the TURN server (sim_relay_test.go)
 }
 
 // simPerson is one user: a persistent identity and store, and the engine
@@ -234,7 +236,7 @@ func (p *simPerson) start() {
 	var rs [32]byte
 	rs[0], rs[1], rs[2] = byte(w.seed), byte(w.seed>>8), byte(p.idx)
 	rs[3] = byte(p.gen)
-	eng, err := New(Config{
+	cfg := Config{
 		Identity: p.id, Name: p.name, Rand: rand.NewChaCha8(rs),
 		Host:    []punch.Candidate{{Type: punch.CandidateHost, Addr: p.addr, Priority: 100}},
 		STUN:    []netip.AddrPort{simSTUN1, simSTUN2},
@@ -242,7 +244,11 @@ func (p *simPerson) start() {
 		// The quiet end of a scenario is five minutes: slow retries must
 		// fit in it.
 		Timers: Timers{SlowRetry: simSlowRetry},
-	})
+	}
+	if w.f.relay {
+		cfg.TURN = []string{simTURN}
+	}
+	eng, err := New(cfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -265,6 +271,7 @@ func (p *simPerson) crash() {
 	p.eng = nil
 	p.gen++
 	p.stopFiles()
+	p.w.relay.forget(p)
 }
 
 // quit ends the process cleanly: the engine says goodbye, then the store
@@ -436,6 +443,9 @@ func (p *simPerson) perform(gen int, ef Effect) {
 			p.storeOp(gen, ef)
 			return
 		}
+		if p.performRelay(gen, ef) {
+			return
+		}
 		w.t.Fatalf("unknown effect %T", ef)
 	}
 }
@@ -479,6 +489,7 @@ func (p *simPerson) finishStop(gen int) {
 	p.eng = nil
 	p.gen++
 	p.stopFiles()
+	w.relay.forget(p)
 	w.logf("%s has quit", p.name)
 }
 
@@ -568,7 +579,15 @@ func (w *simWorld) sendDatagram(from *simPerson, d SendDatagram) {
 	}
 	// Out through the sender's NAT: the world sees the mapping.
 	src := from.addr
-	if from.nat != nil {
+	switch {
+	case d.Socket != punch.MainSocket:
+		// Out through the person's relay: the TURN server sends it on
+		// from the relayed address.
+		var ok bool
+		if src, ok = w.relay.out(from, d.Socket, d.To); !ok {
+			return
+		}
+	case from.nat != nil:
 		m := from.nat.Outbound(w.now, w.rng, src, d.To)
 		src = netip.AddrPortFrom(from.nat.Public, m.Ext)
 	}
@@ -580,12 +599,19 @@ func (w *simWorld) sendDatagram(from *simPerson, d SendDatagram) {
 		data := slices.Clone(d.Data)
 		to := d.To
 		w.at(delay, func() {
+			if w.relay.has(to) {
+				w.relay.in(src, to, data)
+				return
+			}
 			if w.partitioned() {
 				return
 			}
 			if to == simSTUN1 || to == simSTUN2 {
 				w.answerSTUN(to, src, data)
 				return
+			}
+			if w.directBlocked() && !w.relay.has(src) {
+				return // between the people themselves
 			}
 			w.deliver(src, to, data)
 		})
@@ -852,11 +878,14 @@ func simRandomFaults(seed uint64) simFaults {
 		f.askEachTime = true
 	}
 	f.crossingOpen = r.IntN(4) == 0
-	// NATs the two can punch through (the predicted and relayed paths
-	// have simulations of their own in punch).
+	f.simRelayFaults = simRandomRelayFaults(seed, f.quietAfter)
+	// NATs the two can punch through, unless a relay is their only way
+	// for the whole scenario anyway (the predicted path has simulations
+	// of its own in punch).
+	forever := f.relay && len(f.directBlocked) == 1 && f.directBlocked[0].to > f.quietAfter
 	for {
 		f.nats = [2]simnet.Kind{simnet.Kind(r.IntN(simnet.Kinds)), simnet.Kind(r.IntN(simnet.Kinds))}
-		if simnet.ExpectConnect(f.nats[0], f.nats[1]) {
+		if forever || simnet.ExpectConnect(f.nats[0], f.nats[1]) {
 			break
 		}
 	}
@@ -1001,13 +1030,23 @@ func TestSimulatedLifecycle(t *testing.T) {
 		first, n = *simSeed, 1
 	}
 	start := time.Now()
-	var counts struct{ replays, restarts, outages, partitions, crossing, unanswering, ask, messages int }
+	var counts struct {
+		replays, restarts, outages, partitions, crossing, unanswering, ask, messages int
+		relay, relayDown, moved                                                      int
+	}
 	for seed := first; seed < first+uint64(n); seed++ {
 		f := simRandomFaults(seed)
 		w := simScenario(t, seed, f)
 		counts.restarts += w.restarts
 		for _, p := range w.people {
 			counts.messages += len(p.stored)
+			counts.moved += len(notesSince[PathMoved](p, 0))
+		}
+		if f.relay {
+			counts.relay++
+		}
+		if len(f.relayDown) > 0 {
+			counts.relayDown++
 		}
 		if f.replays > 0 {
 			counts.replays++

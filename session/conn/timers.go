@@ -48,6 +48,29 @@ const (
 	// an offer is acted on (a presence read takes milliseconds; a backend
 	// that does not answer must not hide the offer).
 	DefaultVerifyTimeout = 3 * time.Second
+	// DefaultRelayWait bounds how long an offer or answer waits for my
+	// TURN allocation when one is under way, counted from when the
+	// allocation was asked for: the relayed candidate travels only in the
+	// sealed offer or answer, but a direct path must not wait for the
+	// relay. An allocation is two round trips to the server (a 401
+	// challenge, then the authenticated request), tens of milliseconds
+	// in-region; the allocation starts with the program, so an offer
+	// rarely waits at all, and one that would wait longer goes without.
+	DefaultRelayWait = 300 * time.Millisecond
+	// DefaultRelayIdle: an allocation no attempt or session has used for
+	// this long is released. A person chatting on and off keeps one, and
+	// a program left running costs the TURN server nothing (time-limited
+	// credentials, a day by default, would also end a forgotten one).
+	DefaultRelayIdle = 2 * time.Minute
+	// DefaultRelayRetry: after every TURN server failed, the next
+	// attempt that needs a relay asks again once this has passed (a
+	// server restarting, a network coming back).
+	DefaultRelayRetry = 30 * time.Second
+	// DefaultRelayLinger keeps a relayed path the session has moved away
+	// from for this long after the first packet over the new path: the
+	// peer may still be sending over the relay until its own machine
+	// selects the direct pair, a round trip or two later.
+	DefaultRelayLinger = 3 * time.Second
 )
 
 // Bounds on what peers (or an attacker who can write my inbox, or send me
@@ -81,6 +104,8 @@ type Timers struct {
 	PresenceEvery, WaitingPoll, OfferTimeout  time.Duration
 	RetryMin, RetryMax, SlowRetry, Rediscover time.Duration
 	OfferMaxAge, ClockSkew, VerifyTimeout     time.Duration
+	RelayWait, RelayIdle, RelayRetry          time.Duration
+	RelayLinger                               time.Duration
 }
 
 func (t Timers) withDefaults() (Timers, error) {
@@ -101,6 +126,10 @@ func (t Timers) withDefaults() (Timers, error) {
 	set(&t.OfferMaxAge, DefaultOfferMaxAge, "OfferMaxAge")
 	set(&t.ClockSkew, DefaultClockSkew, "ClockSkew")
 	set(&t.VerifyTimeout, DefaultVerifyTimeout, "VerifyTimeout")
+	set(&t.RelayWait, DefaultRelayWait, "RelayWait")
+	set(&t.RelayIdle, DefaultRelayIdle, "RelayIdle")
+	set(&t.RelayRetry, DefaultRelayRetry, "RelayRetry")
+	set(&t.RelayLinger, DefaultRelayLinger, "RelayLinger")
 	return t, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/p2ptui/p2ptui/punch"
 	"github.com/p2ptui/p2ptui/session"
 )
 
@@ -131,7 +132,12 @@ func (p Phase) String() string {
 
 // Path describes a live session's path.
 type Path struct {
-	Kind          string // "direct"
+	// Kind is the punch machine that found it: "direct", "predicted"
+	// (direct too, found by birthday probing) or "relayed".
+	Kind string
+	// Relay names what a relayed path crosses: my TURN server's host, or
+	// the IP of the peer's relayed address.
+	Relay         string
 	Local, Remote netip.AddrPort
 	RTT           time.Duration
 }
@@ -162,10 +168,12 @@ type PeerStatus struct {
 // never recorded before its message).
 type Effect interface{ effect() }
 
-// SendDatagram writes one datagram to the UDP socket.
+// SendDatagram writes one datagram from one of my sockets (the zero
+// Socket: the main one).
 type SendDatagram struct {
-	To   netip.AddrPort
-	Data []byte
+	Socket punch.SocketID
+	To     netip.AddrPort
+	Data   []byte
 }
 
 // SendSignal stores a signal in the peer's inbox; report the outcome with
@@ -360,8 +368,14 @@ type Ready struct {
 	ID, Fingerprint, NAT string
 }
 
-// NATChanged: what discovery found about my NAT changed (plain words).
-type NATChanged struct{ Words string }
+// NATChanged: what discovery found about my NAT changed: plain words,
+// and for scripts the RFC 4787 mapping and filtering and the public
+// addresses STUN saw (invalid: none).
+type NATChanged struct {
+	Words              string
+	Mapping, Filtering string
+	Mapped, Mapped6    netip.AddrPort
+}
 
 // Health: the signalling backend became unreachable (OK false) or
 // reachable again.

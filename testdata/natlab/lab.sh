@@ -10,6 +10,12 @@
 #                                     a/b (everything that host sends and receives)
 #   lab.sh udp-timeout NAME SECONDS   conntrack UDP timeouts in the NAT routers
 #   lab.sh flush NAME                 forget every NAT mapping (conntrack -F)
+#   lab.sh direct NAME off|on         drop (off) or pass again (on) the UDP the two hosts'
+#                                     public sides send each other directly; what goes
+#                                     through the STUN and TURN servers passes: a relayed
+#                                     path comes up first, a direct one once it is back on
+#   lab.sh turn NAME stop|start       kill the TURN coturn (a relay dying mid-session), or
+#                                     start it again as it was (its allocations are gone)
 #   lab.sh info NAME                  print the lab's KEY=VALUE description
 #   lab.sh list                       names of the labs that exist (to clean up after a crash)
 #
@@ -121,6 +127,13 @@ routers() {
 new_ns() {
 	ip netns add "$1"
 	nsx "$1" ip link set lo up
+	# No duplicate address detection on the interfaces made in it: their
+	# link-local addresses would stay tentative for a second or two, and
+	# until then neighbour discovery cannot run, so a host's first IPv6
+	# packets (its STUN requests) would go nowhere.
+	if nsx "$1" test -e /proc/sys/net/ipv6/conf/default/accept_dad; then
+		nsx "$1" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
+	fi
 }
 
 # setup_router NS WAN_IP LAN_CIDR KIND DNAT_TARGET WAN_IP6 LAN6_CIDR (the
@@ -139,9 +152,12 @@ setup_router() {
 	if nsx "$ns" test -e /proc/sys/net/bridge/bridge-nf-call-iptables; then
 		nsx "$ns" sysctl -qw net.bridge.bridge-nf-call-iptables=0
 	fi
-	# Loss rules go into their own chain so `loss` can replace them.
+	# Loss rules go into their own chain so `loss` can replace them, and
+	# the rules of `direct` into theirs.
 	nsx "$ns" iptables -N LABLOSS
 	nsx "$ns" iptables -A FORWARD -j LABLOSS
+	nsx "$ns" iptables -N LABDIRECT
+	nsx "$ns" iptables -A FORWARD -j LABDIRECT
 	nsx "$ns" iptables -A FORWARD -o wan -j ACCEPT
 	nsx "$ns" iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 	case $kind in
@@ -302,6 +318,8 @@ start_turn() {
 	*) args+=(--stun-only --no-auth) ;;
 	esac
 	: >"$dir/turn2.log"
+	# Kept for `turn start`.
+	printf 'auth=%s\nipv6=%s\n' "$auth" "$ipv6" >"$dir/turn2.conf"
 	(
 		for fd in $(ls "/proc/$BASHPID/fd"); do
 			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
@@ -520,6 +538,58 @@ cmd_flush() {
 	done
 }
 
+cmd_direct() {
+	[ $# -eq 2 ] || usage
+	local name=$1 mode=$2 r
+	check_name "$name"
+	case $mode in off | on) ;; *) die "direct: '$mode' must be off or on" ;; esac
+	for r in $(routers "$name"); do
+		nsx "$r" iptables -F LABDIRECT
+		if [ "$mode" = off ]; then
+			# The hosts' public sides (NAT WAN addresses, hosts without a
+			# NAT) are all in 198.51.100.0/24; the servers are not.
+			nsx "$r" iptables -A LABDIRECT -p udp -d 198.51.100.0/24 -j DROP
+			nsx "$r" iptables -A LABDIRECT -p udp -s 198.51.100.0/24 -j DROP
+		fi
+	done
+}
+
+# turn_pids NAME: the pids of the TURN coturn (the one whose pid file is
+# turn2.pid) in the lab's internet namespace.
+turn_pids() {
+	local pid
+	for pid in $(ip netns pids "$1-inet" 2>/dev/null || true); do
+		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- '--pidfile=[^ ]*/turn2.pid'; then
+			echo "$pid"
+		fi
+	done
+}
+
+cmd_turn() {
+	[ $# -eq 2 ] || usage
+	local name=$1 mode=$2 dir=$STATE_ROOT/$1 pid auth="" ipv6=0 i
+	check_name "$name"
+	[ -f "$dir/turn2.conf" ] || die "lab '$name' has no TURN coturn (up with --turn or --ipv6)"
+	case $mode in
+	stop)
+		# SIGKILL: it dies as a crashed server would, telling nobody.
+		for pid in $(turn_pids "$name"); do kill -9 "$pid" 2>/dev/null || true; done
+		for i in $(seq 1 100); do
+			[ -z "$(turn_pids "$name")" ] && return 0
+			sleep 0.05
+		done
+		die "the TURN coturn of lab '$name' did not stop"
+		;;
+	start)
+		[ -z "$(turn_pids "$name")" ] || die "the TURN coturn of lab '$name' is running"
+		auth=$(sed -n 's/^auth=//p' "$dir/turn2.conf")
+		ipv6=$(sed -n 's/^ipv6=//p' "$dir/turn2.conf")
+		start_turn "$name" "$auth" "$ipv6"
+		;;
+	*) die "turn: '$mode' must be stop or start" ;;
+	esac
+}
+
 cmd_info() {
 	[ $# -eq 1 ] || usage
 	check_name "$1"
@@ -546,8 +616,10 @@ exec) cmd_exec "$@" ;;
 loss) cmd_loss "$@" ;;
 udp-timeout) cmd_udp_timeout "$@" ;;
 flush) cmd_flush "$@" ;;
+direct) cmd_direct "$@" ;;
+turn) cmd_turn "$@" ;;
 info) cmd_info "$@" ;;
 list) cmd_list "$@" ;;
 -h | --help | help) usage ;;
-*) die "unknown subcommand '$sub' (up down exec loss udp-timeout flush info list)" ;;
+*) die "unknown subcommand '$sub' (up down exec loss udp-timeout flush direct turn info list)" ;;
 esac
