@@ -230,20 +230,7 @@ func presenceFromDoc(id string, d map[string]any) (Presence, error) {
 // peer's presence document, set up again (after a pause that grows while
 // it keeps failing) whenever it breaks.
 func (f *FirestoreSignaller) WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error) {
-	if err := f.usable(); err != nil {
-		return nil, err
-	}
-	if err := ValidID(id); err != nil {
-		return nil, err
-	}
-	out := make(chan PresenceUpdate, 1)
-	runCtx, release := f.startShort(ctx)
-	f.goWait(func() {
-		defer close(out)
-		defer release()
-		f.watchPresence(runCtx, id, out)
-	})
-	return out, nil
+	return f.startWatch(ctx, id, func(ctx context.Context, out chan<- PresenceUpdate) { f.watchPresence(ctx, id, out) })
 }
 
 func (f *FirestoreSignaller) watchPresence(ctx context.Context, id string, out chan<- PresenceUpdate) {

@@ -204,20 +204,9 @@ func (l *LocalSignaller) LookupPresence(ctx context.Context, id string) (Presenc
 // WatchPresence implements Signaller by reading the presence file often:
 // it is small, and read only while someone waits for that peer.
 func (l *LocalSignaller) WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error) {
-	if err := l.usable(); err != nil {
-		return nil, err
-	}
-	if err := ValidID(id); err != nil {
-		return nil, err
-	}
-	out := make(chan PresenceUpdate, 1)
-	runCtx, release := l.startShort(ctx)
-	l.goWait(func() {
-		defer close(out)
-		defer release()
-		pollPresence(runCtx, out, localWatchPoll, nil, func(ctx context.Context) (Presence, error) { return l.LookupPresence(ctx, id) })
+	return l.startWatch(ctx, id, func(ctx context.Context, out chan<- PresenceUpdate) {
+		pollPresence(ctx, out, localWatchPoll, nil, func(ctx context.Context) (Presence, error) { return l.LookupPresence(ctx, id) })
 	})
-	return out, nil
 }
 
 // Send implements Signaller.

@@ -89,25 +89,14 @@ func (m *memorySignaller) PublishPresence(ctx context.Context, p Presence) error
 }
 
 func (m *memorySignaller) WatchPresence(ctx context.Context, id string) (<-chan PresenceUpdate, error) {
-	if err := m.usable(); err != nil {
-		return nil, err
-	}
-	if err := ValidID(id); err != nil {
-		return nil, err
-	}
-	out := make(chan PresenceUpdate, 1)
-	runCtx, release := m.startShort(ctx)
 	wake := func() <-chan struct{} {
 		m.hub.mu.Lock()
 		defer m.hub.mu.Unlock()
 		return m.hub.published
 	}
-	m.goWait(func() {
-		defer close(out)
-		defer release()
-		pollPresence(runCtx, out, memoryWatchPoll, wake, func(ctx context.Context) (Presence, error) { return m.LookupPresence(ctx, id) })
+	return m.startWatch(ctx, id, func(ctx context.Context, out chan<- PresenceUpdate) {
+		pollPresence(ctx, out, memoryWatchPoll, wake, func(ctx context.Context) (Presence, error) { return m.LookupPresence(ctx, id) })
 	})
-	return out, nil
 }
 
 func (m *memorySignaller) LookupPresence(ctx context.Context, id string) (Presence, error) {

@@ -31,6 +31,26 @@ const localWatchPoll = 100 * time.Millisecond
 // watches at once.
 const memoryWatchPoll = time.Second
 
+// startWatch checks id and runs watch in a goroutine that Close waits for,
+// handing it the channel it reports on; the channel closes when watch
+// returns, which it must when its context ends.
+func (l *lifetime) startWatch(ctx context.Context, id string, watch func(ctx context.Context, out chan<- PresenceUpdate)) (<-chan PresenceUpdate, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if err := ValidID(id); err != nil {
+		return nil, err
+	}
+	out := make(chan PresenceUpdate, 1)
+	runCtx, release := l.startShort(ctx)
+	l.goWait(func() {
+		defer close(out)
+		defer release()
+		watch(runCtx, out)
+	})
+	return out, nil
+}
+
 // sendUpdate hands u to the watcher unless ctx ends first.
 func sendUpdate(ctx context.Context, out chan<- PresenceUpdate, u PresenceUpdate) bool {
 	select {
